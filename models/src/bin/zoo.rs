@@ -1,0 +1,59 @@
+//! Prints the zoo table: every architecture with its input, parameters,
+//! multiply-accumulates and the study's "ops". `--json` for machines.
+
+use models::zoo::ZOO;
+
+fn main() {
+    let json = match std::env::args().nth(1).as_deref() {
+        None => false,
+        Some("--json") => true,
+        Some(other) => {
+            eprintln!("zoo: unknown argument '{other}' (usage: zoo [--json])");
+            std::process::exit(2);
+        }
+    };
+    let rows: Vec<_> = ZOO
+        .iter()
+        .map(|arch| {
+            let graph = arch.graph();
+            let cost = models::cost(&graph).expect("zoo graphs are valid");
+            (arch, graph.preprocess.crop, cost)
+        })
+        .collect();
+    if json {
+        let list: Vec<_> = rows
+            .iter()
+            .map(|(a, crop, c)| {
+                serde_json::json!({"model": a.name, "input": [3, crop, crop], "params": c.params,
+                                   "macs": c.macs, "ops": c.ops, "summary": a.summary})
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&list).expect("json"));
+        return;
+    }
+    println!("| model | input | params | MACs | ops | layers |");
+    println!("|---|---|---:|---:|---:|---|");
+    for (a, crop, c) in rows {
+        println!(
+            "| {} | 3x{crop}x{crop} | {} | {:.2}M | {:.2}M | {} |",
+            a.name,
+            thousands(c.params),
+            c.macs as f64 / 1e6,
+            c.ops as f64 / 1e6,
+            a.summary
+        );
+    }
+}
+
+/// 146570 -> "146,570".
+fn thousands(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}

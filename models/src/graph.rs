@@ -1,0 +1,395 @@
+//! The layer graph: the one definition of a network that training (tch),
+//! export (ONNX), cost counting and compression all read.
+//!
+//! A graph is a list of nodes in topological order. Node 0 is always the
+//! input: the standardised image after preprocessing. Every other node names
+//! the earlier nodes it reads. Convolutions and pools use TensorFlow's SAME
+//! padding, as the seed models do, so shapes follow from the input size.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ModelError;
+
+/// Index of a node in [`Graph::nodes`]; also names the value it produces.
+pub type NodeId = usize;
+
+/// What the graph does to the raw `uint8 [N,32,32,3]` pixels before node 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preprocess {
+    /// Side of the centre crop fed to the network: 32 (none) or 24.
+    pub crop: usize,
+}
+
+/// Side of the raw images every squeezebox model takes.
+pub const RAW_SIZE: usize = 32;
+/// Colour channels of the raw images.
+pub const RAW_CHANNELS: usize = 3;
+
+/// One layer. Layers with learned values name them through [`Graph::params`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// The preprocessed image, `[3, crop, crop]`.
+    Input,
+    /// 2-D convolution with SAME padding. `groups == in_channels` makes it
+    /// depthwise; then `out` is `in * depth multiplier`.
+    Conv { out: usize, kernel: usize, stride: usize, groups: usize, bias: bool },
+    /// Fully connected layer on a flat vector.
+    Dense { out: usize, bias: bool },
+    /// Batch normalisation over channels, with running statistics.
+    BatchNorm { eps: f32 },
+    /// Layer normalisation over the channels of each position (Keras-style
+    /// LayerNormalization on NHWC data).
+    LayerNorm { eps: f32 },
+    /// A learned per-channel multiplier (LayerScale).
+    ChannelScale,
+    /// Multiplication by a fixed constant.
+    Scale { factor: f32 },
+    Relu,
+    /// GELU, exact (erf) form.
+    Gelu,
+    /// Max pooling with SAME padding.
+    MaxPool { kernel: usize, stride: usize },
+    GlobalAvgPool,
+    /// Local response normalisation across channels, in ONNX's convention:
+    /// `x / (bias + alpha / size * sum(x^2 over size channels))^beta`.
+    Lrn { size: usize, alpha: f32, beta: f32, bias: f32 },
+    /// Flattens `[C,H,W]` to `[C*H*W]`.
+    Flatten,
+    /// Channel concatenation.
+    Concat,
+    /// Element-wise sum (residual connection).
+    Add,
+    /// Dropout: active in training only, absent from the exported graph.
+    Dropout { p: f32 },
+}
+
+/// A node: a named layer applied to earlier nodes' outputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    pub name: String,
+    #[serde(flatten)]
+    pub op: Op,
+    pub inputs: Vec<NodeId>,
+}
+
+/// The shape of one image's activation (no batch axis).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Shape {
+    Map { c: usize, h: usize, w: usize },
+    Flat(usize),
+}
+
+impl Shape {
+    pub fn channels(self) -> usize {
+        match self {
+            Shape::Map { c, .. } => c,
+            Shape::Flat(f) => f,
+        }
+    }
+
+    pub fn numel(self) -> usize {
+        match self {
+            Shape::Map { c, h, w } => c * h * w,
+            Shape::Flat(f) => f,
+        }
+    }
+
+    /// Spatial positions: `h*w` for a map, 1 for a vector.
+    pub fn positions(self) -> usize {
+        self.numel() / self.channels()
+    }
+}
+
+/// What role a learned tensor plays; compression and the optimiser treat
+/// roles differently (no pruning or weight decay of biases and norms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ParamRole {
+    /// Convolution or dense kernel: prunable, decayed.
+    Weight,
+    Bias,
+    /// Normalisation gain or LayerScale.
+    NormScale,
+    /// Normalisation shift.
+    NormShift,
+    /// Batch-norm running statistics: buffers, not learned, not counted.
+    RunningMean,
+    RunningVar,
+}
+
+impl ParamRole {
+    /// Learned by gradient descent (running statistics are not).
+    pub fn is_learned(self) -> bool {
+        !matches!(self, ParamRole::RunningMean | ParamRole::RunningVar)
+    }
+}
+
+/// A learned tensor of a node: `"{node}.{suffix}"`, with its shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamSpec {
+    pub name: String,
+    pub node: NodeId,
+    pub role: ParamRole,
+    pub shape: Vec<usize>,
+}
+
+/// SAME padding along one axis: (before, after, output size).
+pub fn same_padding(input: usize, kernel: usize, stride: usize) -> (usize, usize, usize) {
+    let out = input.div_ceil(stride);
+    let total = ((out - 1) * stride + kernel).saturating_sub(input);
+    (total / 2, total - total / 2, out)
+}
+
+/// A network: architecture name, preprocessing and layers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Graph {
+    pub arch: String,
+    pub preprocess: Preprocess,
+    pub nodes: Vec<Node>,
+    /// The node whose output is the logits.
+    pub output: NodeId,
+}
+
+impl Graph {
+    /// Number of classes the graph predicts.
+    pub fn classes(&self) -> Result<usize, ModelError> {
+        Ok(self.shapes()?[self.output].channels())
+    }
+
+    /// The shape of every node's output, checking that each layer fits its
+    /// inputs.
+    pub fn shapes(&self) -> Result<Vec<Shape>, ModelError> {
+        let mut shapes: Vec<Shape> = Vec::with_capacity(self.nodes.len());
+        let mut names = std::collections::HashSet::new();
+        for (id, node) in self.nodes.iter().enumerate() {
+            if !names.insert(node.name.as_str()) {
+                return Err(ModelError::Graph(format!("two nodes are named '{}'", node.name)));
+            }
+            let bad = |why: String| ModelError::Graph(format!("node {} ({}): {why}", id, node.name));
+            if node.inputs.iter().any(|&i| i >= id) {
+                return Err(bad("reads a later node".into()));
+            }
+            let ins: Vec<Shape> = node.inputs.iter().map(|&i| shapes[i]).collect();
+            let want_inputs = match node.op {
+                Op::Input if id == 0 => 0,
+                Op::Input => return Err(bad("only node 0 may be the input".into())),
+                Op::Concat | Op::Add => ins.len().max(2),
+                _ => 1,
+            };
+            if ins.len() != want_inputs {
+                return Err(bad(format!("expects {want_inputs} inputs, has {}", ins.len())));
+            }
+            let map = |s: Shape| match s {
+                Shape::Map { c, h, w } => Ok((c, h, w)),
+                Shape::Flat(_) => Err(bad("needs a feature map, got a vector".into())),
+            };
+            let shape = match node.op {
+                Op::Input => {
+                    let s = self.preprocess.crop;
+                    Shape::Map { c: RAW_CHANNELS, h: s, w: s }
+                }
+                Op::Conv { out, kernel, stride, groups, .. } => {
+                    let (c, h, w) = map(ins[0])?;
+                    if groups == 0 || c % groups != 0 || out % groups != 0 || kernel == 0 || stride == 0 {
+                        return Err(bad(format!("conv {c}->{out} k{kernel} s{stride} g{groups} does not fit")));
+                    }
+                    let (_, _, oh) = same_padding(h, kernel, stride);
+                    let (_, _, ow) = same_padding(w, kernel, stride);
+                    Shape::Map { c: out, h: oh, w: ow }
+                }
+                Op::MaxPool { kernel, stride } => {
+                    let (c, h, w) = map(ins[0])?;
+                    let (_, _, oh) = same_padding(h, kernel, stride);
+                    let (_, _, ow) = same_padding(w, kernel, stride);
+                    Shape::Map { c, h: oh, w: ow }
+                }
+                Op::Dense { out, .. } => match ins[0] {
+                    Shape::Flat(_) => Shape::Flat(out),
+                    Shape::Map { .. } => return Err(bad("dense needs a flat vector".into())),
+                },
+                Op::GlobalAvgPool => {
+                    let (c, _, _) = map(ins[0])?;
+                    Shape::Map { c, h: 1, w: 1 }
+                }
+                Op::Flatten => Shape::Flat(ins[0].numel()),
+                Op::Lrn { .. } | Op::BatchNorm { .. } => {
+                    map(ins[0])?;
+                    ins[0]
+                }
+                Op::Concat => {
+                    let (_, h, w) = map(ins[0])?;
+                    let mut c = 0;
+                    for s in &ins {
+                        let (ci, hi, wi) = map(*s)?;
+                        if (hi, wi) != (h, w) {
+                            return Err(bad("concatenated maps differ in size".into()));
+                        }
+                        c += ci;
+                    }
+                    Shape::Map { c, h, w }
+                }
+                Op::Add => {
+                    if ins.iter().any(|s| *s != ins[0]) {
+                        return Err(bad(format!("added shapes differ: {ins:?}")));
+                    }
+                    ins[0]
+                }
+                Op::LayerNorm { .. }
+                | Op::ChannelScale
+                | Op::Scale { .. }
+                | Op::Relu
+                | Op::Gelu
+                | Op::Dropout { .. } => ins[0],
+            };
+            shapes.push(shape);
+        }
+        if self.output >= shapes.len() {
+            return Err(ModelError::Graph(format!("output node {} does not exist", self.output)));
+        }
+        Ok(shapes)
+    }
+
+    /// Every tensor the graph stores, in node order.
+    pub fn params(&self) -> Result<Vec<ParamSpec>, ModelError> {
+        let shapes = self.shapes()?;
+        let mut out = Vec::new();
+        for (id, node) in self.nodes.iter().enumerate() {
+            let in_c = node.inputs.first().map(|&i| shapes[i].channels()).unwrap_or(0);
+            let mut add = |suffix: &str, role: ParamRole, shape: Vec<usize>| {
+                out.push(ParamSpec { name: format!("{}.{suffix}", node.name), node: id, role, shape })
+            };
+            match node.op {
+                Op::Conv { out: o, kernel, groups, bias, .. } => {
+                    add("weight", ParamRole::Weight, vec![o, in_c / groups, kernel, kernel]);
+                    if bias {
+                        add("bias", ParamRole::Bias, vec![o]);
+                    }
+                }
+                Op::Dense { out: o, bias } => {
+                    add("weight", ParamRole::Weight, vec![o, in_c]);
+                    if bias {
+                        add("bias", ParamRole::Bias, vec![o]);
+                    }
+                }
+                Op::BatchNorm { .. } => {
+                    add("weight", ParamRole::NormScale, vec![in_c]);
+                    add("bias", ParamRole::NormShift, vec![in_c]);
+                    add("running_mean", ParamRole::RunningMean, vec![in_c]);
+                    add("running_var", ParamRole::RunningVar, vec![in_c]);
+                }
+                Op::LayerNorm { .. } => {
+                    add("weight", ParamRole::NormScale, vec![in_c]);
+                    add("bias", ParamRole::NormShift, vec![in_c]);
+                }
+                Op::ChannelScale => add("weight", ParamRole::NormScale, vec![in_c]),
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
+    /// The nodes that read each node's output.
+    pub fn consumers(&self) -> Vec<Vec<NodeId>> {
+        let mut users = vec![Vec::new(); self.nodes.len()];
+        for (id, node) in self.nodes.iter().enumerate() {
+            for &i in &node.inputs {
+                users[i].push(id);
+            }
+        }
+        users
+    }
+
+    /// The graph as JSON, as stored in an exported model's metadata.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a graph always serialises")
+    }
+
+    pub fn from_json(text: &str) -> Result<Graph, ModelError> {
+        let graph: Graph =
+            serde_json::from_str(text).map_err(|e| ModelError::Graph(format!("layer graph metadata: {e}")))?;
+        graph.shapes()?;
+        Ok(graph)
+    }
+}
+
+/// Builds a graph layer by layer; the zoo definitions are written with it.
+pub struct GraphBuilder {
+    graph: Graph,
+}
+
+impl GraphBuilder {
+    pub fn new(arch: &str, crop: usize) -> Self {
+        let input = Node { name: "input".into(), op: Op::Input, inputs: vec![] };
+        GraphBuilder {
+            graph: Graph { arch: arch.into(), preprocess: Preprocess { crop }, nodes: vec![input], output: 0 },
+        }
+    }
+
+    /// The preprocessed input image.
+    pub fn input(&self) -> NodeId {
+        0
+    }
+
+    /// Adds a layer reading `inputs`; returns its id.
+    pub fn add(&mut self, name: impl Into<String>, op: Op, inputs: &[NodeId]) -> NodeId {
+        self.graph.nodes.push(Node { name: name.into(), op, inputs: inputs.to_vec() });
+        self.graph.nodes.len() - 1
+    }
+
+    /// A parameter-free layer, named after its producer.
+    pub fn then(&mut self, op: Op, input: NodeId) -> NodeId {
+        let kind = serde_json::to_value(&op).ok().and_then(|v| v["op"].as_str().map(String::from));
+        let name = format!("{}.{}", self.graph.nodes[input].name, kind.unwrap_or_default());
+        self.add(name, op, &[input])
+    }
+
+    pub fn conv(&mut self, name: &str, x: NodeId, out: usize, kernel: usize, stride: usize) -> NodeId {
+        self.add(name, Op::Conv { out, kernel, stride, groups: 1, bias: true }, &[x])
+    }
+
+    /// Convolution followed by ReLU, the seed models' basic layer.
+    pub fn conv_relu(&mut self, name: &str, x: NodeId, out: usize, kernel: usize, stride: usize) -> NodeId {
+        let c = self.conv(name, x, out, kernel, stride);
+        self.then(Op::Relu, c)
+    }
+
+    pub fn dense(&mut self, name: &str, x: NodeId, out: usize) -> NodeId {
+        self.add(name, Op::Dense { out, bias: true }, &[x])
+    }
+
+    pub fn max_pool(&mut self, x: NodeId, kernel: usize, stride: usize) -> NodeId {
+        self.then(Op::MaxPool { kernel, stride }, x)
+    }
+
+    /// Finishes the graph with `logits` as its output, checking its shapes.
+    pub fn finish(mut self, logits: NodeId) -> Result<Graph, ModelError> {
+        self.graph.output = logits;
+        self.graph.shapes()?;
+        Ok(self.graph)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_padding_matches_tensorflow() {
+        // 24 -> 12 with a 3x3/2 pool pads one row at the end only.
+        assert_eq!(same_padding(24, 3, 2), (0, 1, 12));
+        assert_eq!(same_padding(32, 3, 1), (1, 1, 32));
+        assert_eq!(same_padding(32, 4, 1), (1, 2, 32));
+        assert_eq!(same_padding(8, 2, 2), (0, 0, 4));
+        assert_eq!(same_padding(5, 5, 1), (2, 2, 5));
+    }
+
+    #[test]
+    fn shapes_reject_mismatched_add() {
+        let mut b = GraphBuilder::new("bad", 32);
+        let x = b.input();
+        let a = b.conv("a", x, 8, 3, 1);
+        let c = b.conv("c", x, 4, 3, 1);
+        let s = b.add("sum", Op::Add, &[a, c]);
+        assert!(b.finish(s).is_err());
+    }
+}

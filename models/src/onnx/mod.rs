@@ -1,0 +1,27 @@
+//! The frozen model format: ONNX, written and read with prost.
+//!
+//! Every squeezebox model takes raw pixels, `uint8 [N,32,32,3]` named
+//! `pixels`, and returns `logits` and `probabilities`, `float [N,classes]`.
+//! Preprocessing lives in the graph, so any ONNX runtime gives the same
+//! answer from the same pixels.
+
+mod export;
+mod metadata;
+mod read;
+
+/// The ONNX protobuf messages, generated from the vendored `onnx.proto`.
+pub mod proto {
+    #![allow(clippy::all, missing_docs)]
+    include!(concat!(env!("OUT_DIR"), "/onnx.rs"));
+}
+
+pub use export::{encode, export, OPSET};
+pub use metadata::{keys, Metadata};
+pub use read::{decode, read_weights, Contract, FrozenModel};
+
+/// Name of the graph input.
+pub const INPUT: &str = "pixels";
+/// Name of the logits output.
+pub const LOGITS: &str = "logits";
+/// Name of the softmax output.
+pub const PROBABILITIES: &str = "probabilities";

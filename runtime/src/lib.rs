@@ -1,0 +1,9 @@
+//! The deployable half of squeezebox: loads a frozen model with tract and
+//! runs it on raw pixels. No libtorch here, so it stays small and
+//! cross-compiles for ARM boards.
+
+mod error;
+mod model;
+
+pub use error::RuntimeError;
+pub use model::{Model, Predictions};
