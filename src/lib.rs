@@ -18,6 +18,12 @@ pub fn shared_dir() -> PathBuf {
     repo_root().join("../shared")
 }
 
+/// The Python with onnx and onnxruntime: `$SQUEEZEBOX_PYTHON`, else the
+/// one `scripts/setup.sh` installs in `.venv`.
+pub fn python() -> PathBuf {
+    std::env::var_os("SQUEEZEBOX_PYTHON").map(PathBuf::from).unwrap_or_else(|| repo_root().join(".venv/bin/python"))
+}
+
 /// The first `n` images of the CIFAR-10 test batch, as raw HWC pixels, and
 /// the class names.
 pub fn test_images(n: usize) -> (Vec<u8>, Vec<String>) {
