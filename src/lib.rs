@@ -18,6 +18,18 @@ pub fn shared_dir() -> PathBuf {
     repo_root().join("../shared")
 }
 
+/// The ONNX files shipped in `models/`, sorted by name.
+pub fn shipped_models() -> Vec<PathBuf> {
+    let dir = repo_root().join("models");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("models/ is readable")
+        .map(|entry| entry.expect("models/ entry").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "onnx"))
+        .collect();
+    files.sort();
+    files
+}
+
 /// The Python with onnx and onnxruntime: `$SQUEEZEBOX_PYTHON`, else the
 /// one `scripts/setup.sh` installs in `.venv`.
 pub fn python() -> PathBuf {

@@ -61,3 +61,25 @@ pub fn cost(graph: &Graph) -> Result<Cost, ModelError> {
     }
     Ok(Cost { params, macs, ops })
 }
+
+/// `n` with its digits in groups of three, for reading at a glance:
+/// 146570 -> "146,570".
+pub fn grouped(n: usize) -> String {
+    if n < 1000 {
+        return n.to_string();
+    }
+    format!("{},{:03}", grouped(n / 1000), n % 1000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::grouped;
+
+    #[test]
+    fn digits_are_grouped_in_threes() {
+        let cases = [(0, "0"), (999, "999"), (1000, "1,000"), (146_570, "146,570"), (11_261_952, "11,261,952")];
+        for (n, text) in cases {
+            assert_eq!(grouped(n), text);
+        }
+    }
+}

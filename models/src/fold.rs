@@ -15,8 +15,16 @@ pub fn fold_batchnorm(graph: &Graph, weights: &Weights) -> Result<(Graph, Weight
     let mut weights = weights.clone();
     // Nodes removed so far, replaced by the node they read.
     let mut replaced: Vec<Option<NodeId>> = vec![None; graph.nodes.len()];
-    for id in 0..graph.nodes.len() {
-        let Op::BatchNorm { eps } = graph.nodes[id].op else { continue };
+    let norms: Vec<(NodeId, f32)> = graph
+        .nodes
+        .iter()
+        .enumerate()
+        .filter_map(|(id, node)| match node.op {
+            Op::BatchNorm { eps } => Some((id, eps)),
+            _ => None,
+        })
+        .collect();
+    for (id, eps) in norms {
         let conv_id = graph.nodes[id].inputs[0];
         let Op::Conv { bias, .. } = graph.nodes[conv_id].op else { continue };
         if users[conv_id].len() != 1 {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::ModelError;
-use crate::graph::Graph;
+use crate::graph::{Graph, ParamRole};
 
 /// A dense f32 tensor in row-major order.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,4 +50,33 @@ pub fn check(graph: &Graph, weights: &Weights) -> Result<(), ModelError> {
         return Err(ModelError::Weights(format!("tensor '{extra}' belongs to no layer")));
     }
     Ok(())
+}
+
+/// Deterministic pseudo-random weights for `graph`: fan-in scaled kernels
+/// and off-default norms and biases, so that every value matters. For
+/// exercising the pipeline (export, runtimes, compression) without training.
+pub fn seeded(graph: &Graph, seed: u64) -> Result<Weights, ModelError> {
+    let mut state = seed.wrapping_mul(2).wrapping_add(1);
+    // A linear congruential generator: enough for test data, no dependency.
+    let mut uniform = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    };
+    graph
+        .params()?
+        .into_iter()
+        .map(|p| {
+            let numel: usize = p.shape.iter().product();
+            let fan_in = (numel / p.shape[0]).max(1) as f32;
+            let data = (0..numel)
+                .map(|_| match p.role {
+                    ParamRole::Weight => uniform() * (3.0 / fan_in).sqrt(),
+                    ParamRole::NormScale => 1.0 + 0.2 * uniform(),
+                    ParamRole::RunningVar => 1.0 + 0.5 * uniform(),
+                    ParamRole::Bias | ParamRole::NormShift | ParamRole::RunningMean => 0.1 * uniform(),
+                })
+                .collect();
+            Ok((p.name, Tensor { shape: p.shape, data }))
+        })
+        .collect()
 }

@@ -2,34 +2,11 @@
 //! gives the same weights back.
 
 use models::onnx::{self, proto::tensor_proto::DataType, Metadata};
-use models::{fold::fold_batchnorm, zoo, Graph, ParamRole, Tensor, Weights};
+use models::{fold::fold_batchnorm, zoo, Graph, Tensor, Weights};
 use prost::Message;
 
-/// Deterministic pseudo-random weights, with plausible batch-norm statistics.
 fn weights_for(graph: &Graph) -> Weights {
-    let mut state = 0x2545_f491_u32;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 17;
-        state ^= state << 5;
-        (state as f32 / u32::MAX as f32) - 0.5
-    };
-    graph
-        .params()
-        .unwrap()
-        .into_iter()
-        .map(|p| {
-            let n: usize = p.shape.iter().product();
-            let data = (0..n)
-                .map(|_| match p.role {
-                    ParamRole::RunningVar => 0.5 + next().abs(),
-                    ParamRole::NormScale => 1.0 + next() * 0.2,
-                    _ => next() * 0.2,
-                })
-                .collect();
-            (p.name, Tensor::new(p.shape, data).unwrap())
-        })
-        .collect()
+    models::weights::seeded(graph, 7).unwrap()
 }
 
 fn labels() -> Vec<String> {
@@ -79,7 +56,7 @@ fn reader_rejects_files_that_are_not_squeezebox_models() {
     let graph = zoo::arch("squeeze1").unwrap().graph();
     let bytes = onnx::encode(&graph, &weights_for(&graph), &Metadata::new(&graph, labels())).unwrap().encode_to_vec();
 
-    let err = |b: &[u8]| onnx::decode(b).err().expect("must be rejected").to_string();
+    let err = |b: &[u8]| onnx::decode(b).expect_err("must be rejected").to_string();
     assert!(err(&[]).contains("empty"));
     assert!(err(&bytes[..bytes.len() / 2]).contains("truncated"));
     assert!(err(b"\x89PNG\r\n\x1a\n not a model").contains("not an ONNX model"));

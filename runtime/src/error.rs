@@ -16,7 +16,10 @@ impl RuntimeError {
     /// Attaches the file a model problem came from.
     pub fn in_file(self, path: &std::path::Path) -> RuntimeError {
         match self {
-            RuntimeError::Model(why) => RuntimeError::File { path: path.to_path_buf(), why },
+            RuntimeError::Model(why) => RuntimeError::File {
+                path: path.to_path_buf(),
+                why,
+            },
             other => other,
         }
     }

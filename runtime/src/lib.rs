@@ -4,6 +4,9 @@
 
 mod error;
 mod model;
+pub mod preprocess;
+pub mod profile;
+pub mod timing;
 
 pub use error::RuntimeError;
-pub use model::{Model, Predictions};
+pub use model::{Model, Predictions, IMAGE_BYTES};

@@ -3,13 +3,16 @@
 //! padding, the same preprocessing.
 
 use models::graph::{same_padding, RAW_SIZE};
-use models::{Graph, ModelError, NodeId, Op, ParamRole, Shape, Tensor as Values, Weights};
-use tch::{nn, Kind, Tensor};
+use models::{Graph, ModelError, NodeId, Op, ParamRole, ParamSpec, Shape, Tensor as Values, Weights};
+use tch::{nn, Device, Kind, Tensor};
 
 /// A graph bound to its parameters in a [`nn::VarStore`].
 pub struct Net {
     graph: Graph,
     shapes: Vec<Shape>,
+    /// [`Graph::params`], kept so that the optimiser and checkpoints can
+    /// see each tensor's name and role.
+    specs: Vec<ParamSpec>,
     /// The parameters of each node, in [`Graph::params`] order.
     params: Vec<Vec<Tensor>>,
 }
@@ -20,8 +23,9 @@ impl Net {
     /// 1e-6 as in ConvNeXt.
     pub fn new(root: &nn::Path, graph: &Graph) -> Result<Net, ModelError> {
         let shapes = graph.shapes()?;
+        let specs = graph.params()?;
         let mut params: Vec<Vec<Tensor>> = graph.nodes.iter().map(|_| Vec::new()).collect();
-        for spec in graph.params()? {
+        for spec in &specs {
             let dims: Vec<i64> = spec.shape.iter().map(|&d| d as i64).collect();
             let (path, leaf) = match spec.name.rsplit_once('.') {
                 Some((prefix, leaf)) => (prefix.split('.').fold(root.clone(), |p, s| p.sub(s)), leaf),
@@ -39,7 +43,35 @@ impl Net {
             };
             params[spec.node].push(tensor);
         }
-        Ok(Net { graph: graph.clone(), shapes, params })
+        Ok(Net { graph: graph.clone(), shapes, specs, params })
+    }
+
+    /// Fresh parameters on `device`, in a store of their own.
+    pub fn fresh(graph: &Graph, device: Device) -> Result<Net, ModelError> {
+        // The net holds its own handles to the tensors; the store can go.
+        Net::new(&nn::VarStore::new(device).root(), graph)
+    }
+
+    /// Fresh parameters drawn after seeding torch's RNG with `seed`, so that
+    /// a training run starts from the same point each time.
+    pub fn seeded(graph: &Graph, device: Device, seed: u64) -> Result<Net, ModelError> {
+        tch::manual_seed(seed as i64);
+        Net::fresh(graph, device)
+    }
+
+    /// Every parameter tensor (running statistics included) with its spec,
+    /// in [`Graph::params`] order. The tensors share storage with the net.
+    pub fn params(&self) -> impl Iterator<Item = (&ParamSpec, &Tensor)> {
+        self.specs.iter().zip(self.params.iter().flatten())
+    }
+
+    /// Overwrites every parameter with `other`'s (same graph, any device).
+    pub fn copy_from(&self, other: &Net) {
+        tch::no_grad(|| {
+            for ((_, dst), (_, src)) in self.params().zip(other.params()) {
+                dst.shallow_clone().copy_(src);
+            }
+        });
     }
 
     pub fn graph(&self) -> &Graph {
@@ -110,10 +142,10 @@ impl Net {
     /// The current parameter values, by name.
     pub fn weights(&self) -> Result<Weights, ModelError> {
         let mut out = Weights::new();
-        for (spec, tensor) in self.graph.params()?.into_iter().zip(self.params.iter().flatten()) {
+        for (spec, tensor) in self.params() {
             let data = Vec::<f32>::try_from(tensor.detach().to_kind(Kind::Float).flatten(0, -1))
                 .map_err(|e| ModelError::Weights(format!("reading '{}': {e}", spec.name)))?;
-            out.insert(spec.name, Values::new(spec.shape, data)?);
+            out.insert(spec.name.clone(), Values::new(spec.shape.clone(), data)?);
         }
         Ok(out)
     }
@@ -121,9 +153,8 @@ impl Net {
     /// Overwrites the parameters with `weights` (which must fit the graph).
     pub fn load_weights(&mut self, weights: &Weights) -> Result<(), ModelError> {
         models::weights::check(&self.graph, weights)?;
-        let specs = self.graph.params()?;
         tch::no_grad(|| {
-            for (spec, tensor) in specs.iter().zip(self.params.iter_mut().flatten()) {
+            for (spec, tensor) in self.specs.iter().zip(self.params.iter_mut().flatten()) {
                 let v = &weights[&spec.name];
                 let shape: Vec<i64> = v.shape.iter().map(|&d| d as i64).collect();
                 tensor.copy_(&Tensor::from_slice(&v.data).view(&shape[..]).to_device(tensor.device()));

@@ -1,6 +1,7 @@
 //! Prints the zoo table: every architecture with its input, parameters,
 //! multiply-accumulates and the study's "ops". `--json` for machines.
 
+use models::cost::grouped;
 use models::zoo::ZOO;
 
 fn main() {
@@ -37,23 +38,10 @@ fn main() {
         println!(
             "| {} | 3x{crop}x{crop} | {} | {:.2}M | {:.2}M | {} |",
             a.name,
-            thousands(c.params),
+            grouped(c.params),
             c.macs as f64 / 1e6,
             c.ops as f64 / 1e6,
             a.summary
         );
     }
-}
-
-/// 146570 -> "146,570".
-fn thousands(n: usize) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
 }

@@ -1,0 +1,149 @@
+//! `label-image`: a thin command line over the runtime. Labels pictures with
+//! a frozen model and reports its size, speed and (with `--eval`) accuracy.
+//! Every failure is one line on stderr naming the file, and exit code 2.
+
+mod bench;
+mod cli;
+mod eval;
+mod inputs;
+mod labels;
+mod report;
+mod source;
+
+use std::io::{ErrorKind, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use runtime::profile::profile;
+use runtime::timing::timed;
+use runtime::{Model, IMAGE_BYTES};
+
+use crate::cli::Args;
+use crate::report::{ms, Guess, Labelled, ModelFacts, Report};
+use crate::source::ModelSource;
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) if e.use_stderr() => {
+            // clap's first paragraph is the problem; the rest is advice.
+            let text = e.render().to_string();
+            eprintln!(
+                "{}",
+                one_line(text.split("\n\n").next().unwrap_or_default())
+            );
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            // --help or --version; nothing is left to do if stdout is gone.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+    };
+    let output = label(&args).and_then(|report| {
+        Ok(if args.json {
+            serde_json::to_string_pretty(&report)? + "\n"
+        } else {
+            report.to_string()
+        })
+    });
+    match output.map(|text| std::io::stdout().lock().write_all(text.as_bytes())) {
+        // A closed pipe (`| head`) is the reader's choice, not a failure.
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) if e.kind() == ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Ok(Err(e)) => fail(anyhow::anyhow!("cannot write the output: {e}")),
+        Err(e) => fail(e),
+    }
+}
+
+/// Prints `e` on one line and gives the exit code for bad input. The
+/// messages already carry their causes, so the chain is not repeated.
+fn fail(e: anyhow::Error) -> ExitCode {
+    eprintln!("error: {}", one_line(&e.to_string()));
+    ExitCode::from(2)
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn label(args: &Args) -> anyhow::Result<Report> {
+    // An embedded default model would be chosen here when --model is absent.
+    let source = ModelSource::file(&args.model)?;
+    let (model, load) = timed(|| Model::from_bytes_with_threads(&source.bytes, args.threads));
+    let model = model.map_err(|e| e.in_file(&source.origin))?;
+    let labels = match &args.labels {
+        Some(path) => labels::read(path, model.classes())?,
+        None => model.labels().to_vec(),
+    };
+    let files = inputs::expand(&args.images)?;
+    let pixels = inputs::load(&files)?;
+    let mut report = Report {
+        model: facts(&source, &model, ms(load))?,
+        images: Vec::new(),
+        latency: None,
+        profile: None,
+        eval: None,
+    };
+    if !files.is_empty() {
+        report.images = top_labels(&model, &pixels, &files, &labels, args.top_k.get())?;
+        report.latency = Some(bench::latency(
+            &model,
+            &pixels,
+            args.warmup,
+            args.runs.get(),
+        )?);
+        if args.profile {
+            let ops = profile(&model, &pixels[..IMAGE_BYTES], args.runs.get())?;
+            report.profile = Some(ops.into_iter().map(Into::into).collect());
+        }
+    }
+    if let Some(dir) = &args.eval {
+        report.eval = Some(eval::evaluate(&model, dir, args.limit.map(|n| n.get()))?);
+    }
+    Ok(report)
+}
+
+fn facts(source: &ModelSource, model: &Model, load_ms: f64) -> anyhow::Result<ModelFacts> {
+    let meta = model.meta();
+    Ok(ModelFacts {
+        file: source.origin.display().to_string(),
+        bytes: source.bytes.len(),
+        gzip_bytes: source.gzip_len()?,
+        arch: meta.arch.clone(),
+        variant: meta.variant.clone(),
+        test_accuracy: meta.test_accuracy,
+        params: model.params(),
+        initializer_values: model.initializer_values(),
+        macs: model.macs(),
+        threads: model.threads().get(),
+        load_ms,
+    })
+}
+
+/// Runs every picture as one batch and keeps each one's `k` best labels.
+fn top_labels(
+    model: &Model,
+    pixels: &[u8],
+    files: &[PathBuf],
+    labels: &[String],
+    k: usize,
+) -> anyhow::Result<Vec<Labelled>> {
+    let predictions = model.run(pixels)?;
+    Ok(files
+        .iter()
+        .enumerate()
+        .map(|(i, file)| Labelled {
+            file: file.display().to_string(),
+            top: predictions
+                .top_k(i, k)
+                .into_iter()
+                .map(|(class, probability)| Guess {
+                    label: labels[class].clone(),
+                    probability,
+                })
+                .collect(),
+        })
+        .collect())
+}

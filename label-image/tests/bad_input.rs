@@ -1,0 +1,140 @@
+//! Bad input is one line on stderr naming the file and the problem, and exit
+//! code 2; never a panic.
+
+mod common;
+
+use std::path::Path;
+
+use common::{label_image, random_model, sample};
+use models::onnx::proto::{
+    tensor_proto::DataType, tensor_shape_proto::dimension::Value as Dim, type_proto,
+};
+
+/// Runs with `args` and checks the rejection; gives the error line.
+fn rejected(args: &[&str]) -> String {
+    let run = label_image(args);
+    assert_eq!(
+        run.code,
+        Some(2),
+        "stdout: {}\nstderr: {}",
+        run.stdout,
+        run.stderr
+    );
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    run.stderr
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn assert_has(err: &str, parts: &[&str]) {
+    assert!(
+        parts.iter().all(|p| err.contains(p)),
+        "{parts:?} not all in: {err}"
+    );
+}
+
+#[test]
+fn unusable_model_files() {
+    let fixture = random_model("squeeze1");
+    let cat = sample("cat.png");
+    let dir = fixture.dir.path();
+
+    let missing = dir.join("missing.onnx");
+    assert_has(
+        &rejected(&["--model", path(&missing), path(&cat)]),
+        &["missing.onnx", "cannot read"],
+    );
+
+    let empty = dir.join("empty.onnx");
+    std::fs::write(&empty, b"").unwrap();
+    assert_has(
+        &rejected(&["--model", path(&empty), path(&cat)]),
+        &["empty.onnx", "empty"],
+    );
+
+    let bytes = std::fs::read(&fixture.path).unwrap();
+    let truncated = dir.join("truncated.onnx");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    assert_has(
+        &rejected(&["--model", path(&truncated), path(&cat)]),
+        &["truncated.onnx", "truncated"],
+    );
+
+    let nchw = fixture.edited("float-nchw.onnx", |proto| {
+        let input = &mut proto.graph.as_mut().unwrap().input[0];
+        let Some(type_proto::Value::TensorType(t)) = input.r#type.as_mut().unwrap().value.as_mut()
+        else {
+            panic!("the input is a tensor");
+        };
+        t.elem_type = Some(DataType::Float as i32);
+        for (d, n) in t.shape.as_mut().unwrap().dim.iter_mut().zip([1, 3, 32, 32]) {
+            d.value = Some(Dim::DimValue(n));
+        }
+    });
+    let err = rejected(&["--model", path(&nchw), path(&cat)]);
+    assert_has(
+        &err,
+        &["float-nchw.onnx", "float [1,3,32,32]", "uint8 [N,32,32,3]"],
+    );
+}
+
+#[test]
+fn unusable_pictures_and_directories() {
+    let fixture = random_model("squeeze1");
+    let model = path(&fixture.path);
+    let dir = fixture.dir.path();
+
+    let text = dir.join("notes.txt");
+    std::fs::write(&text, "not a picture").unwrap();
+    assert_has(
+        &rejected(&["--model", model, path(&text)]),
+        &["notes.txt", "not an image"],
+    );
+
+    let gone = dir.join("no-such-dir");
+    assert_has(
+        &rejected(&["--model", model, path(&gone)]),
+        &["no-such-dir", "cannot read"],
+    );
+
+    let bare = dir.join("bare");
+    std::fs::create_dir(&bare).unwrap();
+    std::fs::write(bare.join("notes.txt"), "not a picture").unwrap();
+    assert_has(
+        &rejected(&["--model", model, path(&bare)]),
+        &["bare", "no PNG, JPEG or BMP images among its 1 entries"],
+    );
+
+    let labels = dir.join("labels.txt");
+    std::fs::write(&labels, "cat\ndog\n").unwrap();
+    let cat = sample("cat.png");
+    assert_has(
+        &rejected(&["--model", model, "--labels", path(&labels), path(&cat)]),
+        &["labels.txt", "2 labels", "10 classes"],
+    );
+
+    let not_cifar = dir.join("bare");
+    assert_has(
+        &rejected(&["--model", model, "--eval", path(&not_cifar)]),
+        &["bare", "no CIFAR-10 data"],
+    );
+}
+
+#[test]
+fn counts_must_be_at_least_one() {
+    let fixture = random_model("squeeze1");
+    let cat = sample("cat.png");
+    for flag in ["--runs", "--top-k", "--threads"] {
+        let err = rejected(&["--model", path(&fixture.path), flag, "0", path(&cat)]);
+        assert_has(&err, &[flag, "must be at least 1"]);
+    }
+    assert_has(
+        &rejected(&["--model", path(&fixture.path), "--runs", "many", path(&cat)]),
+        &["--runs", "not a whole number"],
+    );
+    assert_has(&rejected(&[path(&cat)]), &["--model"]);
+}

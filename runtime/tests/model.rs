@@ -1,0 +1,97 @@
+//! Loading, cost, threads and profiling of a random-weight model.
+
+mod common;
+
+use std::num::NonZeroUsize;
+
+use models::onnx::keys;
+use runtime::preprocess::load_image;
+use runtime::profile::profile;
+use runtime::timing::measure;
+use runtime::Model;
+
+/// Four sample pictures as one batch.
+fn batch() -> Vec<u8> {
+    ["cat.png", "dog.png", "ship.png", "truck.png"]
+        .iter()
+        .flat_map(|n| load_image(&common::sample(n)).unwrap())
+        .collect()
+}
+
+#[test]
+fn cost_comes_from_the_layer_graph() {
+    let fixture = common::random_model("squeeze1");
+    let model = Model::load(&fixture.path).unwrap();
+    let cost = models::cost(&fixture.graph).unwrap();
+    assert_eq!(model.macs(), Some(cost.macs));
+    assert_eq!(model.params(), Some(cost.params));
+    assert!(model.initializer_values() >= cost.params);
+    assert_eq!(model.threads().get(), 1);
+}
+
+#[test]
+fn a_file_without_a_layer_graph_runs_with_unknown_cost() {
+    let fixture = common::random_model("squeeze1");
+    let bare = fixture.edited("bare.onnx", |p| {
+        p.metadata_props
+            .retain(|e| e.key.as_deref() != Some(keys::LAYER_GRAPH))
+    });
+    let model = Model::load(&bare).unwrap();
+    assert_eq!((model.macs(), model.params()), (None, None));
+    assert_eq!(
+        model.initializer_values(),
+        Model::load(&fixture.path).unwrap().initializer_values()
+    );
+    assert_eq!(model.run(&batch()).unwrap().len(), 4);
+}
+
+#[test]
+fn several_threads_give_the_same_answers_from_their_own_pool() {
+    let fixture = common::random_model("squeeze1");
+    let one = Model::load(&fixture.path).unwrap();
+    let two = Model::load_with_threads(&fixture.path, NonZeroUsize::new(2).unwrap()).unwrap();
+    assert_eq!(two.threads().get(), 2);
+    let (a, b) = (one.run(&batch()).unwrap(), two.run(&batch()).unwrap());
+    let worst = a
+        .probabilities
+        .iter()
+        .zip(&b.probabilities)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max);
+    assert!(worst < 1e-5, "probabilities differ by {worst}");
+    // The pool's threads exist (Linux names them in /proc).
+    let names: Vec<String> = std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.unwrap().path().join("comm")).ok())
+        .collect();
+    assert!(names.iter().any(|n| n.trim() == "runtime-1"), "{names:?}");
+}
+
+#[test]
+fn latency_runs_the_model_and_needs_a_timed_run() {
+    let fixture = common::random_model("squeeze1");
+    let model = Model::load(&fixture.path).unwrap();
+    let pixels = load_image(&common::sample("cat.png")).unwrap();
+    let stats = measure(&model, &pixels, 1, 5).unwrap();
+    assert_eq!(stats.runs, 5);
+    assert!(stats.min <= stats.median && stats.median <= stats.p95 && stats.p95 <= stats.max);
+    assert!(!stats.min.is_zero());
+    assert!(measure(&model, &pixels, 0, 0).is_err());
+    assert!(measure(&model, &pixels[..100], 0, 1)
+        .unwrap_err()
+        .to_string()
+        .contains("100 bytes"));
+}
+
+#[test]
+fn profile_lists_op_types_most_expensive_first() {
+    let fixture = common::random_model("squeeze1");
+    let model = Model::load(&fixture.path).unwrap();
+    let ops = profile(&model, &batch(), 3).unwrap();
+    assert!(ops.len() > 2, "{ops:?}");
+    assert!(ops.windows(2).all(|w| w[0].total >= w[1].total), "{ops:?}");
+    let shares: f64 = ops.iter().map(|o| o.share).sum();
+    assert!((shares - 1.0).abs() < 1e-6, "{shares}");
+    assert!(ops.iter().all(|o| o.nodes >= 1 && !o.op.is_empty()));
+    assert!(profile(&model, &batch(), 0).is_err());
+}

@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# Cross-builds label-image for ARM boards and, with --check, checks under
+# qemu that the ARM builds label pictures as the x86-64 build does.
+#
+#   bash scripts/cross.sh [--target aarch64|armv7|all] [--profile NAME]
+#                         [--check] [--model FILE]...
+#
+#   --target   which board family (default: all)
+#   --profile  cargo profile (default: release, what users get; scripts/test.sh
+#              uses cross-ci, the same with cheaper LTO)
+#   --check    run every picture in ../shared/images through the x86-64 build
+#              and, under qemu, the ARM builds; fail unless each ARM build
+#              gives the same top-1 and every probability within 1e-4
+#   --model    the model to check with (repeatable; default models/squeeze1.onnx)
+#
+# Installs what it needs on Debian, idempotently: Debian's own Rust toolchain
+# (beside rustup's, which cannot add targets here), the aarch64 std, std's
+# source for armv7 (built with -Zbuild-std), the gcc cross compilers and
+# qemu-user. Binaries: target/cross/<target>/<profile>/label-image.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+targets=(aarch64 armv7)
+profile=release
+check=0
+models=()
+while (($#)); do
+    case "$1" in
+        --target)
+            case "${2:-}" in
+                aarch64 | armv7) targets=("$2") ;;
+                all) targets=(aarch64 armv7) ;;
+                *) echo "cross.sh: --target takes aarch64, armv7 or all" >&2; exit 2 ;;
+            esac
+            shift 2 ;;
+        --profile) profile="${2:?--profile takes a cargo profile name}"; shift 2 ;;
+        --check) check=1; shift ;;
+        --model) models+=("${2:?--model takes a file}"); shift 2 ;;
+        -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) echo "cross.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+((${#models[@]})) || models=(models/squeeze1.onnx)
+
+say() { printf '\033[1mcross:\033[0m %s\n' "$*"; }
+die() { printf '\033[1mcross:\033[0m error: %s\n' "$*" >&2; exit 1; }
+
+as_root() { if [[ $(id -u) == 0 ]]; then "$@"; else sudo "$@"; fi; }
+
+# tract 0.23.9 needs rustc 1.91; bookworm has 1.85, bookworm-security 1.96.
+rust_ok() {
+    local v
+    v=$(/usr/bin/rustc --version 2>/dev/null | awk '{print $2}') || return 1
+    [[ -n "$v" ]] && [[ "$(printf '%s\n' 1.91.0 "$v" | sort -V | head -1)" == 1.91.0 ]]
+}
+
+apt_updated=0
+apt_update() {
+    ((apt_updated)) && return
+    if ! as_root apt-get update -qq; then
+        # A mirror mid-sync fails one index (seen: bookworm-security armhf),
+        # and apt then keeps the whole suite's stale lists, without Rust 1.96.
+        # No armhf-architecture package is installed here, so do without.
+        say "apt-get update failed; retrying with the amd64 and arm64 indexes only"
+        as_root apt-get update -qq -o APT::Architectures::=amd64 -o APT::Architectures::=arm64
+    fi
+    apt_updated=1
+}
+
+apt_install() {
+    local missing=()
+    for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+    if ((${#missing[@]})); then
+        say "installing Debian packages: ${missing[*]}"
+        apt_update
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
+
+rust_pkgs=(rustc-web cargo-web)
+for t in "${targets[@]}"; do
+    case "$t" in
+        aarch64) rust_pkgs+=(libstd-rust-web-dev:arm64); apt_install gcc-aarch64-linux-gnu libc6-dev-arm64-cross ;;
+        armv7) rust_pkgs+=(rust-web-src); apt_install gcc-arm-linux-gnueabihf libc6-dev-armhf-cross ;;
+    esac
+done
+((check)) && apt_install qemu-user
+foreign=$(dpkg --print-foreign-architectures)
+for arch in arm64 armhf; do
+    grep -qx "$arch" <<<"$foreign" || { as_root dpkg --add-architecture "$arch"; apt_updated=0; }
+done
+apt_install "${rust_pkgs[@]}"
+if ! rust_ok; then
+    say "Debian's rustc is $(/usr/bin/rustc --version | awk '{print $2}'); upgrading to bookworm-security's"
+    apt_updated=0
+    apt_update
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${rust_pkgs[@]}" >/dev/null
+    rust_ok || die "/usr/bin/rustc is $(/usr/bin/rustc --version); tract needs 1.91 (bookworm-security has 1.96)"
+fi
+
+triple() { case "$1" in aarch64) echo aarch64-unknown-linux-gnu ;; armv7) echo armv7-unknown-linux-gnueabihf ;; esac; }
+
+# Debian's toolchain gets its own target directory: its artifacts would
+# otherwise invalidate rustup's and the other way round.
+export CARGO_TARGET_DIR=target/cross
+export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
+export CC_armv7_unknown_linux_gnueabihf=arm-linux-gnueabihf-gcc
+for t in "${targets[@]}"; do
+    tt=$(triple "$t")
+    say "building label-image for $tt ($profile profile)"
+    start=$SECONDS
+    case "$t" in
+        aarch64)
+            RUSTC=/usr/bin/rustc nice -n 10 /usr/bin/cargo build --locked -q \
+                --profile "$profile" -p label-image --target "$tt" ;;
+        armv7)
+            # Debian ships no armhf std for 1.96: build it from rust-web-src.
+            RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc nice -n 10 /usr/bin/cargo build --locked -q \
+                -Zbuild-std=std,panic_abort --profile "$profile" -p label-image --target "$tt" ;;
+    esac
+    bin="$CARGO_TARGET_DIR/$tt/$profile/label-image"
+    say "$bin: $(stat -c %s "$bin") bytes, built in $((SECONDS - start)) s"
+done
+
+((check)) || exit 0
+
+# The reference: x86-64, built by the usual (rustup) toolchain.
+unset CARGO_TARGET_DIR
+say "building label-image for x86-64 ($profile profile)"
+nice -n 10 cargo build --locked -q --profile "$profile" -p label-image
+x86="target/$profile/label-image"
+python=.venv/bin/python
+[[ -x $python ]] || die "$python is missing: run scripts/setup.sh first"
+
+images=(../shared/images/*.png ../shared/images/*.jpg)
+[[ -e ${images[0]} ]] || die "no sample pictures in ../shared/images"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# Every class's probability, one timed run: qemu timings mean nothing.
+label() { "$@" --json --top-k 1000 --runs 1 --warmup 0; }
+run_as() {
+    local arch=$1 model=$2
+    shift 2
+    local cmd
+    case "$arch" in
+        x86_64) cmd=("$x86") ;;
+        # cortex-a72: without it qemu offers SVE, and tract would skip the
+        # NEON kernels that boards use.
+        aarch64) cmd=(qemu-aarch64 -cpu cortex-a72 -L /usr/aarch64-linux-gnu
+            "target/cross/$(triple aarch64)/$profile/label-image") ;;
+        armv7) cmd=(qemu-arm -L /usr/arm-linux-gnueabihf
+            "target/cross/$(triple armv7)/$profile/label-image") ;;
+    esac
+    mkdir -p "$work/$arch/single" "$work/$arch/batch"
+    # Each picture alone (batch 1, as on a board), then all as one batch.
+    for image in "${images[@]}"; do
+        label "${cmd[@]}" --model "$model" "$image" >"$work/$arch/single/$(basename "$image").json" ||
+            die "$arch label-image failed on $image"
+    done
+    label "${cmd[@]}" --model "$model" "${images[@]}" >"$work/$arch/batch/all.json" ||
+        die "$arch label-image failed on the batch"
+}
+
+failed=0
+for model in "${models[@]}"; do
+    [[ -f $model ]] || die "$model not found (pass --model FILE)"
+    say "checking $model on ${#images[@]} pictures: x86-64 against ${targets[*]} under qemu"
+    rm -rf "${work:?}"/*
+    for arch in x86_64 "${targets[@]}"; do run_as "$arch" "$model"; done
+    for mode in single batch; do
+        others=()
+        for t in "${targets[@]}"; do others+=("$t-$mode=$work/$t/$mode"); done
+        "$python" scripts/compare_labels.py "$work/x86_64/$mode" "${others[@]}" || failed=1
+    done
+done
+((failed)) && die "an ARM build disagrees with x86-64 (above)"
+say "ARM builds agree with x86-64"

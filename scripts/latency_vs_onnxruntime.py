@@ -1,0 +1,94 @@
+"""Median per-image latency of the same ONNX files in squeezebox's runtime
+(through label-image) and in onnxruntime, both on one thread at batch 1,
+measured in one run and printed with their ratio.
+
+Timings on a shared machine drift, so the two runtimes take turns: each round
+times squeezebox, then onnxruntime, and the figure kept for each is the median
+over rounds of its per-round medians.
+
+Run it through scripts/bench.sh, which builds label-image and sets up the
+Python environment first.
+"""
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+
+
+def squeezebox_median_ms(label_image, model, image, runs, warmup):
+    out = subprocess.run(
+        [label_image, "--model", model, "--json", "--threads", "1",
+         "--runs", str(runs), "--warmup", str(warmup), image],
+        check=True, capture_output=True, text=True)
+    return json.loads(out.stdout)["latency"]["batch1"]["median_ms"]
+
+
+def onnxruntime_median_ms(session, pixels, runs, warmup):
+    feed = {session.get_inputs()[0].name: pixels}
+    for _ in range(warmup):
+        session.run(None, feed)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        session.run(None, feed)
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def one_thread_session(model):
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("models", nargs="+")
+    parser.add_argument("--image", required=True, help="a 32x32 RGB picture")
+    parser.add_argument("--label-image", required=True, help="the label-image binary")
+    parser.add_argument("--runs", type=int, default=300)
+    parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    image = Image.open(args.image).convert("RGB")
+    if image.size != (32, 32):
+        sys.exit(f"{args.image}: expected a 32x32 picture, got {image.size[0]}x{image.size[1]}")
+    pixels = np.asarray(image, dtype=np.uint8)[None]
+
+    rows = []
+    for model in args.models:
+        session = one_thread_session(model)
+        ours, theirs = [], []
+        for _ in range(args.rounds):
+            ours.append(squeezebox_median_ms(args.label_image, model, args.image,
+                                             args.runs, args.warmup))
+            theirs.append(onnxruntime_median_ms(session, pixels, args.runs, args.warmup))
+        sb, ort_ms = statistics.median(ours), statistics.median(theirs)
+        rows.append({"model": model, "squeezebox_ms": sb, "onnxruntime_ms": ort_ms,
+                     "ratio": sb / ort_ms})
+
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    print("| model | squeezebox median ms | onnxruntime median ms | ratio |")
+    print("|---|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['model']} | {r['squeezebox_ms']:.3f} | {r['onnxruntime_ms']:.3f} "
+              f"| {r['ratio']:.2f} |")
+    print(f"\nOne thread, batch 1, {args.rounds} alternating rounds of {args.runs} runs "
+          f"after {args.warmup} warm-up runs; ratio = squeezebox / onnxruntime.")
+
+
+if __name__ == "__main__":
+    main()
