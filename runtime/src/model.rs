@@ -1,14 +1,18 @@
-//! A loaded model: its metadata, its cost, its size on disk, and a tract plan
-//! that takes `uint8 [N,32,32,3]` pixels for any batch size N.
+//! A loaded model: its metadata, its cost, its size on disk, and tract plans
+//! that take `uint8 [N,32,32,3]` pixels.
+//!
+//! Each plan is optimised for one batch size: a plan whose batch is a number
+//! ran squeeze1 at batch 1 in little more than half the time of one plan with
+//! a symbolic batch. The batch-1 plan is built at load, others on first use.
 
+use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use models::onnx::{self, proto::ModelProto, Metadata};
 use tract_linalg::multithread::Executor;
 use tract_onnx::prelude::*;
-use tract_onnx::tract_core::dims;
 
 use crate::RuntimeError;
 
@@ -24,7 +28,12 @@ pub struct Model {
     cost: Option<models::Cost>,
     initializer_values: usize,
     threads: NonZeroUsize,
-    plan: Arc<TypedRunnableModel>,
+    /// The parsed file, from which a plan for each batch size is built.
+    source: InferenceModel,
+    executor: Option<Executor>,
+    batch1: Arc<TypedRunnableModel>,
+    /// Plans for the other batch sizes used so far.
+    plans: Mutex<HashMap<usize, Arc<TypedRunnableModel>>>,
 }
 
 /// The outputs for a batch, row-major `[N, classes]`.
@@ -84,8 +93,8 @@ impl Model {
         Model::from_bytes_with_threads(bytes, NonZeroUsize::MIN)
     }
 
-    /// Loads a model from its bytes. With more than one thread the plan gets
-    /// its own rayon pool, which tract uses to split large matrix products
+    /// Loads a model from its bytes. With more than one thread the plans get
+    /// a rayon pool of their own, which tract uses to split large matrix products
     /// (small ones stay on the calling thread: splitting them costs more than
     /// it saves). One thread keeps tract's default single-threaded executor.
     pub fn from_bytes_with_threads(
@@ -98,22 +107,12 @@ impl Model {
             .layer_graph()
             .and_then(|graph| models::cost(&graph))
             .ok();
-        let tract_err =
-            |e: TractError| RuntimeError::Model(format!("tract cannot run this model: {e:#}"));
         let mut proto_bytes = bytes;
-        let model = tract_onnx::onnx()
+        let source = tract_onnx::onnx()
             .model_for_read(&mut proto_bytes)
             .map_err(tract_err)?;
-        let batch = model.sym("N");
-        let options = RunOptions {
-            executor: executor(threads)?,
-            ..Default::default()
-        };
-        let plan = model
-            .with_input_fact(0, u8::fact(dims!(batch, 32, 32, 3)).into())
-            .and_then(|m| m.into_optimized())
-            .and_then(|m| m.into_runnable_with_options(&options))
-            .map_err(tract_err)?;
+        let executor = executor(threads)?;
+        let batch1 = optimise(&source, 1, &executor)?;
         Ok(Model {
             classes: frozen.contract.classes,
             initializer_values: initializer_values(&frozen.proto),
@@ -121,7 +120,10 @@ impl Model {
             file_bytes: bytes.len(),
             cost,
             threads,
-            plan,
+            source,
+            executor,
+            batch1,
+            plans: Mutex::default(),
         })
     }
 
@@ -168,15 +170,34 @@ impl Model {
 
     /// Runs a batch of raw `32x32x3` RGB images laid end to end.
     pub fn run(&self, pixels: &[u8]) -> Result<Predictions, RuntimeError> {
+        let input = input(pixels)?;
         let outputs = self
-            .plan
-            .run(input(pixels)?)
+            .plan(pixels.len() / IMAGE_BYTES)?
+            .run(input)
             .map_err(|e| RuntimeError::Model(format!("inference failed: {e}")))?;
         self.predictions(&outputs)
     }
 
-    pub(crate) fn plan(&self) -> &Arc<TypedRunnableModel> {
-        &self.plan
+    /// The plan for single images, the one built at load.
+    pub(crate) fn batch1_plan(&self) -> &TypedRunnableModel {
+        &self.batch1
+    }
+
+    /// The plan for batches of `batch` images, built on first use.
+    pub(crate) fn plan(&self, batch: usize) -> Result<Arc<TypedRunnableModel>, RuntimeError> {
+        match batch {
+            0 => return Err(RuntimeError::Input("a batch needs at least one image".into())),
+            1 => return Ok(self.batch1.clone()),
+            _ => {}
+        }
+        // A poisoned lock only means another thread failed to build a plan.
+        let mut plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(plan) = plans.get(&batch) {
+            return Ok(plan.clone());
+        }
+        let plan = optimise(&self.source, batch, &self.executor)?;
+        plans.insert(batch, plan.clone());
+        Ok(plan)
     }
 
     /// Reads the plan's `logits` and `probabilities` outputs.
@@ -207,6 +228,28 @@ pub(crate) fn input(pixels: &[u8]) -> Result<TVec<TValue>, RuntimeError> {
     let batch = tract_ndarray::Array4::from_shape_vec((n, 32, 32, 3), pixels.to_vec())
         .map_err(|e| RuntimeError::Input(e.to_string()))?;
     Ok(tvec!(Tensor::from(batch).into()))
+}
+
+fn tract_err(e: TractError) -> RuntimeError {
+    RuntimeError::Model(format!("tract cannot run this model: {e:#}"))
+}
+
+/// A runnable plan of `source` for batches of exactly `batch` images.
+fn optimise(
+    source: &InferenceModel,
+    batch: usize,
+    executor: &Option<Executor>,
+) -> Result<Arc<TypedRunnableModel>, RuntimeError> {
+    let options = RunOptions {
+        executor: executor.clone(),
+        ..Default::default()
+    };
+    source
+        .clone()
+        .with_input_fact(0, u8::fact([batch, 32, 32, 3]).into())
+        .and_then(|m| m.into_optimized())
+        .and_then(|m| m.into_runnable_with_options(&options))
+        .map_err(tract_err)
 }
 
 /// `None` (tract's single-threaded default) for one thread, else a pool of

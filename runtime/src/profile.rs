@@ -8,7 +8,7 @@ use tract_onnx::prelude::TractError;
 use tract_onnx::tract_core::plan::eval;
 
 use crate::model::input;
-use crate::{Model, RuntimeError};
+use crate::{Model, RuntimeError, IMAGE_BYTES};
 
 /// The time spent in one type of op over the profiled runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,7 +34,8 @@ pub fn profile(model: &Model, pixels: &[u8], runs: usize) -> Result<Vec<OpTime>,
     }
     let fail = |e: TractError| RuntimeError::Model(format!("inference failed: {e}"));
     let mut by_op: HashMap<String, (usize, Duration)> = HashMap::new();
-    let mut state = model.plan().spawn().map_err(fail)?;
+    let batch = pixels.len() / IMAGE_BYTES;
+    let mut state = model.plan(batch)?.spawn().map_err(fail)?;
     for _ in 0..runs {
         state
             .run_plan_with_eval(input(pixels)?, |ctx, op_state, node, inputs| {

@@ -46,6 +46,23 @@ fn a_file_without_a_layer_graph_runs_with_unknown_cost() {
 }
 
 #[test]
+fn a_batch_gives_each_image_the_answer_it_gets_alone() {
+    // Batch 1 and batch 4 run different plans, each optimised for its size.
+    let fixture = common::random_model("squeeze1");
+    let model = Model::load(&fixture.path).unwrap();
+    let pixels = batch();
+    let together = model.run(&pixels).unwrap();
+    for (i, image) in pixels.chunks(runtime::IMAGE_BYTES).enumerate() {
+        let alone = model.run(image).unwrap();
+        for (a, b) in alone.probabilities_of(0).iter().zip(together.probabilities_of(i)) {
+            assert!((a - b).abs() <= 1e-5, "image {i}: {a} alone, {b} in the batch");
+        }
+    }
+    assert!(model.run(&[]).is_err());
+    assert!(model.run(&pixels[..100]).is_err());
+}
+
+#[test]
 fn several_threads_give_the_same_answers_from_their_own_pool() {
     let fixture = common::random_model("squeeze1");
     let one = Model::load(&fixture.path).unwrap();
