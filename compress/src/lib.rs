@@ -1,7 +1,12 @@
 //! Compression steps for frozen squeezebox models. Each step reads an ONNX
 //! model and returns a new one whose metadata records what was done.
 
+pub mod calibrate;
+pub mod compare;
 mod error;
 pub mod fp16;
+mod onnx_util;
+pub mod quantize;
+pub mod weights_only;
 
 pub use error::CompressError;

@@ -3,8 +3,10 @@
 //! cross-compiles for ARM boards.
 
 mod error;
+pub mod inspect;
 mod model;
 pub mod preprocess;
+pub mod probe;
 pub mod profile;
 pub mod timing;
 

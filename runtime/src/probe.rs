@@ -1,0 +1,83 @@
+//! Intermediate values of a model: any named ONNX value becomes an output, so
+//! that tools can calibrate quantization ranges or compare two versions of a
+//! model layer by layer.
+
+use std::sync::Arc;
+
+use models::onnx;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::dims;
+
+use crate::model::input;
+use crate::RuntimeError;
+
+/// A model whose outputs are the named values, for any batch size.
+pub struct Probe {
+    names: Vec<String>,
+    plan: Arc<TypedRunnableModel>,
+}
+
+/// One value for a whole batch: its shape (batch axis first) and its
+/// elements as f32. Integer tensors come back as their raw integers
+/// (a quantized value is not dequantized here).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Value {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+    /// Whether the model holds this value as integers.
+    pub integer: bool,
+}
+
+impl Probe {
+    /// Loads a squeezebox model (the same contract as [`crate::Model`]) with
+    /// `values`, ONNX value names, as its outputs.
+    pub fn from_bytes(bytes: &[u8], values: &[String]) -> Result<Probe, RuntimeError> {
+        onnx::decode(bytes)?;
+        if values.is_empty() {
+            return Err(RuntimeError::Model(
+                "a probe needs at least one value".into(),
+            ));
+        }
+        let tract_err =
+            |e: TractError| RuntimeError::Model(format!("tract cannot probe this model: {e:#}"));
+        let mut model = tract_onnx::onnx()
+            .model_for_read(&mut &bytes[..])
+            .map_err(tract_err)?;
+        model.select_outputs_by_name(values).map_err(tract_err)?;
+        let batch = model.sym("N");
+        let plan = model
+            .with_input_fact(0, u8::fact(dims!(batch, 32, 32, 3)).into())
+            .and_then(|m| m.into_optimized())
+            .and_then(|m| m.into_runnable())
+            .map_err(tract_err)?;
+        Ok(Probe {
+            names: values.to_vec(),
+            plan,
+        })
+    }
+
+    /// The probed value names, in output order.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Runs a batch of raw `32x32x3` images; one [`Value`] per name.
+    pub fn run(&self, pixels: &[u8]) -> Result<Vec<Value>, RuntimeError> {
+        let fail = |e: TractError| RuntimeError::Model(format!("inference failed: {e}"));
+        let outputs = self.plan.run(input(pixels)?).map_err(fail)?;
+        outputs
+            .iter()
+            .map(|t| {
+                let integer = t.datum_type().unquantized().is_integer();
+                let plain = t.clone().into_tensor();
+                let as_f32 = plain.cast_to::<f32>().map_err(fail)?;
+                let view = as_f32.to_plain_array_view::<f32>().map_err(fail)?;
+                Ok(Value {
+                    shape: t.shape().to_vec(),
+                    data: view.iter().copied().collect(),
+                    integer,
+                })
+            })
+            .collect()
+    }
+}
