@@ -5,3 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo test --workspace --locked "$@"
+# label-image cross-built for aarch64 and armv7 must label the sample
+# pictures as x86-64 does, under qemu. The cross-ci profile is release
+# without fat LTO, to keep this within CI's budget.
+bash scripts/cross.sh --check --profile cross-ci
