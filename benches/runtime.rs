@@ -18,7 +18,9 @@ fn latency(c: &mut Criterion) {
     for path in shipped_models() {
         let model = Model::load_with_threads(&path, one).expect("shipped model loads");
         let name = path.file_stem().unwrap().to_string_lossy().into_owned();
-        group.bench_function(name, |b| b.iter(|| model.run(black_box(&pixels)).expect("runs")));
+        group.bench_function(name, |b| {
+            b.iter(|| model.run(black_box(&pixels)).expect("runs"))
+        });
     }
     group.finish();
 }
@@ -28,7 +30,9 @@ fn preprocessing(c: &mut Criterion) {
     // A CIFAR-sized PNG and a larger JPEG that must be cropped and resized.
     for file in ["cat.png", "cat-256.jpg"] {
         let path = shared_dir().join("images").join(file);
-        group.bench_function(file, |b| b.iter(|| load_image(black_box(&path)).expect("decodes")));
+        group.bench_function(file, |b| {
+            b.iter(|| load_image(black_box(&path)).expect("decodes"))
+        });
     }
     group.finish();
 }

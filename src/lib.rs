@@ -33,14 +33,19 @@ pub fn shipped_models() -> Vec<PathBuf> {
 /// The Python with onnx and onnxruntime: `$SQUEEZEBOX_PYTHON`, else the
 /// one `scripts/setup.sh` installs in `.venv`.
 pub fn python() -> PathBuf {
-    std::env::var_os("SQUEEZEBOX_PYTHON").map(PathBuf::from).unwrap_or_else(|| repo_root().join(".venv/bin/python"))
+    std::env::var_os("SQUEEZEBOX_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".venv/bin/python"))
 }
 
 /// The first `n` images of the CIFAR-10 test batch, as raw HWC pixels, and
 /// the class names.
 pub fn test_images(n: usize) -> (Vec<u8>, Vec<String>) {
-    let source = cifar::open(shared_dir().join("cifar10")).expect("CIFAR-10 under ../shared/cifar10");
-    let data = source.load(cifar::Split::Test, Some(n)).expect("test batch readable");
+    let source =
+        cifar::open(shared_dir().join("cifar10")).expect("CIFAR-10 under ../shared/cifar10");
+    let data = source
+        .load(cifar::Split::Test, Some(n))
+        .expect("test batch readable");
     (data.images, source.classes().to_vec())
 }
 
@@ -54,10 +59,17 @@ pub fn random_net(arch: &str, seed: i64) -> (tch::nn::VarStore, Net) {
     let mut net = Net::new(&vs.root(), &graph).expect("zoo graphs build");
     let mut state = seed as u64 * 2 + 1;
     let mut uniform = move || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
     };
-    let roles: Vec<(String, ParamRole)> = graph.params().unwrap().into_iter().map(|p| (p.name, p.role)).collect();
+    let roles: Vec<(String, ParamRole)> = graph
+        .params()
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.name, p.role))
+        .collect();
     let mut weights: Weights = net.weights().unwrap();
     for (name, role) in roles {
         let t: &mut Tensor = weights.get_mut(&name).unwrap();

@@ -13,7 +13,9 @@ fn exported_zoo_models_match_libtorch_in_tract() {
     let batch = tch::Tensor::from_slice(&pixels).view([IMAGES as i64, 32, 32, 3]);
     for (i, arch) in models::zoo::ZOO.iter().enumerate() {
         let (_vs, net) = random_net(arch.name, 100 + i as i64);
-        let expected = Vec::<f32>::try_from(tch::no_grad(|| net.forward_pixels(&batch)).flatten(0, -1)).unwrap();
+        let expected =
+            Vec::<f32>::try_from(tch::no_grad(|| net.forward_pixels(&batch)).flatten(0, -1))
+                .unwrap();
 
         let path = dir.join(format!("{}.onnx", arch.name));
         trainer::export::export_onnx(&path, &net, &test_metadata(&net, labels.clone())).unwrap();
@@ -21,9 +23,18 @@ fn exported_zoo_models_match_libtorch_in_tract() {
         let got = model.run(&pixels).unwrap();
 
         assert_eq!(got.logits.len(), expected.len(), "{}", arch.name);
-        let worst = got.logits.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        let worst = got
+            .logits
+            .iter()
+            .zip(&expected)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
         let scale = expected.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
-        assert!(worst <= 1e-4, "{}: logits differ by {worst} (largest logit {scale})", arch.name);
+        assert!(
+            worst <= 1e-4,
+            "{}: logits differ by {worst} (largest logit {scale})",
+            arch.name
+        );
         // The comparison means something only if the logits are not flat.
         assert!(scale > 1e-3, "{}: degenerate logits", arch.name);
     }

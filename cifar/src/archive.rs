@@ -17,7 +17,10 @@ pub(crate) fn member_path(archive: &Path, name: &str) -> PathBuf {
 }
 
 fn corrupt(archive: &Path, source: io::Error) -> CifarError {
-    CifarError::Archive { path: archive.to_path_buf(), source }
+    CifarError::Archive {
+        path: archive.to_path_buf(),
+        source,
+    }
 }
 
 /// Hands each file of the archive's `cifar-10-batches-bin/` to `visit` as
@@ -33,7 +36,9 @@ fn scan(
         let path = entry.path().map_err(|e| corrupt(archive, e))?;
         let in_batches_dir = path.parent().is_some_and(|dir| dir.ends_with(BATCHES_DIR));
         let name = match path.file_name().and_then(|name| name.to_str()) {
-            Some(name) if in_batches_dir && entry.header().entry_type().is_file() => name.to_owned(),
+            Some(name) if in_batches_dir && entry.header().entry_type().is_file() => {
+                name.to_owned()
+            }
             _ => continue,
         };
         let size = entry.size();
@@ -53,7 +58,9 @@ pub(crate) fn read_meta(archive: &Path) -> Result<Vec<String>, CifarError> {
             return Ok(true);
         }
         let mut text = Vec::new();
-        contents.read_to_end(&mut text).map_err(|e| corrupt(archive, e))?;
+        contents
+            .read_to_end(&mut text)
+            .map_err(|e| corrupt(archive, e))?;
         classes = Some(parse_meta(&path, &text)?);
         Ok(false)
     })?;
@@ -68,16 +75,22 @@ pub(crate) fn read_segments(archive: &Path, plan: &[Segment]) -> Result<Vec<Vec<
         if let Some(i) = plan.iter().position(|segment| segment.file == name) {
             check_size(&member_path(archive, name), size)?;
             let segment = plan[i];
-            io::copy(&mut Read::take(&mut *contents, segment.offset()), &mut io::sink())
-                .map_err(|e| corrupt(archive, e))?;
-            found[i] = Some(read_exact_vec(contents, segment.bytes()).map_err(|e| corrupt(archive, e))?);
+            io::copy(
+                &mut Read::take(&mut *contents, segment.offset()),
+                &mut io::sink(),
+            )
+            .map_err(|e| corrupt(archive, e))?;
+            found[i] =
+                Some(read_exact_vec(contents, segment.bytes()).map_err(|e| corrupt(archive, e))?);
         }
         Ok(found.iter().any(Option::is_none))
     })?;
     plan.iter()
         .zip(found)
         .map(|(segment, records)| {
-            records.ok_or_else(|| CifarError::Missing { path: member_path(archive, segment.file) })
+            records.ok_or_else(|| CifarError::Missing {
+                path: member_path(archive, segment.file),
+            })
         })
         .collect()
 }

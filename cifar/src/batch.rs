@@ -18,11 +18,17 @@ pub(crate) const ARCHIVE_FILE: &str = "cifar-10-binary.tar.gz";
 pub(crate) fn check_size(path: &Path, size: u64) -> Result<(), CifarError> {
     let record = RECORD_BYTES as u64;
     if size % record != 0 {
-        return Err(CifarError::Truncated { path: path.to_path_buf(), size });
+        return Err(CifarError::Truncated {
+            path: path.to_path_buf(),
+            size,
+        });
     }
     let records = size / record;
     if records != BATCH_RECORDS as u64 {
-        return Err(CifarError::RecordCount { path: path.to_path_buf(), records });
+        return Err(CifarError::RecordCount {
+            path: path.to_path_buf(),
+            records,
+        });
     }
     Ok(())
 }
@@ -37,17 +43,31 @@ pub(crate) fn read_exact_vec(reader: &mut dyn Read, len: usize) -> io::Result<Ve
 /// Appends whole records to `data`, turning each image from the file's
 /// R, G, B planes into interleaved HWC. `first` is the index in `path` of the
 /// first record, to name a bad one.
-pub(crate) fn decode(path: &Path, first: usize, records: &[u8], data: &mut Dataset) -> Result<(), CifarError> {
+pub(crate) fn decode(
+    path: &Path,
+    first: usize,
+    records: &[u8],
+    data: &mut Dataset,
+) -> Result<(), CifarError> {
     const PLANE: usize = SIDE * SIDE;
     for (i, record) in records.chunks_exact(RECORD_BYTES).enumerate() {
         let (label, planes) = (record[0], &record[1..]);
         if usize::from(label) >= CLASSES {
-            return Err(CifarError::BadLabel { path: path.to_path_buf(), index: first + i, label });
+            return Err(CifarError::BadLabel {
+                path: path.to_path_buf(),
+                index: first + i,
+                label,
+            });
         }
         let (red, rest) = planes.split_at(PLANE);
         let (green, blue) = rest.split_at(PLANE);
         data.labels.push(label);
-        data.images.extend(red.iter().zip(green).zip(blue).flat_map(|((&r, &g), &b)| [r, g, b]));
+        data.images.extend(
+            red.iter()
+                .zip(green)
+                .zip(blue)
+                .flat_map(|((&r, &g), &b)| [r, g, b]),
+        );
     }
     Ok(())
 }
@@ -62,7 +82,10 @@ pub(crate) fn parse_meta(path: &Path, text: &[u8]) -> Result<Vec<String>, CifarE
         .map(String::from)
         .collect();
     if classes.len() != CLASSES {
-        return Err(CifarError::BadMeta { path: path.to_path_buf(), found: classes.len() });
+        return Err(CifarError::BadMeta {
+            path: path.to_path_buf(),
+            found: classes.len(),
+        });
     }
     Ok(classes)
 }

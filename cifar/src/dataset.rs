@@ -18,7 +18,11 @@ pub struct Dataset {
 impl Dataset {
     /// An empty dataset with room for `len` images.
     pub(crate) fn with_capacity(classes: Vec<String>, len: usize) -> Dataset {
-        Dataset { images: Vec::with_capacity(len * IMAGE_BYTES), labels: Vec::with_capacity(len), classes }
+        Dataset {
+            images: Vec::with_capacity(len * IMAGE_BYTES),
+            labels: Vec::with_capacity(len),
+            classes,
+        }
     }
 
     pub fn len(&self) -> usize {

@@ -23,7 +23,11 @@ pub enum CifarError {
     #[error("{}: {records} records, expected {} in a CIFAR-10 batch", path.display(), BATCH_RECORDS)]
     RecordCount { path: PathBuf, records: u64 },
     #[error("{}: record {index} has label {label}, expected 0-9", path.display())]
-    BadLabel { path: PathBuf, index: usize, label: u8 },
+    BadLabel {
+        path: PathBuf,
+        index: usize,
+        label: u8,
+    },
     #[error("{}: {found} class names, expected {} (one a line)", path.display(), CLASSES)]
     BadMeta { path: PathBuf, found: usize },
     #[error("{}: corrupt or truncated archive: {source}", path.display())]

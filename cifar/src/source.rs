@@ -4,7 +4,9 @@ use std::fs::{self, File};
 use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use crate::batch::{check_size, decode, parse_meta, read_exact_vec, ARCHIVE_FILE, BATCHES_DIR, META_FILE};
+use crate::batch::{
+    check_size, decode, parse_meta, read_exact_vec, ARCHIVE_FILE, BATCHES_DIR, META_FILE,
+};
 use crate::split::{Segment, Split};
 use crate::{archive, CifarError, Dataset};
 
@@ -35,11 +37,16 @@ impl Source {
     /// `cifar-10-batches-bin` directory itself, or the `.tar.gz` archive.
     pub fn open(path: impl AsRef<Path>) -> Result<Source, CifarError> {
         let path = path.as_ref();
-        let location = locate(path).ok_or_else(|| CifarError::NoData { path: path.to_path_buf() })?;
+        let location = locate(path).ok_or_else(|| CifarError::NoData {
+            path: path.to_path_buf(),
+        })?;
         let classes = match &location {
             Location::Batches(dir) => {
                 let meta = dir.join(META_FILE);
-                parse_meta(&meta, &fs::read(&meta).map_err(|e| CifarError::io(&meta, e))?)?
+                parse_meta(
+                    &meta,
+                    &fs::read(&meta).map_err(|e| CifarError::io(&meta, e))?,
+                )?
             }
             Location::Archive(file) => archive::read_meta(file)?,
         };
@@ -55,17 +62,28 @@ impl Source {
     /// opening only the batch files those records are in.
     pub fn load(&self, split: Split, limit: Option<usize>) -> Result<Dataset, CifarError> {
         let plan = split.plan(limit);
-        let mut data = Dataset::with_capacity(self.classes.clone(), plan.iter().map(|s| s.count).sum());
+        let mut data =
+            Dataset::with_capacity(self.classes.clone(), plan.iter().map(|s| s.count).sum());
         match &self.location {
             Location::Batches(dir) => {
                 for segment in &plan {
                     let path = dir.join(segment.file);
-                    decode(&path, segment.start, &read_segment(&path, segment)?, &mut data)?;
+                    decode(
+                        &path,
+                        segment.start,
+                        &read_segment(&path, segment)?,
+                        &mut data,
+                    )?;
                 }
             }
             Location::Archive(file) => {
                 for (segment, records) in plan.iter().zip(archive::read_segments(file, &plan)?) {
-                    decode(&archive::member_path(file, segment.file), segment.start, &records, &mut data)?;
+                    decode(
+                        &archive::member_path(file, segment.file),
+                        segment.start,
+                        &records,
+                        &mut data,
+                    )?;
                 }
             }
         }

@@ -49,7 +49,11 @@ const TRAIN: [Segment; 5] = [
     Segment::new("data_batch_4.bin", 0, BATCH_RECORDS),
     Segment::new("data_batch_5.bin", 0, TRAIN_IN_BATCH_5),
 ];
-const VALIDATION: [Segment; 1] = [Segment::new("data_batch_5.bin", TRAIN_IN_BATCH_5, VALIDATION_SIZE)];
+const VALIDATION: [Segment; 1] = [Segment::new(
+    "data_batch_5.bin",
+    TRAIN_IN_BATCH_5,
+    VALIDATION_SIZE,
+)];
 const TEST: [Segment; 1] = [Segment::new("test_batch.bin", 0, BATCH_RECORDS)];
 
 impl Split {
@@ -87,19 +91,31 @@ mod tests {
         assert_eq!(records(Split::Test), 10_000);
         let last_train = Split::Train.plan(None)[4];
         let validation = Split::Validation.plan(None)[0];
-        assert_eq!((last_train.file, validation.file), ("data_batch_5.bin", "data_batch_5.bin"));
+        assert_eq!(
+            (last_train.file, validation.file),
+            ("data_batch_5.bin", "data_batch_5.bin")
+        );
         assert_eq!(last_train.start + last_train.count, validation.start);
         assert_eq!(validation.start + validation.count, BATCH_RECORDS);
     }
 
     #[test]
     fn a_limit_plans_only_the_files_it_needs() {
-        assert_eq!(Split::Train.plan(Some(200)), [Segment::new("data_batch_1.bin", 0, 200)]);
+        assert_eq!(
+            Split::Train.plan(Some(200)),
+            [Segment::new("data_batch_1.bin", 0, 200)]
+        );
         assert_eq!(
             Split::Train.plan(Some(10_001)),
-            [Segment::new("data_batch_1.bin", 0, 10_000), Segment::new("data_batch_2.bin", 0, 1)]
+            [
+                Segment::new("data_batch_1.bin", 0, 10_000),
+                Segment::new("data_batch_2.bin", 0, 1)
+            ]
         );
-        assert_eq!(Split::Validation.plan(Some(3)), [Segment::new("data_batch_5.bin", 5_000, 3)]);
+        assert_eq!(
+            Split::Validation.plan(Some(3)),
+            [Segment::new("data_batch_5.bin", 5_000, 3)]
+        );
         assert!(Split::Test.plan(Some(0)).is_empty());
         assert_eq!(Split::Test.plan(Some(20_000)), TEST);
     }

@@ -19,7 +19,11 @@ fn batch(records: &[(usize, Vec<u8>)]) -> impl Read {
     let mut contents: Box<dyn Read> = Box::new(io::empty());
     let mut next = 0;
     for (index, record) in records {
-        contents = Box::new(contents.chain(zeros(index - next)).chain(Cursor::new(record.clone())));
+        contents = Box::new(
+            contents
+                .chain(zeros(index - next))
+                .chain(Cursor::new(record.clone())),
+        );
         next = index + 1;
     }
     contents.chain(zeros(BATCH_RECORDS - next))
@@ -43,9 +47,21 @@ fn archive_bytes() -> &'static [u8] {
         };
         let batch_bytes = BATCH_RECORDS * RECORD_BYTES;
         append("cifar-10-batches-bin/", 0, &mut io::empty());
-        append("cifar-10-batches-bin/data_batch_5.bin", batch_bytes, &mut batch(&[(5_000, record(6, 7))]));
-        append("cifar-10-batches-bin/batches.meta.txt", meta_text().len(), &mut meta_text().as_bytes());
-        append("cifar-10-batches-bin/test_batch.bin", batch_bytes, &mut batch(&[(0, record(2, 5)), (2, record(9, 6))]));
+        append(
+            "cifar-10-batches-bin/data_batch_5.bin",
+            batch_bytes,
+            &mut batch(&[(5_000, record(6, 7))]),
+        );
+        append(
+            "cifar-10-batches-bin/batches.meta.txt",
+            meta_text().len(),
+            &mut meta_text().as_bytes(),
+        );
+        append(
+            "cifar-10-batches-bin/test_batch.bin",
+            batch_bytes,
+            &mut batch(&[(0, record(2, 5)), (2, record(9, 6))]),
+        );
         tar.into_inner().unwrap().finish().unwrap()
     })
 }
@@ -61,7 +77,10 @@ fn write_archive(bytes: &[u8]) -> (tempfile::TempDir, PathBuf) {
 /// The message of an error, checked to start with the archive's name.
 fn message<T: std::fmt::Debug>(result: Result<T, CifarError>, archive: &Path) -> String {
     let message = error_line(result);
-    assert!(message.starts_with(&archive.display().to_string()), "{message}");
+    assert!(
+        message.starts_with(&archive.display().to_string()),
+        "{message}"
+    );
     message
 }
 
@@ -75,33 +94,59 @@ fn archive_is_read_in_place() {
     assert_eq!(test.image(2), hwc(&record(9, 6)));
     let validation = source.load(Split::Validation, None).unwrap();
     assert_eq!(validation.len(), 5_000);
-    assert_eq!((validation.labels[0], validation.image(0)), (6, hwc(&record(6, 7)).as_slice()));
+    assert_eq!(
+        (validation.labels[0], validation.image(0)),
+        (6, hwc(&record(6, 7)).as_slice())
+    );
 }
 
 #[test]
 fn directory_holding_only_the_archive_opens_it() {
     let (root, _path) = write_archive(archive_bytes());
-    assert_eq!(cifar::open(root.path()).unwrap().load(Split::Test, Some(1)).unwrap().labels, [2]);
+    assert_eq!(
+        cifar::open(root.path())
+            .unwrap()
+            .load(Split::Test, Some(1))
+            .unwrap()
+            .labels,
+        [2]
+    );
 }
 
 #[test]
 fn batch_missing_from_archive_is_named() {
     let (_root, path) = write_archive(archive_bytes());
-    let message = message(cifar::open(&path).unwrap().load(Split::Train, Some(1)), &path);
-    assert!(message.ends_with("cifar-10-binary.tar.gz/cifar-10-batches-bin/data_batch_1.bin: not found"), "{message}");
+    let message = message(
+        cifar::open(&path).unwrap().load(Split::Train, Some(1)),
+        &path,
+    );
+    assert!(
+        message
+            .ends_with("cifar-10-binary.tar.gz/cifar-10-batches-bin/data_batch_1.bin: not found"),
+        "{message}"
+    );
 }
 
 #[test]
 fn truncated_archive_is_named() {
     let bytes = archive_bytes();
     let (_root, path) = write_archive(&bytes[..bytes.len() * 3 / 4]);
-    let message = message(cifar::open(&path).and_then(|source| source.load(Split::Test, None)), &path);
-    assert!(message.contains(": corrupt or truncated archive: "), "{message}");
+    let message = message(
+        cifar::open(&path).and_then(|source| source.load(Split::Test, None)),
+        &path,
+    );
+    assert!(
+        message.contains(": corrupt or truncated archive: "),
+        "{message}"
+    );
 }
 
 #[test]
 fn file_that_is_not_gzip_is_named() {
     let (_root, path) = write_archive(b"not an archive");
     let message = message(cifar::open(&path), &path);
-    assert!(message.contains(": corrupt or truncated archive: "), "{message}");
+    assert!(
+        message.contains(": corrupt or truncated archive: "),
+        "{message}"
+    );
 }

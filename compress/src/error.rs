@@ -6,4 +6,9 @@ pub enum CompressError {
     Model(#[from] models::ModelError),
     #[error("{0}")]
     Refused(String),
+    /// An option that cannot work, named.
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Train(#[from] trainer::TrainError),
 }

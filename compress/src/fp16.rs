@@ -3,14 +3,18 @@
 //! computation and its speed stay f32, since runtimes fold the casts.
 
 use half::f16;
-use models::onnx::proto::{attribute_proto::AttributeType, tensor_proto::DataType, AttributeProto, NodeProto};
+use models::onnx::proto::{
+    attribute_proto::AttributeType, tensor_proto::DataType, AttributeProto, NodeProto,
+};
 use models::onnx::{FrozenModel, Metadata};
 
 use crate::CompressError;
 
 /// Returns `model` with its float initializers stored as f16. Scalars stay
 /// f32: they cost nothing and some are precision-sensitive (epsilons).
-pub fn to_fp16(model: &FrozenModel) -> Result<(models::onnx::proto::ModelProto, Metadata), CompressError> {
+pub fn to_fp16(
+    model: &FrozenModel,
+) -> Result<(models::onnx::proto::ModelProto, Metadata), CompressError> {
     if model.meta.variant != "f32" {
         return Err(CompressError::Refused(format!(
             "the model is already compressed (variant '{}'); fp16 applies to f32 models",
@@ -27,7 +31,10 @@ pub fn to_fp16(model: &FrozenModel) -> Result<(models::onnx::proto::ModelProto, 
             continue;
         }
         let values: Vec<f32> = match &init.raw_data {
-            Some(raw) => raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            Some(raw) => raw
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
             None => init.float_data.clone(),
         };
         let name = init.name.clone().unwrap_or_default();
@@ -35,7 +42,12 @@ pub fn to_fp16(model: &FrozenModel) -> Result<(models::onnx::proto::ModelProto, 
         init.name = Some(stored.clone());
         init.data_type = Some(DataType::Float16 as i32);
         init.float_data.clear();
-        init.raw_data = Some(values.iter().flat_map(|v| f16::from_f32(*v).to_le_bytes()).collect());
+        init.raw_data = Some(
+            values
+                .iter()
+                .flat_map(|v| f16::from_f32(*v).to_le_bytes())
+                .collect(),
+        );
         converted += values.len();
         casts.push(NodeProto {
             op_type: Some("Cast".into()),
@@ -55,7 +67,9 @@ pub fn to_fp16(model: &FrozenModel) -> Result<(models::onnx::proto::ModelProto, 
     graph.node = casts;
     let mut meta = model.meta.clone();
     meta.variant = "fp16".into();
-    meta.compression.push(format!("fp16: {converted} weights stored as float16, computed in float32"));
+    meta.compression.push(format!(
+        "fp16: {converted} weights stored as float16, computed in float32"
+    ));
     proto.metadata_props = meta.to_props(&model.layer_graph()?);
     Ok((proto, meta))
 }

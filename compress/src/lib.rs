@@ -6,7 +6,10 @@ pub mod compare;
 mod error;
 pub mod fp16;
 mod onnx_util;
+pub mod prune;
 pub mod quantize;
+pub mod sensitivity;
+pub mod sparse_storage;
 pub mod weights_only;
 
 pub use error::CompressError;

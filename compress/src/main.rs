@@ -3,10 +3,12 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use compress::calibrate::{calibrate, Method};
+use compress::prune::{Norm, PruneOptions, Ramp, Scope};
 use compress::quantize::{Activations, Options};
 use prost::Message;
+use trainer::device::DeviceChoice;
 
 #[derive(Parser)]
 #[command(
@@ -75,6 +77,126 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = 200)]
         images: usize,
     },
+    /// Gradual magnitude pruning with fine-tuning (libtorch); the pruned
+    /// kernels are stored without their zeros.
+    #[command(args_override_self = true)]
+    Prune(Box<PruneArgs>),
+    /// Accuracy of the model with each layer alone pruned by magnitude, at
+    /// several sparsities, without fine-tuning.
+    Sensitivity {
+        /// The model to read.
+        model: PathBuf,
+        /// CIFAR-10 (directory or .tar.gz) whose validation split measures.
+        #[arg(long, value_name = "DIR")]
+        data: PathBuf,
+        /// How many validation images.
+        #[arg(long, value_name = "N", default_value_t = 1000, value_parser = count())]
+        images: u64,
+        /// Sparsities to try, comma-separated, each in [0, 1).
+        #[arg(long, value_delimiter = ',', default_value = "0.25,0.5,0.75,0.9", value_parser = fraction)]
+        sparsities: Vec<f64>,
+        /// Print one JSON document instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// auto, cpu or cuda.
+        #[arg(long, default_value = "auto")]
+        device: DeviceChoice,
+        /// libtorch CPU threads [default: all cores].
+        #[arg(long, value_parser = count())]
+        threads: Option<u64>,
+    },
+}
+
+#[derive(Args)]
+struct PruneArgs {
+    /// The f32 model to read: its weights, and its architecture from the
+    /// metadata.
+    model: PathBuf,
+    /// Where to write the pruned model.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Target share of zero weights in the pruned kernels, in [0, 1).
+    #[arg(long, value_parser = fraction)]
+    sparsity: f64,
+    /// CIFAR-10 (directory or .tar.gz): training split to fine-tune on,
+    /// validation and test splits to measure.
+    #[arg(long, value_name = "DIR")]
+    data: PathBuf,
+    /// polynomial (Zhu & Gupta's cubic), constant (equal increments) or
+    /// oneshot (all before fine-tuning).
+    #[arg(long, value_enum, default_value = "polynomial")]
+    schedule: Ramp,
+    /// Sparsity of the first pruning step.
+    #[arg(long, default_value_t = 0.0, value_parser = fraction)]
+    initial_sparsity: f64,
+    /// Pruning steps after the first.
+    #[arg(long, default_value_t = 10, value_parser = count())]
+    steps: u64,
+    /// Optimiser steps between pruning steps [default: the steps spread over
+    /// the first two thirds of fine-tuning].
+    #[arg(long, value_parser = count())]
+    frequency: Option<u64>,
+    /// Epochs of fine-tuning.
+    #[arg(long, default_value_t = 3, value_parser = count())]
+    epochs: u64,
+    /// global (one magnitude threshold) or layer (one per kernel).
+    #[arg(long, value_enum, default_value = "global")]
+    scope: Scope,
+    /// Remove whole filters instead of single weights: --sparsity of each
+    /// convolution's filters, once, then fine-tune. The result is a
+    /// narrower dense model.
+    #[arg(long)]
+    structured: bool,
+    /// The filter norm that ranks filters for --structured: l1 or l2.
+    #[arg(long, value_enum, default_value = "l1")]
+    norm: Norm,
+    /// Layers to leave dense, repeated or comma-separated; `none` prunes
+    /// every kernel [default: the first layer and the classifier].
+    #[arg(long, value_name = "LAYER", value_delimiter = ',')]
+    exclude: Option<Vec<String>>,
+    /// Peak learning rate of fine-tuning (cosine decay to 0).
+    #[arg(long, default_value_t = 0.01)]
+    lr: f64,
+    #[arg(long, default_value_t = 128, value_parser = count())]
+    batch: u64,
+    /// Moving-average decay of the weights, then what is measured and
+    /// written [default: off].
+    #[arg(long)]
+    ema: Option<f64>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Cap the optimiser steps of an epoch.
+    #[arg(long, value_parser = count())]
+    steps_per_epoch: Option<u64>,
+    /// Use only the first N training images.
+    #[arg(long, value_name = "N", value_parser = count())]
+    train_limit: Option<u64>,
+    /// Use only the first N validation images.
+    #[arg(long, value_name = "N", value_parser = count())]
+    val_limit: Option<u64>,
+    /// Use only the first N test images.
+    #[arg(long, value_name = "N", value_parser = count())]
+    test_limit: Option<u64>,
+    /// auto, cpu or cuda.
+    #[arg(long, default_value = "auto")]
+    device: DeviceChoice,
+    /// libtorch CPU threads [default: all cores].
+    #[arg(long, value_parser = count())]
+    threads: Option<u64>,
+}
+
+/// A share in [0, 1).
+fn fraction(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..1.0).contains(&v) => Ok(v),
+        Ok(v) => Err(format!("{v} is outside [0, 1)")),
+        Err(_) => Err(format!("'{s}' is not a number")),
+    }
+}
+
+/// A count of at least 1.
+fn count() -> clap::builder::RangedU64ValueParser<u64> {
+    clap::builder::RangedU64ValueParser::new().range(1..)
 }
 
 fn main() -> ExitCode {
@@ -208,7 +330,143 @@ fn run(command: Command) -> Result<(), String> {
             }
             Ok(())
         }
+        Command::Prune(args) => prune(&args),
+        Command::Sensitivity {
+            model,
+            data,
+            images,
+            sparsities,
+            json,
+            device,
+            threads,
+        } => {
+            let (_, frozen) = read(&model)?;
+            let in_file = |e: compress::CompressError| format!("{}: {e}", model.display());
+            frozen.layer_graph().map_err(|e| in_file(e.into()))?;
+            let device = trainer::device::select(device, threads.map(|t| t as usize))
+                .map_err(|e| e.to_string())?;
+            let val = cifar::open(&data)
+                .and_then(|source| source.load(cifar::Split::Validation, Some(images as usize)))
+                .map_err(|e| e.to_string())?;
+            let report = compress::sensitivity::sensitivity(&frozen, &val, &sparsities, device)
+                .map_err(in_file)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).expect("a report serialises")
+                );
+                return Ok(());
+            }
+            print!("{:32} {:>9}", "kernel", "weights");
+            for s in &report.sparsities {
+                print!(" {:>7}", format!("{:.0}%", 100.0 * s));
+            }
+            println!();
+            for layer in &report.layers {
+                print!("{:32} {:>9}", layer.kernel, layer.weights);
+                for a in &layer.accuracy {
+                    print!(" {:>6.1}%", 100.0 * a);
+                }
+                println!();
+            }
+            println!(
+                "validation accuracy of {} on {} images: {:.2}% unpruned",
+                report.arch,
+                report.images,
+                100.0 * report.baseline
+            );
+            Ok(())
+        }
     }
+}
+
+fn prune(args: &PruneArgs) -> Result<(), String> {
+    let (bytes, frozen) = read(&args.model)?;
+    let in_file = |e: compress::CompressError| format!("{}: {e}", args.model.display());
+    // Fail on the model and the options before reading any data.
+    compress::quantize::refuse_compressed(&frozen, "pruning").map_err(in_file)?;
+    let graph = frozen.layer_graph().map_err(|e| in_file(e.into()))?;
+    compress::prune::prunable(&graph, args.exclude.as_deref()).map_err(|e| e.to_string())?;
+    let size = |n: Option<u64>| n.map(|n| n as usize);
+    let recipe = trainer::train::Recipe {
+        epochs: args.epochs as usize,
+        batch: args.batch as usize,
+        steps_per_epoch: size(args.steps_per_epoch),
+        lr: args.lr,
+        schedule: trainer::schedule::Schedule::Cosine { warmup_epochs: 0.0 },
+        ema: args.ema,
+        seed: args.seed,
+        limits: trainer::data::Limits {
+            train: size(args.train_limit),
+            val: size(args.val_limit),
+            test: size(args.test_limit),
+        },
+        ..trainer::train::Recipe::default()
+    };
+    recipe.validate().map_err(|e| e.to_string())?;
+    let device =
+        trainer::device::select(args.device, size(args.threads)).map_err(|e| e.to_string())?;
+    let data = trainer::data::Data::load(&args.data, &recipe.limits).map_err(|e| e.to_string())?;
+    let options = PruneOptions {
+        ramp: args.schedule,
+        initial: args.initial_sparsity,
+        target: args.sparsity,
+        steps: args.steps,
+        frequency: args.frequency,
+        scope: args.scope,
+        structured: args.structured.then_some(args.norm),
+        exclude: args.exclude.clone(),
+        recipe,
+        device,
+    };
+    let p = compress::prune::prune(&frozen, &data, &options).map_err(in_file)?;
+    let dense = if p.excluded.is_empty() {
+        "none".into()
+    } else {
+        p.excluded.join(", ")
+    };
+    if p.schedule.is_some() {
+        println!("{:32} {:>9} {:>9}", "kernel", "weights", "sparsity");
+        for l in &p.layers {
+            let note = if p.stored_sparse.contains(&l.kernel) {
+                "  stored sparse"
+            } else {
+                ""
+            };
+            let share = 100.0 * l.zeros as f64 / l.values.max(1) as f64;
+            println!("{:32} {:>9} {:>8.1}%{note}", l.kernel, l.values, share);
+        }
+        println!(
+            "sparsity {:.1}% of the pruned kernels after {} fine-tuning steps (left dense: {dense})",
+            100.0 * p.sparsity,
+            p.steps,
+        );
+    } else {
+        println!("{:32} {:>9} {:>9}", "layer", "filters", "kept");
+        for w in &p.widths {
+            println!("{:32} {:>9} {:>9}", w.layer, w.before, w.kept.len());
+        }
+        println!(
+            "MACs per image {} -> {} ({:.2}x) after {} fine-tuning steps (left whole: {dense})",
+            p.macs.0,
+            p.macs.1,
+            p.macs.1 as f64 / p.macs.0.max(1) as f64,
+            p.steps,
+        );
+    }
+    for (split, before, after) in [
+        ("validation", p.before.val, p.after.val),
+        ("test", p.before.test, p.after.test),
+    ] {
+        println!(
+            "{split} accuracy: {:.2}% -> {:.2}% ({:+.2} points, {} images)",
+            100.0 * before.accuracy,
+            100.0 * after.accuracy,
+            100.0 * (after.accuracy - before.accuracy),
+            after.images
+        );
+    }
+    write(&args.output, &p.proto, bytes.len())
 }
 
 fn fp16(model: &Path, output: &Path) -> Result<(), String> {

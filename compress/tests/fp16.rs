@@ -14,7 +14,9 @@ fn export_squeeze1(path: &Path) {
 
 /// Eight deterministic images with some structure: gradients and stripes.
 fn images() -> Vec<u8> {
-    (0..8 * 3072).map(|i| ((i % 3072) / 96 * 7 + (i / 3072) * 29 + (i % 7) * 11) as u8).collect()
+    (0..8 * 3072)
+        .map(|i| ((i % 3072) / 96 * 7 + (i / 3072) * 29 + (i % 7) * 11) as u8)
+        .collect()
 }
 
 #[test]
@@ -25,13 +27,24 @@ fn fp16_halves_the_file_and_keeps_the_predictions() {
     export_squeeze1(&f32_path);
 
     let status = Command::new(env!("CARGO_BIN_EXE_compress"))
-        .args(["fp16", f32_path.to_str().unwrap(), "-o", f16_path.to_str().unwrap()])
+        .args([
+            "fp16",
+            f32_path.to_str().unwrap(),
+            "-o",
+            f16_path.to_str().unwrap(),
+        ])
         .status()
         .unwrap();
     assert!(status.success());
 
-    let (a, b) = (std::fs::metadata(&f32_path).unwrap().len(), std::fs::metadata(&f16_path).unwrap().len());
-    assert!((b as f64) < 0.55 * a as f64, "{b} bytes is not about half of {a}");
+    let (a, b) = (
+        std::fs::metadata(&f32_path).unwrap().len(),
+        std::fs::metadata(&f16_path).unwrap().len(),
+    );
+    assert!(
+        (b as f64) < 0.55 * a as f64,
+        "{b} bytes is not about half of {a}"
+    );
 
     let full = runtime::Model::load(&f32_path).unwrap();
     let half = runtime::Model::load(&f16_path).unwrap();
@@ -39,18 +52,36 @@ fn fp16_halves_the_file_and_keeps_the_predictions() {
     assert!(half.meta().compression[0].starts_with("fp16"));
     let pixels = images();
     let (p, q) = (full.run(&pixels).unwrap(), half.run(&pixels).unwrap());
-    let worst = p.probabilities.iter().zip(&q.probabilities).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+    let worst = p
+        .probabilities
+        .iter()
+        .zip(&q.probabilities)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max);
     assert!(worst < 2e-3, "fp16 changed probabilities by {worst}");
-    assert!(worst > 0.0, "fp16 changed nothing: were the weights converted?");
+    assert!(
+        worst > 0.0,
+        "fp16 changed nothing: were the weights converted?"
+    );
 
     // Compressing twice is refused, with the file named.
     let out = Command::new(env!("CARGO_BIN_EXE_compress"))
-        .args(["fp16", f16_path.to_str().unwrap(), "-o", dir.join("x.onnx").to_str().unwrap()])
+        .args([
+            "fp16",
+            f16_path.to_str().unwrap(),
+            "-o",
+            dir.join("x.onnx").to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
-    assert!(err.contains("m.fp16.onnx") && err.contains("already compressed") && err.lines().count() == 1, "{err}");
+    assert!(
+        err.contains("m.fp16.onnx")
+            && err.contains("already compressed")
+            && err.lines().count() == 1,
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -62,12 +93,20 @@ fn bad_model_files_are_one_line_errors() {
     std::fs::write(&junk, b"this is not a model").unwrap();
     for input in [junk.clone(), dir.join("missing.onnx")] {
         let out = Command::new(env!("CARGO_BIN_EXE_compress"))
-            .args(["fp16", input.to_str().unwrap(), "-o", dir.join("o.onnx").to_str().unwrap()])
+            .args([
+                "fp16",
+                input.to_str().unwrap(),
+                "-o",
+                dir.join("o.onnx").to_str().unwrap(),
+            ])
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{err}");
-        assert!(err.contains(input.file_name().unwrap().to_str().unwrap()) && err.lines().count() == 1, "{err}");
+        assert!(
+            err.contains(input.file_name().unwrap().to_str().unwrap()) && err.lines().count() == 1,
+            "{err}"
+        );
         assert!(!err.contains("panicked"));
     }
     std::fs::remove_dir_all(&dir).unwrap();

@@ -19,9 +19,9 @@ use models::{ParamRole, Tensor};
 use prost::Message;
 use runtime::Model;
 
-fn repo() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-}
+mod common;
+
+use common::repo;
 
 fn shared() -> PathBuf {
     repo().join("../shared")
@@ -662,22 +662,7 @@ fn quantized_models_pass_the_onnx_checker_and_match_onnxruntime() {
         serde_json::to_vec(&expected).unwrap(),
     )
     .unwrap();
-    let python = std::env::var_os("SQUEEZEBOX_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".venv/bin/python"));
-    let out = Command::new(&python)
-        .arg(repo().join("compress/tests/quantize_conformance.py"))
-        .arg(d)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run {} (run scripts/setup.sh): {e}",
-                python.display()
-            )
-        });
-    let report = String::from_utf8_lossy(&out.stdout);
-    println!("{report}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "conformance failed:\n{report}");
+    let report = common::conformance(d);
     assert!(report.contains("5 passed, 0 failed"), "{report}");
 }
 
@@ -823,29 +808,6 @@ fn bad_input_is_a_one_line_error() {
     assert!(!out.exists(), "a refused command wrote its output");
 }
 
-/// Writes the test model to $SQUEEZEBOX_FIXTURE, for experiments by hand.
-#[test]
-#[ignore]
-fn write_fixture() {
-    let path =
-        std::env::var("SQUEEZEBOX_FIXTURE").unwrap_or_else(|_| "/tmp/squeeze1-fixture.onnx".into());
-    std::fs::write(path, squeeze1()).unwrap();
-}
-
-/// Prints the optimised plan of $SQUEEZEBOX_MODEL, for experiments by hand.
-#[test]
-#[ignore]
-fn print_plan() {
-    let path =
-        std::env::var("SQUEEZEBOX_MODEL").unwrap_or_else(|_| "/tmp/squeeze1-fixture.onnx".into());
-    for n in Model::load(Path::new(&path)).unwrap().plan_nodes() {
-        println!(
-            "{:40} {:20} {:?} <- {:?} {:?}",
-            n.name, n.op, n.output_types, n.inputs, n.info
-        );
-    }
-}
-
 /// Every zoo architecture quantizes, loads in tract and stays close to its
 /// float version; what has no integer form is named and kept float; and
 /// onnxruntime accepts the result.
@@ -956,15 +918,5 @@ fn every_zoo_model_quantizes() {
         serde_json::to_vec(&expected).unwrap(),
     )
     .unwrap();
-    let python = std::env::var_os("SQUEEZEBOX_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".venv/bin/python"));
-    let out = Command::new(&python)
-        .arg(repo().join("compress/tests/quantize_conformance.py"))
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&out.stdout);
-    println!("{report}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "conformance failed:\n{report}");
+    common::conformance(dir.path());
 }

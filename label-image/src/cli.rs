@@ -10,9 +10,9 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(version)]
 pub struct Args {
-    /// The ONNX model file.
+    /// The ONNX model file [default: the squeeze1 compiled into this binary].
     #[arg(long, value_name = "FILE")]
-    pub model: PathBuf,
+    pub model: Option<PathBuf>,
 
     /// Pictures (PNG, JPEG, BMP) or directories of them; several run as one batch.
     #[arg(value_name = "IMAGE", required_unless_present = "eval")]

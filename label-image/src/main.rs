@@ -69,8 +69,7 @@ fn one_line(text: &str) -> String {
 }
 
 fn label(args: &Args) -> anyhow::Result<Report> {
-    // An embedded default model would be chosen here when --model is absent.
-    let source = ModelSource::file(&args.model)?;
+    let source = ModelSource::new(args.model.as_deref())?;
     let (model, load) = timed(|| Model::from_bytes_with_threads(&source.bytes, args.threads));
     let model = model.map_err(|e| e.in_file(&source.origin))?;
     let labels = match &args.labels {

@@ -4,9 +4,9 @@
 use std::fmt::{self, Display, Formatter};
 use std::time::Duration;
 
+use models::cost::grouped;
 use runtime::profile::OpTime;
 use runtime::timing::LatencyStats;
-use models::cost::grouped;
 use serde::Serialize;
 
 use crate::eval::Accuracy;

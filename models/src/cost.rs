@@ -39,7 +39,12 @@ pub fn cost(graph: &Graph) -> Result<Cost, ModelError> {
         let in_c = input.map(|s| s.channels()).unwrap_or(0);
         let n = out.numel();
         let (m, o) = match node.op {
-            Op::Conv { kernel, groups, bias, .. } => {
+            Op::Conv {
+                kernel,
+                groups,
+                bias,
+                ..
+            } => {
                 let m = n * (in_c / groups) * kernel * kernel;
                 (m, 2 * m + if bias { n } else { 0 })
             }
@@ -77,7 +82,13 @@ mod tests {
 
     #[test]
     fn digits_are_grouped_in_threes() {
-        let cases = [(0, "0"), (999, "999"), (1000, "1,000"), (146_570, "146,570"), (11_261_952, "11,261,952")];
+        let cases = [
+            (0, "0"),
+            (999, "999"),
+            (1000, "1,000"),
+            (146_570, "146,570"),
+            (11_261_952, "11,261,952"),
+        ];
         for (n, text) in cases {
             assert_eq!(grouped(n), text);
         }

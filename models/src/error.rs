@@ -22,7 +22,10 @@ impl ModelError {
     pub fn in_file(self, path: &std::path::Path) -> ModelError {
         match self {
             ModelError::File { .. } => self,
-            other => ModelError::File { path: path.to_path_buf(), why: other.to_string() },
+            other => ModelError::File {
+                path: path.to_path_buf(),
+                why: other.to_string(),
+            },
         }
     }
 }

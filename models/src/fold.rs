@@ -26,19 +26,28 @@ pub fn fold_batchnorm(graph: &Graph, weights: &Weights) -> Result<(Graph, Weight
         .collect();
     for (id, eps) in norms {
         let conv_id = graph.nodes[id].inputs[0];
-        let Op::Conv { bias, .. } = graph.nodes[conv_id].op else { continue };
+        let Op::Conv { bias, .. } = graph.nodes[conv_id].op else {
+            continue;
+        };
         if users[conv_id].len() != 1 {
             continue;
         }
         let (bn, conv) = (&graph.nodes[id].name, graph.nodes[conv_id].name.clone());
-        let take = |w: &mut Weights, n: String| w.remove(&n).ok_or_else(|| ModelError::Weights(format!("missing '{n}'")));
+        let take = |w: &mut Weights, n: String| {
+            w.remove(&n)
+                .ok_or_else(|| ModelError::Weights(format!("missing '{n}'")))
+        };
         let gamma = take(&mut weights, format!("{bn}.weight"))?;
         let beta = take(&mut weights, format!("{bn}.bias"))?;
         let mean = take(&mut weights, format!("{bn}.running_mean"))?;
         let var = take(&mut weights, format!("{bn}.running_var"))?;
         let out = gamma.data.len();
-        let scale: Vec<f32> = (0..out).map(|c| gamma.data[c] / (var.data[c] + eps).sqrt()).collect();
-        let kernel = weights.get_mut(&format!("{conv}.weight")).expect("checked above");
+        let scale: Vec<f32> = (0..out)
+            .map(|c| gamma.data[c] / (var.data[c] + eps).sqrt())
+            .collect();
+        let kernel = weights
+            .get_mut(&format!("{conv}.weight"))
+            .expect("checked above");
         let per_out = kernel.data.len() / out;
         for (i, v) in kernel.data.iter_mut().enumerate() {
             *v *= scale[i / per_out];
@@ -48,7 +57,9 @@ pub fn fold_batchnorm(graph: &Graph, weights: &Weights) -> Result<(Graph, Weight
         } else {
             vec![0.0; out]
         };
-        let new_bias = (0..out).map(|c| (old_bias[c] - mean.data[c]) * scale[c] + beta.data[c]).collect();
+        let new_bias = (0..out)
+            .map(|c| (old_bias[c] - mean.data[c]) * scale[c] + beta.data[c])
+            .collect();
         weights.insert(format!("{conv}.bias"), Tensor::new(vec![out], new_bias)?);
         if let Op::Conv { bias, .. } = &mut graph.nodes[conv_id].op {
             *bias = true;
@@ -77,5 +88,9 @@ fn remove_nodes(graph: Graph, replaced: &[Option<NodeId>]) -> Graph {
         new_id[id] = nodes.len();
         nodes.push(node);
     }
-    Graph { nodes, output: new_id[resolve(graph.output)], ..graph }
+    Graph {
+        nodes,
+        output: new_id[resolve(graph.output)],
+        ..graph
+    }
 }

@@ -33,27 +33,50 @@ pub enum Op {
     Input,
     /// 2-D convolution with SAME padding. `groups == in_channels` makes it
     /// depthwise; then `out` is `in * depth multiplier`.
-    Conv { out: usize, kernel: usize, stride: usize, groups: usize, bias: bool },
+    Conv {
+        out: usize,
+        kernel: usize,
+        stride: usize,
+        groups: usize,
+        bias: bool,
+    },
     /// Fully connected layer on a flat vector.
-    Dense { out: usize, bias: bool },
+    Dense {
+        out: usize,
+        bias: bool,
+    },
     /// Batch normalisation over channels, with running statistics.
-    BatchNorm { eps: f32 },
+    BatchNorm {
+        eps: f32,
+    },
     /// Layer normalisation over the channels of each position (Keras-style
     /// LayerNormalization on NHWC data).
-    LayerNorm { eps: f32 },
+    LayerNorm {
+        eps: f32,
+    },
     /// A learned per-channel multiplier (LayerScale).
     ChannelScale,
     /// Multiplication by a fixed constant.
-    Scale { factor: f32 },
+    Scale {
+        factor: f32,
+    },
     Relu,
     /// GELU, exact (erf) form.
     Gelu,
     /// Max pooling with SAME padding.
-    MaxPool { kernel: usize, stride: usize },
+    MaxPool {
+        kernel: usize,
+        stride: usize,
+    },
     GlobalAvgPool,
     /// Local response normalisation across channels, in ONNX's convention:
     /// `x / (bias + alpha / size * sum(x^2 over size channels))^beta`.
-    Lrn { size: usize, alpha: f32, beta: f32, bias: f32 },
+    Lrn {
+        size: usize,
+        alpha: f32,
+        beta: f32,
+        bias: f32,
+    },
     /// Flattens `[C,H,W]` to `[C*H*W]`.
     Flatten,
     /// Channel concatenation.
@@ -61,7 +84,9 @@ pub enum Op {
     /// Element-wise sum (residual connection).
     Add,
     /// Dropout: active in training only, absent from the exported graph.
-    Dropout { p: f32 },
+    Dropout {
+        p: f32,
+    },
 }
 
 /// A node: a named layer applied to earlier nodes' outputs.
@@ -163,9 +188,13 @@ impl Graph {
         let mut names = std::collections::HashSet::new();
         for (id, node) in self.nodes.iter().enumerate() {
             if !names.insert(node.name.as_str()) {
-                return Err(ModelError::Graph(format!("two nodes are named '{}'", node.name)));
+                return Err(ModelError::Graph(format!(
+                    "two nodes are named '{}'",
+                    node.name
+                )));
             }
-            let bad = |why: String| ModelError::Graph(format!("node {} ({}): {why}", id, node.name));
+            let bad =
+                |why: String| ModelError::Graph(format!("node {} ({}): {why}", id, node.name));
             if node.inputs.iter().any(|&i| i >= id) {
                 return Err(bad("reads a later node".into()));
             }
@@ -177,7 +206,10 @@ impl Graph {
                 _ => 1,
             };
             if ins.len() != want_inputs {
-                return Err(bad(format!("expects {want_inputs} inputs, has {}", ins.len())));
+                return Err(bad(format!(
+                    "expects {want_inputs} inputs, has {}",
+                    ins.len()
+                )));
             }
             let map = |s: Shape| match s {
                 Shape::Map { c, h, w } => Ok((c, h, w)),
@@ -186,16 +218,37 @@ impl Graph {
             let shape = match node.op {
                 Op::Input => {
                     let s = self.preprocess.crop;
-                    Shape::Map { c: RAW_CHANNELS, h: s, w: s }
+                    Shape::Map {
+                        c: RAW_CHANNELS,
+                        h: s,
+                        w: s,
+                    }
                 }
-                Op::Conv { out, kernel, stride, groups, .. } => {
+                Op::Conv {
+                    out,
+                    kernel,
+                    stride,
+                    groups,
+                    ..
+                } => {
                     let (c, h, w) = map(ins[0])?;
-                    if groups == 0 || c % groups != 0 || out % groups != 0 || kernel == 0 || stride == 0 {
-                        return Err(bad(format!("conv {c}->{out} k{kernel} s{stride} g{groups} does not fit")));
+                    if groups == 0
+                        || c % groups != 0
+                        || out % groups != 0
+                        || kernel == 0
+                        || stride == 0
+                    {
+                        return Err(bad(format!(
+                            "conv {c}->{out} k{kernel} s{stride} g{groups} does not fit"
+                        )));
                     }
                     let (_, _, oh) = same_padding(h, kernel, stride);
                     let (_, _, ow) = same_padding(w, kernel, stride);
-                    Shape::Map { c: out, h: oh, w: ow }
+                    Shape::Map {
+                        c: out,
+                        h: oh,
+                        w: ow,
+                    }
                 }
                 Op::MaxPool { kernel, stride } => {
                     let (c, h, w) = map(ins[0])?;
@@ -244,7 +297,10 @@ impl Graph {
             shapes.push(shape);
         }
         if self.output >= shapes.len() {
-            return Err(ModelError::Graph(format!("output node {} does not exist", self.output)));
+            return Err(ModelError::Graph(format!(
+                "output node {} does not exist",
+                self.output
+            )));
         }
         Ok(shapes)
     }
@@ -254,13 +310,32 @@ impl Graph {
         let shapes = self.shapes()?;
         let mut out = Vec::new();
         for (id, node) in self.nodes.iter().enumerate() {
-            let in_c = node.inputs.first().map(|&i| shapes[i].channels()).unwrap_or(0);
+            let in_c = node
+                .inputs
+                .first()
+                .map(|&i| shapes[i].channels())
+                .unwrap_or(0);
             let mut add = |suffix: &str, role: ParamRole, shape: Vec<usize>| {
-                out.push(ParamSpec { name: format!("{}.{suffix}", node.name), node: id, role, shape })
+                out.push(ParamSpec {
+                    name: format!("{}.{suffix}", node.name),
+                    node: id,
+                    role,
+                    shape,
+                })
             };
             match node.op {
-                Op::Conv { out: o, kernel, groups, bias, .. } => {
-                    add("weight", ParamRole::Weight, vec![o, in_c / groups, kernel, kernel]);
+                Op::Conv {
+                    out: o,
+                    kernel,
+                    groups,
+                    bias,
+                    ..
+                } => {
+                    add(
+                        "weight",
+                        ParamRole::Weight,
+                        vec![o, in_c / groups, kernel, kernel],
+                    );
                     if bias {
                         add("bias", ParamRole::Bias, vec![o]);
                     }
@@ -305,8 +380,8 @@ impl Graph {
     }
 
     pub fn from_json(text: &str) -> Result<Graph, ModelError> {
-        let graph: Graph =
-            serde_json::from_str(text).map_err(|e| ModelError::Graph(format!("layer graph metadata: {e}")))?;
+        let graph: Graph = serde_json::from_str(text)
+            .map_err(|e| ModelError::Graph(format!("layer graph metadata: {e}")))?;
         graph.shapes()?;
         Ok(graph)
     }
@@ -319,9 +394,18 @@ pub struct GraphBuilder {
 
 impl GraphBuilder {
     pub fn new(arch: &str, crop: usize) -> Self {
-        let input = Node { name: "input".into(), op: Op::Input, inputs: vec![] };
+        let input = Node {
+            name: "input".into(),
+            op: Op::Input,
+            inputs: vec![],
+        };
         GraphBuilder {
-            graph: Graph { arch: arch.into(), preprocess: Preprocess { crop }, nodes: vec![input], output: 0 },
+            graph: Graph {
+                arch: arch.into(),
+                preprocess: Preprocess { crop },
+                nodes: vec![input],
+                output: 0,
+            },
         }
     }
 
@@ -332,23 +416,57 @@ impl GraphBuilder {
 
     /// Adds a layer reading `inputs`; returns its id.
     pub fn add(&mut self, name: impl Into<String>, op: Op, inputs: &[NodeId]) -> NodeId {
-        self.graph.nodes.push(Node { name: name.into(), op, inputs: inputs.to_vec() });
+        self.graph.nodes.push(Node {
+            name: name.into(),
+            op,
+            inputs: inputs.to_vec(),
+        });
         self.graph.nodes.len() - 1
     }
 
     /// A parameter-free layer, named after its producer.
     pub fn then(&mut self, op: Op, input: NodeId) -> NodeId {
-        let kind = serde_json::to_value(&op).ok().and_then(|v| v["op"].as_str().map(String::from));
-        let name = format!("{}.{}", self.graph.nodes[input].name, kind.unwrap_or_default());
+        let kind = serde_json::to_value(&op)
+            .ok()
+            .and_then(|v| v["op"].as_str().map(String::from));
+        let name = format!(
+            "{}.{}",
+            self.graph.nodes[input].name,
+            kind.unwrap_or_default()
+        );
         self.add(name, op, &[input])
     }
 
-    pub fn conv(&mut self, name: &str, x: NodeId, out: usize, kernel: usize, stride: usize) -> NodeId {
-        self.add(name, Op::Conv { out, kernel, stride, groups: 1, bias: true }, &[x])
+    pub fn conv(
+        &mut self,
+        name: &str,
+        x: NodeId,
+        out: usize,
+        kernel: usize,
+        stride: usize,
+    ) -> NodeId {
+        self.add(
+            name,
+            Op::Conv {
+                out,
+                kernel,
+                stride,
+                groups: 1,
+                bias: true,
+            },
+            &[x],
+        )
     }
 
     /// Convolution followed by ReLU, the seed models' basic layer.
-    pub fn conv_relu(&mut self, name: &str, x: NodeId, out: usize, kernel: usize, stride: usize) -> NodeId {
+    pub fn conv_relu(
+        &mut self,
+        name: &str,
+        x: NodeId,
+        out: usize,
+        kernel: usize,
+        stride: usize,
+    ) -> NodeId {
         let c = self.conv(name, x, out, kernel, stride);
         self.then(Op::Relu, c)
     }

@@ -17,14 +17,20 @@ impl Tensor {
     pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Result<Tensor, ModelError> {
         let numel: usize = shape.iter().product();
         if numel != data.len() {
-            return Err(ModelError::Weights(format!("shape {shape:?} holds {numel} values, got {}", data.len())));
+            return Err(ModelError::Weights(format!(
+                "shape {shape:?} holds {numel} values, got {}",
+                data.len()
+            )));
         }
         Ok(Tensor { shape, data })
     }
 
     pub fn filled(shape: Vec<usize>, value: f32) -> Tensor {
         let numel = shape.iter().product();
-        Tensor { shape, data: vec![value; numel] }
+        Tensor {
+            shape,
+            data: vec![value; numel],
+        }
     }
 }
 
@@ -46,8 +52,13 @@ pub fn check(graph: &Graph, weights: &Weights) -> Result<(), ModelError> {
             )));
         }
     }
-    if let Some(extra) = weights.keys().find(|k| !specs.iter().any(|s| &s.name == *k)) {
-        return Err(ModelError::Weights(format!("tensor '{extra}' belongs to no layer")));
+    if let Some(extra) = weights
+        .keys()
+        .find(|k| !specs.iter().any(|s| &s.name == *k))
+    {
+        return Err(ModelError::Weights(format!(
+            "tensor '{extra}' belongs to no layer"
+        )));
     }
     Ok(())
 }
@@ -59,7 +70,9 @@ pub fn seeded(graph: &Graph, seed: u64) -> Result<Weights, ModelError> {
     let mut state = seed.wrapping_mul(2).wrapping_add(1);
     // A linear congruential generator: enough for test data, no dependency.
     let mut uniform = move || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
     };
     graph
@@ -73,10 +86,18 @@ pub fn seeded(graph: &Graph, seed: u64) -> Result<Weights, ModelError> {
                     ParamRole::Weight => uniform() * (3.0 / fan_in).sqrt(),
                     ParamRole::NormScale => 1.0 + 0.2 * uniform(),
                     ParamRole::RunningVar => 1.0 + 0.5 * uniform(),
-                    ParamRole::Bias | ParamRole::NormShift | ParamRole::RunningMean => 0.1 * uniform(),
+                    ParamRole::Bias | ParamRole::NormShift | ParamRole::RunningMean => {
+                        0.1 * uniform()
+                    }
                 })
                 .collect();
-            Ok((p.name, Tensor { shape: p.shape, data }))
+            Ok((
+                p.name,
+                Tensor {
+                    shape: p.shape,
+                    data,
+                },
+            ))
         })
         .collect()
 }

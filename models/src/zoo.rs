@@ -19,13 +19,41 @@ impl Arch {
 
 /// Every architecture, in the order the study introduced them.
 pub const ZOO: &[Arch] = &[
-    Arch { name: "tuto", summary: "TensorFlow tutorial CNN: 2 conv + LRN, 3 dense", build: tuto },
-    Arch { name: "alex4", summary: "AlexNet-style: 2 conv, 3 dense, no LRN", build: alex4 },
-    Arch { name: "nin2", summary: "Network-in-network: 3 mlpconv blocks, global pool", build: nin2 },
-    Arch { name: "squeeze1", summary: "SqueezeNet: 4 fire modules, global pool", build: squeeze1 },
-    Arch { name: "allconv", summary: "All-convolutional Strided-CNN-C", build: allconv },
-    Arch { name: "resnet9", summary: "ResNet9 after cifar10-fast", build: resnet9 },
-    Arch { name: "convnext-tiny", summary: "Tiny ConvNeXt-style net, 0.17M params", build: convnext_tiny },
+    Arch {
+        name: "tuto",
+        summary: "TensorFlow tutorial CNN: 2 conv + LRN, 3 dense",
+        build: tuto,
+    },
+    Arch {
+        name: "alex4",
+        summary: "AlexNet-style: 2 conv, 3 dense, no LRN",
+        build: alex4,
+    },
+    Arch {
+        name: "nin2",
+        summary: "Network-in-network: 3 mlpconv blocks, global pool",
+        build: nin2,
+    },
+    Arch {
+        name: "squeeze1",
+        summary: "SqueezeNet: 4 fire modules, global pool",
+        build: squeeze1,
+    },
+    Arch {
+        name: "allconv",
+        summary: "All-convolutional Strided-CNN-C",
+        build: allconv,
+    },
+    Arch {
+        name: "resnet9",
+        summary: "ResNet9 after cifar10-fast",
+        build: resnet9,
+    },
+    Arch {
+        name: "convnext-tiny",
+        summary: "Tiny ConvNeXt-style net, 0.17M params",
+        build: convnext_tiny,
+    },
 ];
 
 /// The zoo's names, for error messages and `--help`.
@@ -37,11 +65,19 @@ pub fn names() -> Vec<&'static str> {
 pub fn arch(name: &str) -> Result<&'static Arch, ModelError> {
     ZOO.iter()
         .find(|a| a.name == name)
-        .ok_or_else(|| ModelError::UnknownArch { name: name.into(), known: names().join(", ") })
+        .ok_or_else(|| ModelError::UnknownArch {
+            name: name.into(),
+            known: names().join(", "),
+        })
 }
 
 /// The TensorFlow tutorial's LRN (depth_radius 4, alpha 0.001/9), in ONNX terms.
-const TUTO_LRN: Op = Op::Lrn { size: 9, alpha: 0.001, beta: 0.75, bias: 1.0 };
+const TUTO_LRN: Op = Op::Lrn {
+    size: 9,
+    alpha: 0.001,
+    beta: 0.75,
+    bias: 1.0,
+};
 
 /// The study's pooling: 3x3, stride 2, SAME (24 -> 12 -> 6).
 fn pool(b: &mut GraphBuilder, x: NodeId) -> NodeId {
@@ -89,7 +125,11 @@ fn alex4() -> Result<Graph, ModelError> {
 fn nin2() -> Result<Graph, ModelError> {
     let mut b = GraphBuilder::new("nin2", 24);
     let mut x = b.input();
-    let blocks: [(usize, [usize; 3]); 3] = [(5, [192, 160, 96]), (5, [192, 192, 192]), (3, [192, 192, 10])];
+    let blocks: [(usize, [usize; 3]); 3] = [
+        (5, [192, 160, 96]),
+        (5, [192, 192, 192]),
+        (3, [192, 192, 10]),
+    ];
     for (i, (kernel, widths)) in blocks.into_iter().enumerate() {
         let n = i + 1;
         x = b.conv_relu(&format!("block{n}.conv"), x, widths[0], kernel, 1);
@@ -145,7 +185,17 @@ fn allconv() -> Result<Graph, ModelError> {
 
 /// ResNet9's unit: bias-free 3x3 convolution, batch norm, ReLU.
 fn conv_bn(b: &mut GraphBuilder, name: &str, x: NodeId, out: usize) -> NodeId {
-    let x = b.add(name, Op::Conv { out, kernel: 3, stride: 1, groups: 1, bias: false }, &[x]);
+    let x = b.add(
+        name,
+        Op::Conv {
+            out,
+            kernel: 3,
+            stride: 1,
+            groups: 1,
+            bias: false,
+        },
+        &[x],
+    );
     let x = b.add(format!("{name}.bn"), Op::BatchNorm { eps: 1e-5 }, &[x]);
     b.then(Op::Relu, x)
 }
@@ -171,7 +221,14 @@ fn resnet9() -> Result<Graph, ModelError> {
     let x = residual(&mut b, "res3", x, 512);
     let x = b.max_pool(x, 4, 4);
     let x = b.then(Op::Flatten, x);
-    let x = b.add("fc", Op::Dense { out: 10, bias: false }, &[x]);
+    let x = b.add(
+        "fc",
+        Op::Dense {
+            out: 10,
+            bias: false,
+        },
+        &[x],
+    );
     let logits = b.then(Op::Scale { factor: 0.125 }, x);
     b.finish(logits)
 }
@@ -182,9 +239,19 @@ const KERAS_LN_EPS: f32 = 1e-3;
 /// Inverted bottleneck: depthwise 3x3 with depth multiplier `factor`,
 /// LayerNorm, GELU, dropout, 1x1 back to `width`, LayerScale, residual add.
 fn bottleneck(b: &mut GraphBuilder, name: &str, x: NodeId, width: usize, factor: usize) -> NodeId {
-    let dw = Op::Conv { out: width * factor, kernel: 3, stride: 1, groups: width, bias: true };
+    let dw = Op::Conv {
+        out: width * factor,
+        kernel: 3,
+        stride: 1,
+        groups: width,
+        bias: true,
+    };
     let y = b.add(format!("{name}.dwconv"), dw, &[x]);
-    let y = b.add(format!("{name}.norm"), Op::LayerNorm { eps: KERAS_LN_EPS }, &[y]);
+    let y = b.add(
+        format!("{name}.norm"),
+        Op::LayerNorm { eps: KERAS_LN_EPS },
+        &[y],
+    );
     let y = b.then(Op::Gelu, y);
     let y = b.then(Op::Dropout { p: 0.5 }, y);
     let y = b.conv(&format!("{name}.pwconv"), y, width, 1, 1);
@@ -199,7 +266,13 @@ fn convnext_tiny() -> Result<Graph, ModelError> {
     let stages = [(32, 2, 2, 64), (64, 4, 4, 128), (128, 2, 2, 128)];
     for (s, (width, factor, depth, next)) in stages.into_iter().enumerate() {
         for i in 0..depth {
-            x = bottleneck(&mut b, &format!("stage{}.block{}", s + 1, i + 1), x, width, factor);
+            x = bottleneck(
+                &mut b,
+                &format!("stage{}.block{}", s + 1, i + 1),
+                x,
+                width,
+                factor,
+            );
         }
         // Downscale: mix channels with a 1x1 while widening, then pool.
         // The last stage keeps its width, so its downscale is the pool alone.

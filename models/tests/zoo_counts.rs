@@ -16,25 +16,53 @@ fn squeeze1_has_exactly_the_studys_parameters() {
 
 #[test]
 fn study_models_match_published_params_and_ops_within_3_percent() {
-    let published = [("tuto", 1.07e6, 37.75e6), ("alex4", 1.49e6, 35.20e6), ("nin2", 0.97e6, 251.36e6), ("squeeze1", 0.15e6, 22.84e6)];
+    let published = [
+        ("tuto", 1.07e6, 37.75e6),
+        ("alex4", 1.49e6, 35.20e6),
+        ("nin2", 0.97e6, 251.36e6),
+        ("squeeze1", 0.15e6, 22.84e6),
+    ];
     for (name, params, ops) in published {
         let cost = models::cost(&zoo::arch(name).unwrap().graph()).unwrap();
-        assert!(within(cost.params, params, 0.03), "{name}: {} params vs {params}", cost.params);
-        assert!(within(cost.ops, ops, 0.03), "{name}: {} ops vs {ops}", cost.ops);
+        assert!(
+            within(cost.params, params, 0.03),
+            "{name}: {} params vs {params}",
+            cost.params
+        );
+        assert!(
+            within(cost.ops, ops, 0.03),
+            "{name}: {} ops vs {ops}",
+            cost.ops
+        );
     }
 }
 
 #[test]
 fn other_seeds_match_their_parameter_counts() {
-    let count = |name: &str| models::cost(&zoo::arch(name).unwrap().graph()).unwrap().params;
-    assert!(within(count("convnext-tiny"), 0.17e6, 0.05), "{}", count("convnext-tiny"));
+    let count = |name: &str| {
+        models::cost(&zoo::arch(name).unwrap().graph())
+            .unwrap()
+            .params
+    };
+    assert!(
+        within(count("convnext-tiny"), 0.17e6, 0.05),
+        "{}",
+        count("convnext-tiny")
+    );
     // Keras counts batch-norm running statistics (192 values) as parameters.
     assert_eq!(count("allconv") + 2 * 96, 955_114);
-    assert!(within(count("resnet9"), 6.57e6, 0.01), "{}", count("resnet9"));
+    assert!(
+        within(count("resnet9"), 6.57e6, 0.01),
+        "{}",
+        count("resnet9")
+    );
 }
 
 #[test]
 fn unknown_architecture_is_a_one_line_error_listing_the_zoo() {
     let err = zoo::arch("lenet").err().unwrap().to_string();
-    assert!(err.contains("lenet") && err.contains("squeeze1") && !err.contains('\n'), "{err}");
+    assert!(
+        err.contains("lenet") && err.contains("squeeze1") && !err.contains('\n'),
+        "{err}"
+    );
 }

@@ -186,7 +186,11 @@ impl Model {
     /// The plan for batches of `batch` images, built on first use.
     pub(crate) fn plan(&self, batch: usize) -> Result<Arc<TypedRunnableModel>, RuntimeError> {
         match batch {
-            0 => return Err(RuntimeError::Input("a batch needs at least one image".into())),
+            0 => {
+                return Err(RuntimeError::Input(
+                    "a batch needs at least one image".into(),
+                ))
+            }
             1 => return Ok(self.batch1.clone()),
             _ => {}
         }

@@ -54,8 +54,15 @@ fn a_batch_gives_each_image_the_answer_it_gets_alone() {
     let together = model.run(&pixels).unwrap();
     for (i, image) in pixels.chunks(runtime::IMAGE_BYTES).enumerate() {
         let alone = model.run(image).unwrap();
-        for (a, b) in alone.probabilities_of(0).iter().zip(together.probabilities_of(i)) {
-            assert!((a - b).abs() <= 1e-5, "image {i}: {a} alone, {b} in the batch");
+        for (a, b) in alone
+            .probabilities_of(0)
+            .iter()
+            .zip(together.probabilities_of(i))
+        {
+            assert!(
+                (a - b).abs() <= 1e-5,
+                "image {i}: {a} alone, {b} in the batch"
+            );
         }
     }
     assert!(model.run(&[]).is_err());

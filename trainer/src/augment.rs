@@ -33,7 +33,12 @@ impl Augment {
     pub fn for_graph(graph: &Graph, cutout: usize) -> Augment {
         let crop = graph.preprocess.crop;
         let small = crop < RAW_SIZE;
-        Augment { crop, pad: if small { 0 } else { PAD_32 }, jitter: small, cutout }
+        Augment {
+            crop,
+            pad: if small { 0 } else { PAD_32 },
+            jitter: small,
+            cutout,
+        }
     }
 
     /// Floats in one augmented image, `[3, crop, crop]`.
@@ -81,7 +86,11 @@ impl Augment {
             let rows = clipped_span(rng.gen_range(0..side), self.cutout, side);
             let cols = clipped_span(rng.gen_range(0..side), self.cutout, side);
             for plane in out.chunks_exact_mut(side * side) {
-                for row in plane.chunks_exact_mut(side).skip(rows.start).take(rows.len()) {
+                for row in plane
+                    .chunks_exact_mut(side)
+                    .skip(rows.start)
+                    .take(rows.len())
+                {
                     row[cols.clone()].fill(0.0);
                 }
             }
@@ -107,12 +116,17 @@ mod tests {
 
     /// An image whose every byte says where it came from.
     fn gradient() -> Vec<u8> {
-        (0..RAW_SIZE * RAW_SIZE * RAW_CHANNELS).map(|i| (i % 251) as u8).collect()
+        (0..RAW_SIZE * RAW_SIZE * RAW_CHANNELS)
+            .map(|i| (i % 251) as u8)
+            .collect()
     }
 
     #[test]
     fn a_24_crop_is_a_window_of_the_image_and_reproducible() {
-        let aug = Augment { jitter: false, ..Augment::for_graph(&graph("squeeze1"), 0) };
+        let aug = Augment {
+            jitter: false,
+            ..Augment::for_graph(&graph("squeeze1"), 0)
+        };
         let src = gradient();
         let mut a = vec![0.0; aug.image_len()];
         let mut b = vec![0.0; aug.image_len()];
@@ -142,7 +156,10 @@ mod tests {
         cut.image(&white, &mut out, &mut rng);
         let zeros = out.iter().filter(|&&v| v == 0.0).count();
         // Some zeros (padding and the square), never more than both together.
-        assert!(zeros > 0 && zeros <= 3 * (8 * 8 + 2 * 4 * 32), "{zeros} zeros");
+        assert!(
+            zeros > 0 && zeros <= 3 * (8 * 8 + 2 * 4 * 32),
+            "{zeros} zeros"
+        );
     }
 
     #[test]

@@ -57,25 +57,53 @@ impl BenchReport {
 
 /// Times `steps` steps of the bare loop and of the training loop under
 /// `recipe` for `graph`, alternating between them.
-pub fn bench(graph: &Graph, data: &Data, recipe: &Recipe, steps: usize, device: Device) -> Result<BenchReport, TrainError> {
+pub fn bench(
+    graph: &Graph,
+    data: &Data,
+    recipe: &Recipe,
+    steps: usize,
+    device: Device,
+) -> Result<BenchReport, TrainError> {
     let per_round = steps.div_ceil(ROUNDS).max(1);
     let batch = recipe.batch;
-    let (images, labels) = first_batch(graph, data, recipe).to_tensors(graph.preprocess.crop, device);
+    let (images, labels) =
+        first_batch(graph, data, recipe).to_tensors(graph.preprocess.crop, device);
 
     let store = nn::VarStore::new(device);
     let bare = Net::new(&store.root(), graph)?;
-    let mut sgd = nn::Sgd { momentum: recipe.momentum, dampening: 0.0, wd: recipe.weight_decay, nesterov: recipe.nesterov }
-        .build(&store, recipe.lr)?;
+    let mut sgd = nn::Sgd {
+        momentum: recipe.momentum,
+        dampening: 0.0,
+        wd: recipe.weight_decay,
+        nesterov: recipe.nesterov,
+    }
+    .build(&store, recipe.lr)?;
     let mut bare_steps = |n: usize| {
         for _ in 0..n {
             let logits = bare.forward_t(&images, true);
-            sgd.backward_step(&logits.cross_entropy_loss::<Tensor>(&labels, None, Reduction::Mean, -100, recipe.label_smoothing));
+            sgd.backward_step(&logits.cross_entropy_loss::<Tensor>(
+                &labels,
+                None,
+                Reduction::Mean,
+                -100,
+                recipe.label_smoothing,
+            ));
         }
     };
 
     // The schedule's shape does not matter to speed; a constant fits any length.
-    let full = Recipe { epochs: ROUNDS, steps_per_epoch: Some(per_round), schedule: Schedule::Constant, ..recipe.clone() };
-    let mut trainer = Trainer::new(Net::seeded(graph, device, recipe.seed)?, &full, data.train.len(), device)?;
+    let full = Recipe {
+        epochs: ROUNDS,
+        steps_per_epoch: Some(per_round),
+        schedule: Schedule::Constant,
+        ..recipe.clone()
+    };
+    let mut trainer = Trainer::new(
+        Net::seeded(graph, device, recipe.seed)?,
+        &full,
+        data.train.len(),
+        device,
+    )?;
 
     bare_steps(WARMUP_STEPS);
     for _ in 0..WARMUP_STEPS {
@@ -118,7 +146,13 @@ fn first_batch(graph: &Graph, data: &Data, recipe: &Recipe) -> Batch {
     for (i, out) in images.chunks_exact_mut(augment.image_len()).enumerate() {
         augment.image(data.train.image(i), out, &mut rng);
     }
-    Batch { images, labels: data.train.labels[..count].iter().map(|&l| l as i64).collect() }
+    Batch {
+        images,
+        labels: data.train.labels[..count]
+            .iter()
+            .map(|&l| l as i64)
+            .collect(),
+    }
 }
 
 /// Microseconds to augment one training image on one thread.

@@ -58,8 +58,13 @@ impl Batch {
     /// `device`.
     pub fn to_tensors(&self, crop: usize, device: Device) -> (Tensor, Tensor) {
         let side = crop as i64;
-        let images = Tensor::from_slice(&self.images).view([-1, 3, side, side]).to_device(device);
-        (standardise(&images), Tensor::from_slice(&self.labels).to_device(device))
+        let images = Tensor::from_slice(&self.images)
+            .view([-1, 3, side, side])
+            .to_device(device);
+        (
+            standardise(&images),
+            Tensor::from_slice(&self.labels).to_device(device),
+        )
     }
 }
 
@@ -89,7 +94,10 @@ pub fn for_each_batch<E>(
             order.shuffle(&mut rng);
             for indices in order.chunks_exact(batch).take(steps) {
                 let mut images = vec![0.0; indices.len() * augment.image_len()];
-                for (&i, out) in indices.iter().zip(images.chunks_exact_mut(augment.image_len())) {
+                for (&i, out) in indices
+                    .iter()
+                    .zip(images.chunks_exact_mut(augment.image_len()))
+                {
                     augment.image(data.image(i), out, &mut rng);
                 }
                 let labels = indices.iter().map(|&i| data.labels[i] as i64).collect();
@@ -107,8 +115,11 @@ pub fn for_each_batch<E>(
 /// Raw `uint8 [N,32,32,3]` pixels of `data`, in slices of at most `size`
 /// images, as evaluation and export read them.
 pub fn pixel_batches(data: &Dataset, size: usize) -> impl Iterator<Item = (Tensor, &[u8])> + '_ {
-    data.images.chunks(size * cifar::IMAGE_BYTES).zip(data.labels.chunks(size)).map(|(pixels, labels)| {
-        let side = cifar::SIDE as i64;
-        (Tensor::from_slice(pixels).view([-1, side, side, 3]), labels)
-    })
+    data.images
+        .chunks(size * cifar::IMAGE_BYTES)
+        .zip(data.labels.chunks(size))
+        .map(|(pixels, labels)| {
+            let side = cifar::SIDE as i64;
+            (Tensor::from_slice(pixels).view([-1, side, side, 3]), labels)
+        })
 }

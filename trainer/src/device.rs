@@ -42,7 +42,9 @@ pub fn select(choice: DeviceChoice, threads: Option<usize>) -> Result<Device, Tr
         DeviceChoice::Auto => Ok(Device::cuda_if_available()),
         DeviceChoice::Cpu => Ok(Device::Cpu),
         DeviceChoice::Cuda if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
-        DeviceChoice::Cuda => Err(TrainError::Invalid("--device cuda, but libtorch sees no CUDA device".into())),
+        DeviceChoice::Cuda => Err(TrainError::Invalid(
+            "--device cuda, but libtorch sees no CUDA device".into(),
+        )),
     }
 }
 

@@ -17,7 +17,11 @@ use trainer::train::{train, Recipe, Run};
 use trainer::{Net, TrainError};
 
 #[derive(Parser)]
-#[command(name = "trainer", version, about = "Trains squeezebox models on CIFAR-10 and exports them to ONNX")]
+#[command(
+    name = "trainer",
+    version,
+    about = "Trains squeezebox models on CIFAR-10 and exports them to ONNX"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -144,9 +148,16 @@ impl TrainArgs {
     fn recipe(&self) -> Recipe {
         let warmup = |default: f64| self.warmup_epochs.unwrap_or(default);
         let schedule = match self.schedule {
-            ScheduleKind::Onecycle => Schedule::OneCycle { warmup_epochs: warmup(ONECYCLE_WARMUP_SHARE * self.epochs as f64) },
-            ScheduleKind::Cosine => Schedule::Cosine { warmup_epochs: warmup(0.0) },
-            ScheduleKind::Step => Schedule::Step { milestones: self.milestones.clone(), factor: self.step_factor },
+            ScheduleKind::Onecycle => Schedule::OneCycle {
+                warmup_epochs: warmup(ONECYCLE_WARMUP_SHARE * self.epochs as f64),
+            },
+            ScheduleKind::Cosine => Schedule::Cosine {
+                warmup_epochs: warmup(0.0),
+            },
+            ScheduleKind::Step => Schedule::Step {
+                milestones: self.milestones.clone(),
+                factor: self.step_factor,
+            },
             ScheduleKind::Constant => Schedule::Constant,
         };
         Recipe {
@@ -162,7 +173,11 @@ impl TrainArgs {
             ema: self.ema,
             cutout: self.cutout.unwrap_or(0),
             seed: self.seed,
-            limits: Limits { train: self.train_limit, val: self.val_limit, test: self.test_limit },
+            limits: Limits {
+                train: self.train_limit,
+                val: self.val_limit,
+                test: self.test_limit,
+            },
         }
     }
 }
@@ -192,12 +207,20 @@ fn main() -> ExitCode {
 /// A clap error up to its first blank line (the message, not the usage),
 /// on one line.
 fn one_line(message: &str) -> String {
-    message.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect::<Vec<_>>().join(" ")
+    message
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The graph, device and data every subcommand starts from, checked in the
 /// order a user would fix them.
-fn setup(common: &Common, limits: &Limits) -> Result<(models::Graph, tch::Device, Data), TrainError> {
+fn setup(
+    common: &Common,
+    limits: &Limits,
+) -> Result<(models::Graph, tch::Device, Data), TrainError> {
     let graph = models::zoo::arch(&common.model)?.graph();
     let device = device::select(common.device, common.threads)?;
     let data = Data::load(&common.data, limits)?;
@@ -227,7 +250,12 @@ fn run_train(args: &TrainArgs) -> Result<(), TrainError> {
         tch::get_num_threads()
     );
     let net = Net::seeded(&graph, device, recipe.seed)?;
-    let run = Run { out: args.out.clone(), device, resume: args.resume, command: command_line() };
+    let run = Run {
+        out: args.out.clone(),
+        device,
+        resume: args.resume,
+        command: command_line(),
+    };
     let outcome = train(net, &data, &recipe, &run, &mut ConsoleProgress::default())?;
     let test = outcome.test.expect("the console never stops a run early");
     println!(
@@ -243,15 +271,35 @@ fn run_train(args: &TrainArgs) -> Result<(), TrainError> {
 }
 
 fn run_bench(args: &BenchArgs) -> Result<(), TrainError> {
-    let recipe = Recipe { batch: args.common.batch, ema: Some(args.ema), lr: args.lr, ..Recipe::default() };
+    let recipe = Recipe {
+        batch: args.common.batch,
+        ema: Some(args.ema),
+        lr: args.lr,
+        ..Recipe::default()
+    };
     let (graph, device, data) = setup(&args.common, &recipe.limits)?;
-    eprintln!("benchmarking {} at batch {} for {} steps of each loop on {device:?}...", graph.arch, recipe.batch, args.steps);
+    eprintln!(
+        "benchmarking {} at batch {} for {} steps of each loop on {device:?}...",
+        graph.arch, recipe.batch, args.steps
+    );
     let report = bench(&graph, &data, &recipe, args.steps, device)?;
-    println!("model {} | batch {} | {} steps each | {} threads", graph.arch, report.batch, report.steps, report.threads);
-    println!("bare loop (fixed batch, tch SGD):          {:8.1} images/s", report.bare_images_per_sec);
-    println!("training loop (augment, SGD, EMA, metrics): {:8.1} images/s", report.full_images_per_sec);
+    println!(
+        "model {} | batch {} | {} steps each | {} threads",
+        graph.arch, report.batch, report.steps, report.threads
+    );
+    println!(
+        "bare loop (fixed batch, tch SGD):          {:8.1} images/s",
+        report.bare_images_per_sec
+    );
+    println!(
+        "training loop (augment, SGD, EMA, metrics): {:8.1} images/s",
+        report.full_images_per_sec
+    );
     println!("ratio: {:.1}%", 100.0 * report.ratio());
-    println!("augmentation: {:.1} us/image on one thread", report.augment_us_per_image);
+    println!(
+        "augmentation: {:.1} us/image on one thread",
+        report.augment_us_per_image
+    );
     println!(
         "epoch: {} steps, about {:.0} s ({:.1} s of it validation)",
         report.steps_per_epoch,
@@ -264,7 +312,10 @@ fn run_bench(args: &BenchArgs) -> Result<(), TrainError> {
 /// The command line as typed, shell-quoted where needed, for the metadata.
 fn command_line() -> String {
     let quote = |a: String| {
-        if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=,:+@%".contains(c)) {
+        if !a.is_empty()
+            && a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./=,:+@%".contains(c))
+        {
             a
         } else {
             format!("'{}'", a.replace('\'', r"'\''"))

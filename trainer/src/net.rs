@@ -3,7 +3,9 @@
 //! padding, the same preprocessing.
 
 use models::graph::{same_padding, RAW_SIZE};
-use models::{Graph, ModelError, NodeId, Op, ParamRole, ParamSpec, Shape, Tensor as Values, Weights};
+use models::{
+    Graph, ModelError, NodeId, Op, ParamRole, ParamSpec, Shape, Tensor as Values, Weights,
+};
 use tch::{nn, Device, Kind, Tensor};
 
 /// A graph bound to its parameters in a [`nn::VarStore`].
@@ -28,7 +30,9 @@ impl Net {
         for spec in &specs {
             let dims: Vec<i64> = spec.shape.iter().map(|&d| d as i64).collect();
             let (path, leaf) = match spec.name.rsplit_once('.') {
-                Some((prefix, leaf)) => (prefix.split('.').fold(root.clone(), |p, s| p.sub(s)), leaf),
+                Some((prefix, leaf)) => {
+                    (prefix.split('.').fold(root.clone(), |p, s| p.sub(s)), leaf)
+                }
                 None => (root.clone(), spec.name.as_str()),
             };
             let tensor = match spec.role {
@@ -43,7 +47,12 @@ impl Net {
             };
             params[spec.node].push(tensor);
         }
-        Ok(Net { graph: graph.clone(), shapes, specs, params })
+        Ok(Net {
+            graph: graph.clone(),
+            shapes,
+            specs,
+            params,
+        })
     }
 
     /// Fresh parameters on `device`, in a store of their own.
@@ -88,35 +97,66 @@ impl Net {
             let p = &self.params[id];
             let y = match node.op {
                 Op::Input => input.shallow_clone(),
-                Op::Conv { kernel, stride, groups, .. } => {
+                Op::Conv {
+                    kernel,
+                    stride,
+                    groups,
+                    ..
+                } => {
                     let (input, padding) = self.pad_same(x(0), node.inputs[0], kernel, stride, 0.0);
                     let s = stride as i64;
                     input.conv2d(&p[0], p.get(1), [s, s], padding, [1, 1], groups as i64)
                 }
                 Op::Dense { .. } => x(0).linear(&p[0], p.get(1)),
-                Op::BatchNorm { eps } => {
-                    Tensor::batch_norm(x(0), Some(&p[0]), Some(&p[1]), Some(&p[2]), Some(&p[3]), train, 0.1, eps as f64, false)
-                }
+                Op::BatchNorm { eps } => Tensor::batch_norm(
+                    x(0),
+                    Some(&p[0]),
+                    Some(&p[1]),
+                    Some(&p[2]),
+                    Some(&p[3]),
+                    train,
+                    0.1,
+                    eps as f64,
+                    false,
+                ),
                 Op::LayerNorm { eps } => {
                     let centred = x(0) - x(0).mean_dim(1, true, Kind::Float);
                     let var = (&centred * &centred).mean_dim(1, true, Kind::Float);
                     let shape = self.channel_view(node.inputs[0]);
-                    centred / (var + eps as f64).sqrt() * p[0].view(&shape[..]) + p[1].view(&shape[..])
+                    centred / (var + eps as f64).sqrt() * p[0].view(&shape[..])
+                        + p[1].view(&shape[..])
                 }
                 Op::ChannelScale => x(0) * p[0].view(&self.channel_view(node.inputs[0])[..]),
                 Op::Scale { factor } => x(0) * factor as f64,
                 Op::Relu => x(0).relu(),
                 Op::Gelu => x(0).gelu("none"),
                 Op::MaxPool { kernel, stride } => {
-                    let (input, padding) = self.pad_same(x(0), node.inputs[0], kernel, stride, f64::NEG_INFINITY);
+                    let (input, padding) =
+                        self.pad_same(x(0), node.inputs[0], kernel, stride, f64::NEG_INFINITY);
                     let (k, s) = (kernel as i64, stride as i64);
                     input.max_pool2d([k, k], [s, s], padding, [1, 1], false)
                 }
                 Op::GlobalAvgPool => x(0).mean_dim(&[2i64, 3][..], true, Kind::Float),
-                Op::Lrn { size, alpha, beta, bias } => lrn(x(0), size, alpha, beta, bias),
+                Op::Lrn {
+                    size,
+                    alpha,
+                    beta,
+                    bias,
+                } => lrn(x(0), size, alpha, beta, bias),
                 Op::Flatten => x(0).flatten(1, -1),
-                Op::Concat => Tensor::cat(&node.inputs.iter().map(|&i| values[i].as_ref().unwrap()).collect::<Vec<_>>(), 1),
-                Op::Add => node.inputs[1..].iter().fold(x(0).shallow_clone(), |acc, &i| acc + values[i].as_ref().unwrap()),
+                Op::Concat => Tensor::cat(
+                    &node
+                        .inputs
+                        .iter()
+                        .map(|&i| values[i].as_ref().unwrap())
+                        .collect::<Vec<_>>(),
+                    1,
+                ),
+                Op::Add => node.inputs[1..]
+                    .iter()
+                    .fold(x(0).shallow_clone(), |acc, &i| {
+                        acc + values[i].as_ref().unwrap()
+                    }),
                 Op::Dropout { p } => x(0).dropout(p as f64, train),
             };
             values.push(Some(y));
@@ -127,7 +167,9 @@ impl Net {
                 }
             }
         }
-        values[self.graph.output].take().expect("the output is computed")
+        values[self.graph.output]
+            .take()
+            .expect("the output is computed")
     }
 
     /// Logits for raw `uint8 [N,32,32,3]` pixels: the exported graph's
@@ -135,7 +177,11 @@ impl Net {
     pub fn forward_pixels(&self, pixels: &Tensor) -> Tensor {
         let crop = self.graph.preprocess.crop as i64;
         let offset = (RAW_SIZE as i64 - crop) / 2;
-        let x = pixels.to_kind(Kind::Float).permute([0, 3, 1, 2]).narrow(2, offset, crop).narrow(3, offset, crop);
+        let x = pixels
+            .to_kind(Kind::Float)
+            .permute([0, 3, 1, 2])
+            .narrow(2, offset, crop)
+            .narrow(3, offset, crop);
         self.forward_t(&standardise(&x), false)
     }
 
@@ -157,7 +203,11 @@ impl Net {
             for (spec, tensor) in self.specs.iter().zip(self.params.iter_mut().flatten()) {
                 let v = &weights[&spec.name];
                 let shape: Vec<i64> = v.shape.iter().map(|&d| d as i64).collect();
-                tensor.copy_(&Tensor::from_slice(&v.data).view(&shape[..]).to_device(tensor.device()));
+                tensor.copy_(
+                    &Tensor::from_slice(&v.data)
+                        .view(&shape[..])
+                        .to_device(tensor.device()),
+                );
             }
         });
         Ok(())
@@ -165,8 +215,17 @@ impl Net {
 
     /// SAME padding for a window op. libtorch pads only evenly and only
     /// with zeros, so asymmetric padding, or max-pool's `-inf`, is explicit.
-    fn pad_same(&self, x: &Tensor, input: NodeId, kernel: usize, stride: usize, fill: f64) -> (Tensor, [i64; 2]) {
-        let Shape::Map { h, w, .. } = self.shapes[input] else { unreachable!("shapes checked") };
+    fn pad_same(
+        &self,
+        x: &Tensor,
+        input: NodeId,
+        kernel: usize,
+        stride: usize,
+        fill: f64,
+    ) -> (Tensor, [i64; 2]) {
+        let Shape::Map { h, w, .. } = self.shapes[input] else {
+            unreachable!("shapes checked")
+        };
         let (top, bottom, _) = same_padding(h, kernel, stride);
         let (left, right, _) = same_padding(w, kernel, stride);
         if top == bottom && left == right && fill == 0.0 {
@@ -190,7 +249,9 @@ impl Net {
 pub fn standardise(x: &Tensor) -> Tensor {
     let numel: i64 = x.size()[1..].iter().product();
     let centred = x - x.mean_dim(&[1i64, 2, 3][..], true, Kind::Float);
-    let std = (&centred * &centred).mean_dim(&[1i64, 2, 3][..], true, Kind::Float).sqrt();
+    let std = (&centred * &centred)
+        .mean_dim(&[1i64, 2, 3][..], true, Kind::Float)
+        .sqrt();
     centred / std.clamp_min(1.0 / (numel as f64).sqrt())
 }
 
@@ -199,6 +260,8 @@ fn lrn(x: &Tensor, size: usize, alpha: f32, beta: f32, bias: f32) -> Tensor {
     let size = size as i64;
     let squares = (x * x).unsqueeze(1);
     let padded = squares.constant_pad_nd([0, 0, 0, 0, (size - 1) / 2, size / 2]);
-    let mean = padded.avg_pool3d([size, 1, 1], [1, 1, 1], [0, 0, 0], false, true, None::<i64>).squeeze_dim(1);
+    let mean = padded
+        .avg_pool3d([size, 1, 1], [1, 1, 1], [0, 0, 0], false, true, None::<i64>)
+        .squeeze_dim(1);
     x / (mean * alpha as f64 + bias as f64).pow_tensor_scalar(beta as f64)
 }

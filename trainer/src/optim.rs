@@ -35,10 +35,18 @@ impl Sgd {
                 name: spec.name.clone(),
                 param: param.shallow_clone(),
                 momentum: param.zeros_like(),
-                decay: if spec.role == ParamRole::Weight { weight_decay } else { 0.0 },
+                decay: if spec.role == ParamRole::Weight {
+                    weight_decay
+                } else {
+                    0.0
+                },
             })
             .collect();
-        Sgd { slots, momentum, nesterov }
+        Sgd {
+            slots,
+            momentum,
+            nesterov,
+        }
     }
 
     /// Clears the gradients before a backward pass.
@@ -57,10 +65,18 @@ impl Sgd {
                 if !grad.defined() {
                     continue;
                 }
-                let mut update = if slot.decay > 0.0 { grad + &slot.param * slot.decay } else { grad };
+                let mut update = if slot.decay > 0.0 {
+                    grad + &slot.param * slot.decay
+                } else {
+                    grad
+                };
                 if mu > 0.0 {
                     let _ = slot.momentum.g_mul_scalar_(mu).g_add_(&update);
-                    update = if self.nesterov { update + &slot.momentum * mu } else { slot.momentum.shallow_clone() };
+                    update = if self.nesterov {
+                        update + &slot.momentum * mu
+                    } else {
+                        slot.momentum.shallow_clone()
+                    };
                 }
                 let _ = slot.param.g_sub_(&(update * lr));
             }
@@ -78,11 +94,20 @@ mod tests {
     use super::*;
 
     fn net() -> Net {
-        Net::seeded(&models::zoo::arch("squeeze1").unwrap().graph(), tch::Device::Cpu, 0).unwrap()
+        Net::seeded(
+            &models::zoo::arch("squeeze1").unwrap().graph(),
+            tch::Device::Cpu,
+            0,
+        )
+        .unwrap()
     }
 
     fn first(net: &Net, role: ParamRole) -> Tensor {
-        net.params().find(|(s, _)| s.role == role).unwrap().1.shallow_clone()
+        net.params()
+            .find(|(s, _)| s.role == role)
+            .unwrap()
+            .1
+            .shallow_clone()
     }
 
     #[test]
@@ -94,7 +119,12 @@ mod tests {
         let reference = Net::new(&store.root(), &graph).unwrap();
         let ours = Net::fresh(&graph, tch::Device::Cpu).unwrap();
         ours.copy_from(&reference);
-        let config = tch::nn::Sgd { momentum: 0.9, dampening: 0.0, wd: 0.0, nesterov: true };
+        let config = tch::nn::Sgd {
+            momentum: 0.9,
+            dampening: 0.0,
+            wd: 0.0,
+            nesterov: true,
+        };
         let mut theirs = config.build(&store, 0.05).unwrap();
         let mut sgd = Sgd::new(&ours, 0.9, true, 0.0);
         let x = Tensor::randn([8, 3, 24, 24], (tch::Kind::Float, tch::Device::Cpu));
@@ -102,7 +132,9 @@ mod tests {
         for _ in 0..3 {
             theirs.backward_step(&reference.forward_t(&x, true).cross_entropy_for_logits(&y));
             sgd.zero_grad();
-            ours.forward_t(&x, true).cross_entropy_for_logits(&y).backward();
+            ours.forward_t(&x, true)
+                .cross_entropy_for_logits(&y)
+                .backward();
             sgd.step(0.05);
         }
         // Rounding differs (the update is summed in another order); a wrong
@@ -121,7 +153,12 @@ mod tests {
         let (k0, b0) = (kernel.copy(), bias.copy());
         let mut sgd = Sgd::new(&net, 0.9, true, 0.1);
         // A zero loss that still gives every tensor a zero gradient.
-        let loss = net.params().filter(|(s, _)| s.role.is_learned()).map(|(_, p)| p.sum(tch::Kind::Float)).sum::<Tensor>() * 0.0;
+        let loss = net
+            .params()
+            .filter(|(s, _)| s.role.is_learned())
+            .map(|(_, p)| p.sum(tch::Kind::Float))
+            .sum::<Tensor>()
+            * 0.0;
         sgd.zero_grad();
         loss.backward();
         sgd.step(1.0);

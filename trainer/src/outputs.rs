@@ -17,9 +17,15 @@ impl Outputs {
     /// The paths for a model at `model`, after checking that its directory
     /// exists and takes new files.
     pub fn beside(model: &Path) -> Result<Outputs, TrainError> {
-        let bad = |path: &Path, why: String| TrainError::Output { path: path.to_path_buf(), why };
+        let bad = |path: &Path, why: String| TrainError::Output {
+            path: path.to_path_buf(),
+            why,
+        };
         if model.is_dir() {
-            return Err(bad(model, "is a directory; give the model's file name".into()));
+            return Err(bad(
+                model,
+                "is a directory; give the model's file name".into(),
+            ));
         }
         if model.file_name().is_none() {
             return Err(bad(model, "not a file name".into()));
@@ -32,7 +38,8 @@ impl Outputs {
             return Err(bad(dir, "output directory does not exist".into()));
         }
         let probe = dir.join(format!(".trainer-probe{}", std::process::id()));
-        std::fs::write(&probe, b"").map_err(|e| bad(dir, format!("output directory is not writable: {e}")))?;
+        std::fs::write(&probe, b"")
+            .map_err(|e| bad(dir, format!("output directory is not writable: {e}")))?;
         let _ = std::fs::remove_file(&probe);
         Ok(Outputs {
             model: model.to_path_buf(),
@@ -52,8 +59,16 @@ mod tests {
         let out = Outputs::beside(&dir.join("squeeze1.onnx")).unwrap();
         assert_eq!(out.checkpoint, dir.join("squeeze1.ckpt"));
         assert_eq!(out.log, dir.join("squeeze1.csv"));
-        let missing = Outputs::beside(Path::new("/no/such/dir/m.onnx")).unwrap_err().to_string();
-        assert!(missing.contains("/no/such/dir") && missing.contains("does not exist"), "{missing}");
-        assert!(Outputs::beside(&dir).unwrap_err().to_string().contains("is a directory"));
+        let missing = Outputs::beside(Path::new("/no/such/dir/m.onnx"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            missing.contains("/no/such/dir") && missing.contains("does not exist"),
+            "{missing}"
+        );
+        assert!(Outputs::beside(&dir)
+            .unwrap_err()
+            .to_string()
+            .contains("is a directory"));
     }
 }

@@ -22,7 +22,20 @@ pub struct ConsoleProgress {
 
 impl Default for ConsoleProgress {
     fn default() -> Self {
-        ConsoleProgress { bar: ProgressBar::hidden(), epochs: 0, started: None, done: 0 }
+        ConsoleProgress {
+            bar: ProgressBar::hidden(),
+            epochs: 0,
+            started: None,
+            done: 0,
+        }
+    }
+}
+
+impl ConsoleProgress {
+    /// Prints `line` on stderr above the bar, for what a caller adds to a
+    /// run (a pruning step, say), without tearing the bar.
+    pub fn note(&self, line: &str) {
+        self.bar.suspend(|| eprintln!("{line}"));
     }
 }
 
@@ -36,7 +49,9 @@ impl Hooks for ConsoleProgress {
         let style = ProgressStyle::with_template("{prefix} [{bar:25}] {pos}/{len} {msg} ETA {eta}")
             .expect("a valid template")
             .progress_chars("=> ");
-        self.bar = ProgressBar::new(steps as u64).with_style(style).with_prefix(format!("epoch {epoch}/{epochs}"));
+        self.bar = ProgressBar::new(steps as u64)
+            .with_style(style)
+            .with_prefix(format!("epoch {epoch}/{epochs}"));
     }
 
     fn progress(&mut self, p: &Progress) {

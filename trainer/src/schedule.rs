@@ -27,7 +27,9 @@ impl Schedule {
     /// The warm-up of a schedule, in epochs, or `None` if it has none.
     pub fn warmup_epochs(&self) -> Option<f64> {
         match self {
-            Schedule::Cosine { warmup_epochs } | Schedule::OneCycle { warmup_epochs } => Some(*warmup_epochs),
+            Schedule::Cosine { warmup_epochs } | Schedule::OneCycle { warmup_epochs } => {
+                Some(*warmup_epochs)
+            }
             Schedule::Constant | Schedule::Step { .. } => None,
         }
     }
@@ -35,7 +37,9 @@ impl Schedule {
     /// The learning rate of step `step` (from 0) of a run of `total` steps
     /// with `per_epoch` steps an epoch and peak `peak`.
     pub fn lr(&self, peak: f64, step: u64, per_epoch: u64, total: u64) -> f64 {
-        let warmup = self.warmup_epochs().map_or(0, |e| ((e * per_epoch as f64).round() as u64).min(total));
+        let warmup = self
+            .warmup_epochs()
+            .map_or(0, |e| ((e * per_epoch as f64).round() as u64).min(total));
         if step < warmup {
             return peak * (step + 1) as f64 / warmup as f64;
         }
@@ -66,8 +70,14 @@ mod tests {
 
     #[test]
     fn step_multiplies_at_each_milestone() {
-        let lr = lrs(&Schedule::Step { milestones: vec![2, 5], factor: 0.5 });
-        assert_eq!((lr[19], lr[20], lr[49], lr[50], lr[99]), (0.4, 0.2, 0.2, 0.1, 0.1));
+        let lr = lrs(&Schedule::Step {
+            milestones: vec![2, 5],
+            factor: 0.5,
+        });
+        assert_eq!(
+            (lr[19], lr[20], lr[49], lr[50], lr[99]),
+            (0.4, 0.2, 0.2, 0.1, 0.1)
+        );
     }
 
     #[test]

@@ -63,7 +63,9 @@ impl Default for Recipe {
             momentum: 0.9,
             nesterov: true,
             weight_decay: 5e-4,
-            schedule: Schedule::OneCycle { warmup_epochs: ONECYCLE_WARMUP_SHARE * 30.0 },
+            schedule: Schedule::OneCycle {
+                warmup_epochs: ONECYCLE_WARMUP_SHARE * 30.0,
+            },
             label_smoothing: 0.0,
             ema: None,
             cutout: 0,
@@ -88,32 +90,50 @@ impl Recipe {
             return bad("steps per epoch must be at least 1".into());
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
-            return bad(format!("learning rate must be a finite number above 0, not {}", self.lr));
+            return bad(format!(
+                "learning rate must be a finite number above 0, not {}",
+                self.lr
+            ));
         }
         if !fraction(self.momentum) {
             return bad(format!("momentum must be in [0, 1), not {}", self.momentum));
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return bad(format!("weight decay must be a finite number >= 0, not {}", self.weight_decay));
+            return bad(format!(
+                "weight decay must be a finite number >= 0, not {}",
+                self.weight_decay
+            ));
         }
         if !fraction(self.label_smoothing) {
-            return bad(format!("label smoothing must be in [0, 1), not {}", self.label_smoothing));
+            return bad(format!(
+                "label smoothing must be in [0, 1), not {}",
+                self.label_smoothing
+            ));
         }
         if let Some(decay) = self.ema.filter(|&d| !(d > 0.0 && d < 1.0)) {
             return bad(format!("EMA decay must be between 0 and 1, not {decay}"));
         }
         match &self.schedule {
             Schedule::Step { factor, .. } if !(factor.is_finite() && *factor > 0.0) => {
-                return bad(format!("step schedule factor must be a finite number above 0, not {factor}"))
+                return bad(format!(
+                    "step schedule factor must be a finite number above 0, not {factor}"
+                ))
             }
             s => match s.warmup_epochs() {
                 Some(w) if !(w.is_finite() && (0.0..=self.epochs as f64).contains(&w)) => {
-                    return bad(format!("warm-up must be between 0 and the {} epochs, not {w}", self.epochs))
+                    return bad(format!(
+                        "warm-up must be between 0 and the {} epochs, not {w}",
+                        self.epochs
+                    ))
                 }
                 _ => {}
             },
         }
-        let limits = [("train", self.limits.train), ("validation", self.limits.val), ("test", self.limits.test)];
+        let limits = [
+            ("train", self.limits.train),
+            ("validation", self.limits.val),
+            ("test", self.limits.test),
+        ];
         if let Some((split, _)) = limits.iter().find(|(_, l)| *l == Some(0)) {
             return bad(format!("the {split} limit must be at least 1 image"));
         }
@@ -193,13 +213,24 @@ pub fn evaluate(net: &Net, data: &Dataset, device: Device) -> Evaluation {
     tch::no_grad(|| {
         for (pixels, labels) in pixel_batches(data, EVAL_BATCH) {
             let logits = net.forward_pixels(&pixels.to_device(device));
-            let labels = Tensor::from_slice(labels).to_kind(Kind::Int64).to_device(device);
-            loss += logits.cross_entropy_for_logits(&labels).double_value(&[]) * labels.size()[0] as f64;
-            correct += logits.argmax(-1, false).eq_tensor(&labels).sum(Kind::Int64).int64_value(&[]);
+            let labels = Tensor::from_slice(labels)
+                .to_kind(Kind::Int64)
+                .to_device(device);
+            loss += logits.cross_entropy_for_logits(&labels).double_value(&[])
+                * labels.size()[0] as f64;
+            correct += logits
+                .argmax(-1, false)
+                .eq_tensor(&labels)
+                .sum(Kind::Int64)
+                .int64_value(&[]);
         }
     });
     let images = data.len();
-    Evaluation { loss: loss / images.max(1) as f64, accuracy: correct as f64 / images.max(1) as f64, images }
+    Evaluation {
+        loss: loss / images.max(1) as f64,
+        accuracy: correct as f64 / images.max(1) as f64,
+        images,
+    }
 }
 
 /// What one optimiser step saw.
@@ -218,6 +249,22 @@ pub struct EpochStats {
     pub accuracy: f64,
     /// The learning rate of the last step.
     pub lr: f64,
+}
+
+impl EpochLog {
+    /// The row of epoch `epoch` (from 1): its training figures, its
+    /// validation and its wall time.
+    pub fn new(epoch: usize, stats: &EpochStats, val: &Evaluation, seconds: f64) -> EpochLog {
+        EpochLog {
+            epoch,
+            train_loss: stats.loss,
+            train_acc: stats.accuracy,
+            val_loss: val.loss,
+            val_acc: val.accuracy,
+            lr: stats.lr,
+            seconds,
+        }
+    }
 }
 
 /// A net with its optimiser, moving average and counters.
@@ -239,17 +286,39 @@ pub struct Trainer {
 impl Trainer {
     /// A trainer for `net` (fresh or pre-trained, on `device`) under
     /// `recipe`, over a training split of `train_images`.
-    pub fn new(net: Net, recipe: &Recipe, train_images: usize, device: Device) -> Result<Trainer, TrainError> {
+    pub fn new(
+        net: Net,
+        recipe: &Recipe,
+        train_images: usize,
+        device: Device,
+    ) -> Result<Trainer, TrainError> {
         recipe.validate()?;
         let crop = net.graph().preprocess.crop;
         if recipe.cutout > crop {
-            return Err(TrainError::Invalid(format!("cutout {} is larger than the {crop}x{crop} input", recipe.cutout)));
+            return Err(TrainError::Invalid(format!(
+                "cutout {} is larger than the {crop}x{crop} input",
+                recipe.cutout
+            )));
         }
         let steps_per_epoch = recipe.steps_in_epoch(train_images)?;
         let sgd = Sgd::new(&net, recipe.momentum, recipe.nesterov, recipe.weight_decay);
-        let ema = recipe.ema.map(|decay| Ema::new(&net, decay, device)).transpose()?;
+        let ema = recipe
+            .ema
+            .map(|decay| Ema::new(&net, decay, device))
+            .transpose()?;
         let augment = Augment::for_graph(net.graph(), recipe.cutout);
-        Ok(Trainer { net, sgd, ema, recipe: recipe.clone(), augment, device, steps_per_epoch, step: 0, epoch: 0, history: vec![] })
+        Ok(Trainer {
+            net,
+            sgd,
+            ema,
+            recipe: recipe.clone(),
+            augment,
+            device,
+            steps_per_epoch,
+            step: 0,
+            epoch: 0,
+            history: vec![],
+        })
     }
 
     /// The net that is evaluated and exported: the moving average if there
@@ -270,18 +339,37 @@ impl Trainer {
     /// The learning rate of the next step.
     pub fn lr(&self) -> f64 {
         let total = (self.recipe.epochs * self.steps_per_epoch) as u64;
-        self.recipe.schedule.lr(self.recipe.lr, self.step, self.steps_per_epoch as u64, total)
+        self.recipe.schedule.lr(
+            self.recipe.lr,
+            self.step,
+            self.steps_per_epoch as u64,
+            total,
+        )
     }
 
     /// One optimiser step on standardised `images` `[N,3,crop,crop]` with
     /// their `labels`, at the schedule's learning rate.
-    pub fn step(&mut self, images: &Tensor, labels: &Tensor, hooks: &mut dyn Hooks) -> Result<StepResult, TrainError> {
+    pub fn step(
+        &mut self,
+        images: &Tensor,
+        labels: &Tensor,
+        hooks: &mut dyn Hooks,
+    ) -> Result<StepResult, TrainError> {
         let lr = self.lr();
         let logits = self.net.forward_t(images, true);
-        let loss = logits.cross_entropy_loss::<Tensor>(labels, None, Reduction::Mean, -100, self.recipe.label_smoothing);
+        let loss = logits.cross_entropy_loss::<Tensor>(
+            labels,
+            None,
+            Reduction::Mean,
+            -100,
+            self.recipe.label_smoothing,
+        );
         let loss_value = loss.double_value(&[]);
         if !loss_value.is_finite() {
-            return Err(TrainError::Diverged { step: self.step, loss: loss_value });
+            return Err(TrainError::Diverged {
+                step: self.step,
+                loss: loss_value,
+            });
         }
         self.sgd.zero_grad();
         loss.backward();
@@ -291,41 +379,68 @@ impl Trainer {
         }
         self.step += 1;
         hooks.after_step(&self.net, self.ema.as_ref().map(Ema::net));
-        let correct = logits.argmax(-1, false).eq_tensor(labels).sum(Kind::Int64).int64_value(&[]);
-        Ok(StepResult { loss: loss_value, correct, lr })
+        let correct = logits
+            .argmax(-1, false)
+            .eq_tensor(labels)
+            .sum(Kind::Int64)
+            .int64_value(&[]);
+        Ok(StepResult {
+            loss: loss_value,
+            correct,
+            lr,
+        })
     }
 
     /// Trains on one shuffled, augmented pass over `data`. The pass's
     /// randomness (order, augmentation, dropout) depends only on the seed and
     /// the epoch, so a resumed run repeats an unbroken one.
-    pub fn train_epoch(&mut self, data: &Dataset, hooks: &mut dyn Hooks) -> Result<EpochStats, TrainError> {
+    pub fn train_epoch(
+        &mut self,
+        data: &Dataset,
+        hooks: &mut dyn Hooks,
+    ) -> Result<EpochStats, TrainError> {
         let epoch = self.epoch;
         tch::manual_seed((self.recipe.seed + epoch as u64) as i64);
-        let (steps, batch, crop) = (self.steps_per_epoch, self.recipe.batch, self.net.graph().preprocess.crop);
+        let (steps, batch, crop) = (
+            self.steps_per_epoch,
+            self.recipe.batch,
+            self.net.graph().preprocess.crop,
+        );
         hooks.epoch_started(epoch + 1, self.recipe.epochs, steps);
         let started = Instant::now();
         let (mut loss_sum, mut correct, mut seen, mut lr) = (0.0, 0i64, 0usize, 0.0);
         let augment = self.augment;
-        for_each_batch(data, &augment, batch, steps, epoch_rng(self.recipe.seed, epoch), |b| {
-            let (images, labels) = b.to_tensors(crop, self.device);
-            let result = self.step(&images, &labels, hooks)?;
-            loss_sum += result.loss * batch as f64;
-            correct += result.correct;
-            seen += batch;
-            lr = result.lr;
-            hooks.progress(&Progress {
-                epoch: epoch + 1,
-                step: seen / batch,
-                steps,
-                loss: loss_sum / seen as f64,
-                accuracy: correct as f64 / seen as f64,
-                images_per_sec: seen as f64 / started.elapsed().as_secs_f64(),
-                lr,
-            });
-            Ok::<(), TrainError>(())
-        })?;
+        for_each_batch(
+            data,
+            &augment,
+            batch,
+            steps,
+            epoch_rng(self.recipe.seed, epoch),
+            |b| {
+                let (images, labels) = b.to_tensors(crop, self.device);
+                let result = self.step(&images, &labels, hooks)?;
+                loss_sum += result.loss * batch as f64;
+                correct += result.correct;
+                seen += batch;
+                lr = result.lr;
+                hooks.progress(&Progress {
+                    epoch: epoch + 1,
+                    step: seen / batch,
+                    steps,
+                    loss: loss_sum / seen as f64,
+                    accuracy: correct as f64 / seen as f64,
+                    images_per_sec: seen as f64 / started.elapsed().as_secs_f64(),
+                    lr,
+                });
+                Ok::<(), TrainError>(())
+            },
+        )?;
         self.epoch += 1;
-        Ok(EpochStats { loss: loss_sum / seen as f64, accuracy: correct as f64 / seen as f64, lr })
+        Ok(EpochStats {
+            loss: loss_sum / seen as f64,
+            accuracy: correct as f64 / seen as f64,
+            lr,
+        })
     }
 
     /// Loss and accuracy of [`Trainer::model`] on `data`.
@@ -335,8 +450,13 @@ impl Trainer {
 
     /// Every tensor a resumed run needs, by checkpoint name.
     fn tensors(&self) -> Vec<(String, Tensor)> {
-        let named = |prefix: &str, name: &str, t: &Tensor| (format!("{prefix}{name}"), t.shallow_clone());
-        let mut out: Vec<(String, Tensor)> = self.net.params().map(|(s, t)| named(PARAM, &s.name, t)).collect();
+        let named =
+            |prefix: &str, name: &str, t: &Tensor| (format!("{prefix}{name}"), t.shallow_clone());
+        let mut out: Vec<(String, Tensor)> = self
+            .net
+            .params()
+            .map(|(s, t)| named(PARAM, &s.name, t))
+            .collect();
         out.extend(self.sgd.buffers().map(|(name, t)| named(MOMENTUM, name, t)));
         if let Some(ema) = &self.ema {
             out.extend(ema.net().params().map(|(s, t)| named(EMA, &s.name, t)));
@@ -384,7 +504,13 @@ pub struct Outcome {
 
 /// Trains `net` under `recipe` on `data`: validation, checkpoint and CSV log
 /// every epoch, then the test figure and the ONNX export of the model.
-pub fn train(net: Net, data: &Data, recipe: &Recipe, run: &Run, hooks: &mut dyn Hooks) -> Result<Outcome, TrainError> {
+pub fn train(
+    net: Net,
+    data: &Data,
+    recipe: &Recipe,
+    run: &Run,
+    hooks: &mut dyn Hooks,
+) -> Result<Outcome, TrainError> {
     let outputs = Outputs::beside(&run.out)?;
     let mut trainer = Trainer::new(net, recipe, data.train.len(), run.device)?;
     if run.resume {
@@ -394,31 +520,36 @@ pub fn train(net: Net, data: &Data, recipe: &Recipe, run: &Run, hooks: &mut dyn 
         let started = Instant::now();
         let stats = trainer.train_epoch(&data.train, hooks)?;
         let val = trainer.evaluate(&data.val);
-        let log = EpochLog {
-            epoch: trainer.epoch,
-            train_loss: stats.loss,
-            train_acc: stats.accuracy,
-            val_loss: val.loss,
-            val_acc: val.accuracy,
-            lr: stats.lr,
-            seconds: started.elapsed().as_secs_f64(),
-        };
+        let log = EpochLog::new(trainer.epoch, &stats, &val, started.elapsed().as_secs_f64());
         trainer.history.push(log.clone());
         trainer.save(&outputs.checkpoint)?;
         models::atomic::write_atomic(&outputs.log, history::to_csv(&trainer.history).as_bytes())?;
         if hooks.epoch_ended(&log).is_break() {
-            return Ok(Outcome { steps: trainer.step, history: trainer.history, test: None, outputs });
+            return Ok(Outcome {
+                steps: trainer.step,
+                history: trainer.history,
+                test: None,
+                outputs,
+            });
         }
     }
     let test = trainer.evaluate(&data.test);
     let mut meta = Metadata::new(trainer.model().graph(), data.test.classes.clone());
     meta.dataset = Some(match recipe.limits.test {
-        Some(_) => format!("CIFAR-10 (test figure on the first {} test images)", test.images),
+        Some(_) => format!(
+            "CIFAR-10 (test figure on the first {} test images)",
+            test.images
+        ),
         None => "CIFAR-10".into(),
     });
     meta.training_steps = Some(trainer.step);
     meta.test_accuracy = Some(test.accuracy);
     meta.command = Some(run.command.clone());
     export_onnx(&outputs.model, trainer.model(), &meta)?;
-    Ok(Outcome { steps: trainer.step, history: trainer.history, test: Some(test), outputs })
+    Ok(Outcome {
+        steps: trainer.step,
+        history: trainer.history,
+        test: Some(test),
+        outputs,
+    })
 }

@@ -7,7 +7,10 @@ use std::process::{Command, Output};
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/cifar10");
 
 fn trainer(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_trainer")).args(args).output().expect("the binary runs")
+    Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
 }
 
 /// A fresh directory for one test's outputs.
@@ -21,8 +24,20 @@ fn scratch(name: &str) -> PathBuf {
 /// `train` with a small, valid setup, then `extra` (later flags win).
 fn train(out: &Path, extra: &[&str]) -> Output {
     let out = out.to_str().unwrap();
-    let mut args = vec!["train", "--model", "squeeze1", "--data", DATA, "--out", out, "--epochs", "1", "--batch", "32"];
-    args.extend(["--train-limit", "64", "--val-limit", "32", "--test-limit", "32", "--lr", "0.01"]);
+    let mut args = vec![
+        "train", "--model", "squeeze1", "--data", DATA, "--out", out, "--epochs", "1", "--batch",
+        "32",
+    ];
+    args.extend([
+        "--train-limit",
+        "64",
+        "--val-limit",
+        "32",
+        "--test-limit",
+        "32",
+        "--lr",
+        "0.01",
+    ]);
     args.extend(extra);
     trainer(&args)
 }
@@ -33,7 +48,10 @@ fn assert_refused(output: &Output, needle: &str) {
     assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "not one line: {stderr}");
-    assert!(stderr.contains(needle), "{stderr:?} does not mention {needle:?}");
+    assert!(
+        stderr.contains(needle),
+        "{stderr:?} does not mention {needle:?}"
+    );
 }
 
 #[test]
@@ -43,30 +61,48 @@ fn a_tiny_run_writes_model_checkpoint_and_log_and_resumes_only_the_same_run() {
     assert_refused(&train(&out, &["--resume"]), "nothing to resume");
 
     let done = train(&out, &["--ema", "0.9"]);
-    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
     let stdout = String::from_utf8_lossy(&done.stdout);
-    assert!(stdout.contains("test accuracy") && stdout.contains("after 2 steps"), "{stdout}");
+    assert!(
+        stdout.contains("test accuracy") && stdout.contains("after 2 steps"),
+        "{stdout}"
+    );
     let csv = std::fs::read_to_string(dir.join("tiny.csv")).unwrap();
     assert_eq!(csv.lines().count(), 2, "{csv}");
     assert!(dir.join("tiny.ckpt").exists());
-    let meta = models::onnx::decode(&std::fs::read(&out).unwrap()).unwrap().meta;
+    let meta = models::onnx::decode(&std::fs::read(&out).unwrap())
+        .unwrap()
+        .meta;
     assert_eq!(meta.training_steps, Some(2));
     assert!(meta.command.unwrap().contains("--ema 0.9"));
 
-    assert_refused(&train(&out, &["--ema", "0.9", "--lr", "0.02", "--resume"]), "lr 0.01 (checkpoint) vs 0.02 (now)");
+    assert_refused(
+        &train(&out, &["--ema", "0.9", "--lr", "0.02", "--resume"]),
+        "lr 0.01 (checkpoint) vs 0.02 (now)",
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
 fn an_unknown_model_is_refused() {
     let out = scratch("model").join("m.onnx");
-    assert_refused(&train(&out, &["--model", "squeeze9"]), "unknown architecture 'squeeze9'");
+    assert_refused(
+        &train(&out, &["--model", "squeeze9"]),
+        "unknown architecture 'squeeze9'",
+    );
 }
 
 #[test]
 fn missing_data_is_refused() {
     let out = scratch("data").join("m.onnx");
-    assert_refused(&train(&out, &["--data", "/no/such/cifar"]), "/no/such/cifar: no CIFAR-10 data here");
+    assert_refused(
+        &train(&out, &["--data", "/no/such/cifar"]),
+        "/no/such/cifar: no CIFAR-10 data here",
+    );
 }
 
 #[test]
@@ -80,13 +116,22 @@ fn zero_epochs_and_zero_batch_are_refused() {
 fn a_bad_learning_rate_is_refused() {
     let out = scratch("lr").join("m.onnx");
     for lr in ["0", "-0.1", "NaN", "inf"] {
-        assert_refused(&train(&out, &["--lr", lr]), "learning rate must be a finite number above 0");
+        assert_refused(
+            &train(&out, &["--lr", lr]),
+            "learning rate must be a finite number above 0",
+        );
     }
 }
 
 #[test]
 fn an_unwritable_output_is_refused_before_training() {
-    assert_refused(&train(Path::new("/no/such/dir/m.onnx"), &[]), "/no/such/dir: output directory does not exist");
+    assert_refused(
+        &train(Path::new("/no/such/dir/m.onnx"), &[]),
+        "/no/such/dir: output directory does not exist",
+    );
     // Not even root may create files in /proc.
-    assert_refused(&train(Path::new("/proc/m.onnx"), &[]), "/proc: output directory is not writable");
+    assert_refused(
+        &train(Path::new("/proc/m.onnx"), &[]),
+        "/proc: output directory is not writable",
+    );
 }

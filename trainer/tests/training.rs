@@ -21,7 +21,9 @@ const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/cifar10");
 static TORCH_RNG: Mutex<()> = Mutex::new(());
 
 fn torch_rng() -> MutexGuard<'static, ()> {
-    TORCH_RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    TORCH_RNG
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn squeeze1() -> models::Graph {
@@ -38,7 +40,11 @@ fn small_recipe() -> Recipe {
         label_smoothing: 0.1,
         ema: Some(0.9),
         seed: 7,
-        limits: Limits { train: Some(256), val: Some(128), test: Some(128) },
+        limits: Limits {
+            train: Some(256),
+            val: Some(128),
+            test: Some(128),
+        },
         ..Recipe::default()
     }
 }
@@ -71,10 +77,24 @@ impl Hooks for Watch {
     }
 }
 
-fn run(dir: &Path, data: &Data, recipe: &Recipe, resume: bool, stop_after: Option<usize>) -> (Outcome, u64) {
+fn run(
+    dir: &Path,
+    data: &Data,
+    recipe: &Recipe,
+    resume: bool,
+    stop_after: Option<usize>,
+) -> (Outcome, u64) {
     let net = Net::seeded(&squeeze1(), Device::Cpu, recipe.seed).unwrap();
-    let run = Run { out: dir.join("squeeze1.onnx"), device: Device::Cpu, resume, command: "trainer test".into() };
-    let mut watch = Watch { steps: 0, stop_after };
+    let run = Run {
+        out: dir.join("squeeze1.onnx"),
+        device: Device::Cpu,
+        resume,
+        command: "trainer test".into(),
+    };
+    let mut watch = Watch {
+        steps: 0,
+        stop_after,
+    };
     let outcome = train(net, data, recipe, &run, &mut watch).unwrap_or_else(|e| panic!("{e}"));
     (outcome, watch.steps)
 }
@@ -88,24 +108,56 @@ fn checkpoint_tensors(path: &Path) -> Vec<(String, Tensor)> {
 #[test]
 fn repeated_steps_on_one_batch_drive_the_loss_down() {
     let _rng = torch_rng();
-    let data = cifar::open(DATA).unwrap().load(Split::Train, Some(64)).unwrap();
+    let data = cifar::open(DATA)
+        .unwrap()
+        .load(Split::Train, Some(64))
+        .unwrap();
     // Plain SGD at a rate this net without normalisation takes without
     // killing its final ReLU; everything is seeded, so the curve is fixed.
-    let recipe = Recipe { lr: 0.01, momentum: 0.0, schedule: Schedule::Constant, batch: 64, ..Recipe::default() };
-    let mut trainer = Trainer::new(Net::seeded(&squeeze1(), Device::Cpu, 1).unwrap(), &recipe, 64, Device::Cpu).unwrap();
+    let recipe = Recipe {
+        lr: 0.01,
+        momentum: 0.0,
+        schedule: Schedule::Constant,
+        batch: 64,
+        ..Recipe::default()
+    };
+    let mut trainer = Trainer::new(
+        Net::seeded(&squeeze1(), Device::Cpu, 1).unwrap(),
+        &recipe,
+        64,
+        Device::Cpu,
+    )
+    .unwrap();
     // The centre 24x24 crops, unaugmented.
-    let pixels = Tensor::from_slice(&data.images).view([64, 32, 32, 3]).permute([0, 3, 1, 2]);
-    let centre = pixels.narrow(2, 4, 24).narrow(3, 4, 24).to_kind(tch::Kind::Float).contiguous();
-    let batch = Batch { images: Vec::try_from(centre.flatten(0, -1)).unwrap(), labels: data.labels.iter().map(|&l| l as i64).collect() };
+    let pixels = Tensor::from_slice(&data.images)
+        .view([64, 32, 32, 3])
+        .permute([0, 3, 1, 2]);
+    let centre = pixels
+        .narrow(2, 4, 24)
+        .narrow(3, 4, 24)
+        .to_kind(tch::Kind::Float)
+        .contiguous();
+    let batch = Batch {
+        images: Vec::try_from(centre.flatten(0, -1)).unwrap(),
+        labels: data.labels.iter().map(|&l| l as i64).collect(),
+    };
     let (x, y) = batch.to_tensors(24, Device::Cpu);
-    let losses: Vec<f64> = (0..60).map(|_| trainer.step(&x, &y, &mut ()).unwrap().loss).collect();
+    let losses: Vec<f64> = (0..60)
+        .map(|_| trainer.step(&x, &y, &mut ()).unwrap().loss)
+        .collect();
     let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len() as f64;
     // The first steps only shed the initial logits' scale; after them the
     // loss must keep falling, and end clearly below a uniform guess (which
     // is where a net with a dead output sits).
     let (early, last) = (mean(&losses[10..15]), mean(&losses[55..]));
-    assert!(last < early - 0.15, "loss went from {early:.3} to {last:.3}: {losses:.3?}");
-    assert!(last < 10f64.ln() - 0.2, "loss {last:.3} is no better than guessing: {losses:.3?}");
+    assert!(
+        last < early - 0.15,
+        "loss went from {early:.3} to {last:.3}: {losses:.3?}"
+    );
+    assert!(
+        last < 10f64.ln() - 0.2,
+        "loss {last:.3} is no better than guessing: {losses:.3?}"
+    );
     assert_eq!(trainer.steps(), 60);
 }
 
@@ -118,13 +170,23 @@ fn a_resumed_run_ends_where_an_unbroken_one_does_and_exports_what_it_trained() {
 
     let (whole, whole_steps) = run(&straight, &data, &recipe, false, None);
     let (first, first_steps) = run(&broken, &data, &recipe, false, Some(1));
-    assert!(first.test.is_none() && !first.outputs.model.exists(), "a stopped run exports nothing");
+    assert!(
+        first.test.is_none() && !first.outputs.model.exists(),
+        "a stopped run exports nothing"
+    );
     let (rest, rest_steps) = run(&broken, &data, &recipe, true, None);
 
     assert_eq!(whole.steps, 16);
     assert_eq!((first.steps, rest.steps), (8, 16));
-    assert_eq!((whole_steps, first_steps + rest_steps), (16, 16), "the hook sees every step once");
-    let (a, b) = (checkpoint_tensors(&whole.outputs.checkpoint), checkpoint_tensors(&rest.outputs.checkpoint));
+    assert_eq!(
+        (whole_steps, first_steps + rest_steps),
+        (16, 16),
+        "the hook sees every step once"
+    );
+    let (a, b) = (
+        checkpoint_tensors(&whole.outputs.checkpoint),
+        checkpoint_tensors(&rest.outputs.checkpoint),
+    );
     assert_eq!(a.len(), b.len());
     for ((name, x), (_, y)) in a.iter().zip(&b) {
         if name == "state" {
@@ -134,9 +196,16 @@ fn a_resumed_run_ends_where_an_unbroken_one_does_and_exports_what_it_trained() {
         assert!(diff <= 1e-6, "{name} differs by {diff} after resuming");
     }
     let (rows_a, rows_b) = (&whole.history, &rest.history);
-    assert_eq!(rows_b.len(), 2, "the resumed run keeps the first epoch's row");
+    assert_eq!(
+        rows_b.len(),
+        2,
+        "the resumed run keeps the first epoch's row"
+    );
     for (x, y) in rows_a.iter().zip(rows_b) {
-        assert_eq!((x.epoch, x.train_loss, x.val_acc, x.lr), (y.epoch, y.train_loss, y.val_acc, y.lr));
+        assert_eq!(
+            (x.epoch, x.train_loss, x.val_acc, x.lr),
+            (y.epoch, y.train_loss, y.val_acc, y.lr)
+        );
     }
     let csv = std::fs::read_to_string(&rest.outputs.log).unwrap();
     assert_eq!(csv.lines().count(), 3, "{csv}");
@@ -149,21 +218,33 @@ fn a_resumed_run_ends_where_an_unbroken_one_does_and_exports_what_it_trained() {
     let saved: std::collections::HashMap<String, Tensor> = a.into_iter().collect();
     tch::no_grad(|| {
         for (spec, t) in ema.params() {
-            t.shallow_clone().copy_(&saved[&format!("{EMA}{}", spec.name)]);
+            t.shallow_clone()
+                .copy_(&saved[&format!("{EMA}{}", spec.name)]);
         }
     });
     let pixels = &data.test.images[..32 * cifar::IMAGE_BYTES];
-    let expected = tch::no_grad(|| ema.forward_pixels(&Tensor::from_slice(pixels).view([32, 32, 32, 3])));
+    let expected =
+        tch::no_grad(|| ema.forward_pixels(&Tensor::from_slice(pixels).view([32, 32, 32, 3])));
     let expected = Vec::<f32>::try_from(expected.flatten(0, -1)).unwrap();
     let model = runtime::Model::load(&whole.outputs.model).unwrap();
     let got = model.run(pixels).unwrap().logits;
-    let worst = got.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-    assert!(worst <= 1e-4, "ONNX logits differ from libtorch's by {worst}");
+    let worst = got
+        .iter()
+        .zip(&expected)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        worst <= 1e-4,
+        "ONNX logits differ from libtorch's by {worst}"
+    );
     assert!(expected.iter().any(|v| v.abs() > 1e-3), "degenerate logits");
 
     let meta = model.meta();
     assert_eq!(meta.training_steps, Some(16));
-    assert_eq!(meta.test_accuracy.map(|a| (a * 1e4).round()), Some((test.accuracy * 1e4).round()));
+    assert_eq!(
+        meta.test_accuracy.map(|a| (a * 1e4).round()),
+        Some((test.accuracy * 1e4).round())
+    );
     assert_eq!(meta.variant, "f32");
     assert_eq!(meta.labels, data.test.classes);
     assert_eq!(meta.command.as_deref(), Some("trainer test"));
@@ -171,9 +252,19 @@ fn a_resumed_run_ends_where_an_unbroken_one_does_and_exports_what_it_trained() {
     // The same checkpoint under another recipe is refused, naming the change.
     let net = Net::seeded(&squeeze1(), Device::Cpu, 0).unwrap();
     let other = Recipe { lr: 0.03, ..recipe };
-    let run = Run { out: whole.outputs.model.clone(), device: Device::Cpu, resume: true, command: String::new() };
-    let err = train(net, &data, &other, &run, &mut ()).unwrap_err().to_string();
-    assert!(err.contains("different run") && err.contains("lr 0.02 (checkpoint) vs 0.03 (now)"), "{err}");
+    let run = Run {
+        out: whole.outputs.model.clone(),
+        device: Device::Cpu,
+        resume: true,
+        command: String::new(),
+    };
+    let err = train(net, &data, &other, &run, &mut ())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("different run") && err.contains("lr 0.02 (checkpoint) vs 0.03 (now)"),
+        "{err}"
+    );
 
     std::fs::remove_dir_all(straight).unwrap();
     std::fs::remove_dir_all(broken).unwrap();

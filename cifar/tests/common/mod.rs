@@ -7,8 +7,18 @@ use std::path::{Path, PathBuf};
 
 use cifar::{CifarError, BATCH_RECORDS, IMAGE_BYTES, RECORD_BYTES, SIDE};
 
-pub const CLASS_NAMES: [&str; 10] =
-    ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
+pub const CLASS_NAMES: [&str; 10] = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+];
 
 /// `batches.meta.txt` as the download has it: trailing blank lines included.
 pub fn meta_text() -> String {
@@ -30,7 +40,8 @@ pub fn real_data() -> PathBuf {
 /// `count` raw records of a batch file, from record `start`.
 pub fn raw_records(file: &Path, start: usize, count: usize) -> Vec<u8> {
     let mut file = File::open(file).unwrap();
-    file.seek(SeekFrom::Start((start * RECORD_BYTES) as u64)).unwrap();
+    file.seek(SeekFrom::Start((start * RECORD_BYTES) as u64))
+        .unwrap();
     let mut bytes = vec![0; count * RECORD_BYTES];
     file.read_exact(&mut bytes).unwrap();
     bytes
@@ -62,7 +73,8 @@ pub fn write_batch(path: &Path, records: &[(usize, Vec<u8>)]) {
     let mut file = File::create(path).unwrap();
     file.set_len((BATCH_RECORDS * RECORD_BYTES) as u64).unwrap();
     for (index, record) in records {
-        file.seek(SeekFrom::Start((index * RECORD_BYTES) as u64)).unwrap();
+        file.seek(SeekFrom::Start((index * RECORD_BYTES) as u64))
+            .unwrap();
         file.write_all(record).unwrap();
     }
 }

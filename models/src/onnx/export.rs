@@ -7,9 +7,9 @@ use std::path::Path;
 use prost::Message;
 
 use super::proto::{
-    attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto, AttributeProto,
-    GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto,
-    ValueInfoProto,
+    attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto,
+    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
+    TensorShapeProto, TypeProto, ValueInfoProto,
 };
 use super::{Metadata, INPUT, LOGITS, PROBABILITIES};
 use crate::error::ModelError;
@@ -31,14 +31,26 @@ pub fn encode(graph: &Graph, weights: &Weights, meta: &Metadata) -> Result<Model
     // Values by node: the ONNX name each node's output is known by.
     let mut value = vec![String::new(); graph.nodes.len()];
     for (id, node) in graph.nodes.iter().enumerate() {
-        let out = if id == graph.output { LOGITS.to_string() } else { node.name.clone() };
+        let out = if id == graph.output {
+            LOGITS.to_string()
+        } else {
+            node.name.clone()
+        };
         let ins: Vec<String> = node.inputs.iter().map(|&i| value[i].clone()).collect();
         let in_shape = node.inputs.first().map(|&i| shapes[i]);
         let param = |suffix: &str| format!("{}.{suffix}", node.name);
         value[id] = match node.op {
             Op::Input => e.preprocess(graph.preprocess.crop, &out),
-            Op::Conv { kernel, stride, groups, bias, .. } => {
-                let Some(Shape::Map { h, w, .. }) = in_shape else { unreachable!("shapes checked") };
+            Op::Conv {
+                kernel,
+                stride,
+                groups,
+                bias,
+                ..
+            } => {
+                let Some(Shape::Map { h, w, .. }) = in_shape else {
+                    unreachable!("shapes checked")
+                };
                 let (pt, pb, _) = same_padding(h, kernel, stride);
                 let (pl, pr, _) = same_padding(w, kernel, stride);
                 let mut inputs = vec![ins[0].clone(), e.weight(weights, &param("weight"), None)];
@@ -67,7 +79,13 @@ pub fn encode(graph: &Graph, weights: &Weights, meta: &Metadata) -> Result<Model
                 for p in ["weight", "bias", "running_mean", "running_var"] {
                     inputs.push(e.weight(weights, &param(p), None));
                 }
-                e.node("BatchNormalization", &node.name, inputs, &out, vec![float("epsilon", eps)])
+                e.node(
+                    "BatchNormalization",
+                    &node.name,
+                    inputs,
+                    &out,
+                    vec![float("epsilon", eps)],
+                )
             }
             Op::LayerNorm { eps } => {
                 let per_channel = channel_shape(in_shape.expect("has input"));
@@ -87,7 +105,9 @@ pub fn encode(graph: &Graph, weights: &Weights, meta: &Metadata) -> Result<Model
             Op::Relu => e.node("Relu", &node.name, ins, &out, vec![]),
             Op::Gelu => e.gelu(&node.name, &ins[0], &out),
             Op::MaxPool { kernel, stride } => {
-                let Some(Shape::Map { h, w, .. }) = in_shape else { unreachable!("shapes checked") };
+                let Some(Shape::Map { h, w, .. }) = in_shape else {
+                    unreachable!("shapes checked")
+                };
                 let (pt, pb, _) = same_padding(h, kernel, stride);
                 let (pl, pr, _) = same_padding(w, kernel, stride);
                 let (k, s) = (kernel as i64, stride as i64);
@@ -99,9 +119,18 @@ pub fn encode(graph: &Graph, weights: &Weights, meta: &Metadata) -> Result<Model
                 e.node("MaxPool", &node.name, ins, &out, attrs)
             }
             Op::GlobalAvgPool => e.node("GlobalAveragePool", &node.name, ins, &out, vec![]),
-            Op::Lrn { size, alpha, beta, bias } => {
-                let attrs =
-                    vec![int("size", size as i64), float("alpha", alpha), float("beta", beta), float("bias", bias)];
+            Op::Lrn {
+                size,
+                alpha,
+                beta,
+                bias,
+            } => {
+                let attrs = vec![
+                    int("size", size as i64),
+                    float("alpha", alpha),
+                    float("beta", beta),
+                    float("bias", bias),
+                ];
                 e.node("LRN", &node.name, ins, &out, attrs)
             }
             Op::Flatten => e.node("Flatten", &node.name, ins, &out, vec![int("axis", 1)]),
@@ -109,11 +138,19 @@ pub fn encode(graph: &Graph, weights: &Weights, meta: &Metadata) -> Result<Model
             Op::Add if ins.len() == 2 => e.node("Add", &node.name, ins, &out, vec![]),
             Op::Add => e.node("Sum", &node.name, ins, &out, vec![]),
             // Inference ignores dropout: readers see its input directly.
-            Op::Dropout { .. } if id == graph.output => e.node("Identity", &node.name, ins, &out, vec![]),
+            Op::Dropout { .. } if id == graph.output => {
+                e.node("Identity", &node.name, ins, &out, vec![])
+            }
             Op::Dropout { .. } => ins[0].clone(),
         };
     }
-    e.node("Softmax", "softmax", vec![LOGITS.into()], PROBABILITIES, vec![int("axis", 1)]);
+    e.node(
+        "Softmax",
+        "softmax",
+        vec![LOGITS.into()],
+        PROBABILITIES,
+        vec![int("axis", 1)],
+    );
 
     let batch = || tensor_shape_proto::Dimension {
         value: Some(tensor_shape_proto::dimension::Value::DimParam("N".into())),
@@ -124,8 +161,13 @@ pub fn encode(graph: &Graph, weights: &Weights, meta: &Metadata) -> Result<Model
         denotation: None,
     };
     let raw = RAW_SIZE;
-    let input = value_info(INPUT, DataType::Uint8, vec![batch(), fixed(raw), fixed(raw), fixed(RAW_CHANNELS)]);
-    let outputs = [LOGITS, PROBABILITIES].map(|n| value_info(n, DataType::Float, vec![batch(), fixed(classes)]));
+    let input = value_info(
+        INPUT,
+        DataType::Uint8,
+        vec![batch(), fixed(raw), fixed(raw), fixed(RAW_CHANNELS)],
+    );
+    let outputs = [LOGITS, PROBABILITIES]
+        .map(|n| value_info(n, DataType::Float, vec![batch(), fixed(classes)]));
     let graph_proto = GraphProto {
         node: e.nodes,
         name: Some(graph.arch.clone()),
@@ -136,7 +178,10 @@ pub fn encode(graph: &Graph, weights: &Weights, meta: &Metadata) -> Result<Model
     };
     Ok(ModelProto {
         ir_version: Some(IR_VERSION),
-        opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(OPSET) }],
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(OPSET),
+        }],
         producer_name: Some("squeezebox".into()),
         producer_version: Some(env!("CARGO_PKG_VERSION").into()),
         graph: Some(graph_proto),
@@ -146,7 +191,12 @@ pub fn encode(graph: &Graph, weights: &Weights, meta: &Metadata) -> Result<Model
 }
 
 /// Exports `graph` with `weights` to `path`, atomically.
-pub fn export(path: &Path, graph: &Graph, weights: &Weights, meta: &Metadata) -> Result<(), ModelError> {
+pub fn export(
+    path: &Path,
+    graph: &Graph,
+    weights: &Weights,
+    meta: &Metadata,
+) -> Result<(), ModelError> {
     let model = encode(graph, weights, meta)?;
     crate::atomic::write_atomic(path, &model.encode_to_vec())
 }
@@ -159,17 +209,32 @@ fn channel_shape(shape: Shape) -> Vec<usize> {
     }
 }
 
-fn value_info(name: &str, ty: DataType, dims: Vec<tensor_shape_proto::Dimension>) -> ValueInfoProto {
-    let tensor = type_proto::Tensor { elem_type: Some(ty as i32), shape: Some(TensorShapeProto { dim: dims }) };
+fn value_info(
+    name: &str,
+    ty: DataType,
+    dims: Vec<tensor_shape_proto::Dimension>,
+) -> ValueInfoProto {
+    let tensor = type_proto::Tensor {
+        elem_type: Some(ty as i32),
+        shape: Some(TensorShapeProto { dim: dims }),
+    };
     ValueInfoProto {
         name: Some(name.into()),
-        r#type: Some(TypeProto { value: Some(type_proto::Value::TensorType(tensor)), denotation: None }),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(tensor)),
+            denotation: None,
+        }),
         ..Default::default()
     }
 }
 
 fn int(name: &str, i: i64) -> AttributeProto {
-    AttributeProto { name: Some(name.into()), r#type: Some(AttributeType::Int as i32), i: Some(i), ..Default::default() }
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::Int as i32),
+        i: Some(i),
+        ..Default::default()
+    }
 }
 
 fn ints(name: &str, v: &[i64]) -> AttributeProto {
@@ -199,7 +264,14 @@ struct Emitter {
 
 impl Emitter {
     /// Adds a node; returns the name of its output.
-    fn node(&mut self, op: &str, name: &str, inputs: Vec<String>, output: &str, attrs: Vec<AttributeProto>) -> String {
+    fn node(
+        &mut self,
+        op: &str,
+        name: &str,
+        inputs: Vec<String>,
+        output: &str,
+        attrs: Vec<AttributeProto>,
+    ) -> String {
         self.nodes.push(NodeProto {
             op_type: Some(op.into()),
             name: Some(name.into()),
@@ -250,41 +322,121 @@ impl Emitter {
             i: Some(DataType::Float as i64),
             ..Default::default()
         }];
-        let mut x = self.node("Cast", "pre.cast", vec![INPUT.into()], "pre.float", to_float);
-        x = self.node("Transpose", "pre.nchw", vec![x], "pre.nchw", vec![ints("perm", &[0, 3, 1, 2])]);
+        let mut x = self.node(
+            "Cast",
+            "pre.cast",
+            vec![INPUT.into()],
+            "pre.float",
+            to_float,
+        );
+        x = self.node(
+            "Transpose",
+            "pre.nchw",
+            vec![x],
+            "pre.nchw",
+            vec![ints("perm", &[0, 3, 1, 2])],
+        );
         if crop < RAW_SIZE {
             let lo = ((RAW_SIZE - crop) / 2) as i64;
             let hi = lo + crop as i64;
             let starts = self.constant_i64("pre.crop.starts", &[lo, lo]);
             let ends = self.constant_i64("pre.crop.ends", &[hi, hi]);
             let axes = self.constant_i64("pre.crop.axes", &[2, 3]);
-            x = self.node("Slice", "pre.crop", vec![x, starts, ends, axes], "pre.crop", vec![]);
+            x = self.node(
+                "Slice",
+                "pre.crop",
+                vec![x, starts, ends, axes],
+                "pre.crop",
+                vec![],
+            );
         }
         let all = ints("axes", &[1, 2, 3]);
-        let mean = self.node("ReduceMean", "pre.mean", vec![x.clone()], "pre.mean", vec![all.clone(), int("keepdims", 1)]);
+        let mean = self.node(
+            "ReduceMean",
+            "pre.mean",
+            vec![x.clone()],
+            "pre.mean",
+            vec![all.clone(), int("keepdims", 1)],
+        );
         let centred = self.node("Sub", "pre.centre", vec![x, mean], "pre.centred", vec![]);
-        let sq = self.node("Mul", "pre.square", vec![centred.clone(), centred.clone()], "pre.square", vec![]);
-        let var = self.node("ReduceMean", "pre.var", vec![sq], "pre.var", vec![all, int("keepdims", 1)]);
+        let sq = self.node(
+            "Mul",
+            "pre.square",
+            vec![centred.clone(), centred.clone()],
+            "pre.square",
+            vec![],
+        );
+        let var = self.node(
+            "ReduceMean",
+            "pre.var",
+            vec![sq],
+            "pre.var",
+            vec![all, int("keepdims", 1)],
+        );
         let std = self.node("Sqrt", "pre.std", vec![var], "pre.std", vec![]);
         let floor_value = 1.0 / ((RAW_CHANNELS * crop * crop) as f32).sqrt();
         let floor = self.constant("pre.std_floor", &[], &[floor_value]);
-        let adjusted = self.node("Max", "pre.std_adjusted", vec![std, floor], "pre.std_adjusted", vec![]);
-        self.node("Div", "pre.standardise", vec![centred, adjusted], out, vec![])
+        let adjusted = self.node(
+            "Max",
+            "pre.std_adjusted",
+            vec![std, floor],
+            "pre.std_adjusted",
+            vec![],
+        );
+        self.node(
+            "Div",
+            "pre.standardise",
+            vec![centred, adjusted],
+            out,
+            vec![],
+        )
     }
 
     /// Layer normalisation over axis 1, in opset-13 ops.
-    fn layer_norm(&mut self, name: &str, x: &str, eps: f32, gamma: &str, beta: &str, out: &str) -> String {
+    fn layer_norm(
+        &mut self,
+        name: &str,
+        x: &str,
+        eps: f32,
+        gamma: &str,
+        beta: &str,
+        out: &str,
+    ) -> String {
         let axis = || vec![ints("axes", &[1]), int("keepdims", 1)];
         let n = |s: &str| format!("{name}/{s}");
         let mean = self.node("ReduceMean", &n("mean"), vec![x.into()], &n("mean"), axis());
-        let d = self.node("Sub", &n("centre"), vec![x.into(), mean], &n("centred"), vec![]);
-        let sq = self.node("Mul", &n("square"), vec![d.clone(), d.clone()], &n("square"), vec![]);
+        let d = self.node(
+            "Sub",
+            &n("centre"),
+            vec![x.into(), mean],
+            &n("centred"),
+            vec![],
+        );
+        let sq = self.node(
+            "Mul",
+            &n("square"),
+            vec![d.clone(), d.clone()],
+            &n("square"),
+            vec![],
+        );
         let var = self.node("ReduceMean", &n("var"), vec![sq], &n("var"), axis());
         let eps = self.constant(&n("eps"), &[], &[eps]);
         let var_eps = self.node("Add", &n("var_eps"), vec![var, eps], &n("var_eps"), vec![]);
         let std = self.node("Sqrt", &n("std"), vec![var_eps], &n("std"), vec![]);
-        let normed = self.node("Div", &n("normalise"), vec![d, std], &n("normalised"), vec![]);
-        let scaled = self.node("Mul", &n("scale"), vec![normed, gamma.into()], &n("scaled"), vec![]);
+        let normed = self.node(
+            "Div",
+            &n("normalise"),
+            vec![d, std],
+            &n("normalised"),
+            vec![],
+        );
+        let scaled = self.node(
+            "Mul",
+            &n("scale"),
+            vec![normed, gamma.into()],
+            &n("scaled"),
+            vec![],
+        );
         self.node("Add", &n("shift"), vec![scaled, beta.into()], out, vec![])
     }
 
@@ -294,10 +446,22 @@ impl Emitter {
         let sqrt2 = self.constant(&n("sqrt2"), &[], &[std::f32::consts::SQRT_2]);
         let one = self.constant(&n("one"), &[], &[1.0]);
         let half = self.constant(&n("half"), &[], &[0.5]);
-        let scaled = self.node("Div", &n("div"), vec![x.into(), sqrt2], &n("scaled"), vec![]);
+        let scaled = self.node(
+            "Div",
+            &n("div"),
+            vec![x.into(), sqrt2],
+            &n("scaled"),
+            vec![],
+        );
         let erf = self.node("Erf", &n("erf"), vec![scaled], &n("erf"), vec![]);
         let plus = self.node("Add", &n("add"), vec![erf, one], &n("plus_one"), vec![]);
-        let prod = self.node("Mul", &n("mul"), vec![x.into(), plus], &n("product"), vec![]);
+        let prod = self.node(
+            "Mul",
+            &n("mul"),
+            vec![x.into(), plus],
+            &n("product"),
+            vec![],
+        );
         self.node("Mul", &n("halve"), vec![prod, half], out, vec![])
     }
 }

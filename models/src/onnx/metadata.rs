@@ -43,7 +43,12 @@ pub struct Metadata {
 impl Metadata {
     /// Metadata for a freshly built model of `graph`.
     pub fn new(graph: &Graph, labels: Vec<String>) -> Metadata {
-        Metadata { arch: graph.arch.clone(), labels, variant: "f32".into(), ..Default::default() }
+        Metadata {
+            arch: graph.arch.clone(),
+            labels,
+            variant: "f32".into(),
+            ..Default::default()
+        }
     }
 
     /// The `metadata_props` entries, with the layer graph appended.
@@ -53,9 +58,15 @@ impl Metadata {
             map.insert(k.to_string(), v);
         };
         set(keys::ARCH, self.arch.clone());
-        set(keys::LABELS, serde_json::to_string(&self.labels).expect("strings serialise"));
+        set(
+            keys::LABELS,
+            serde_json::to_string(&self.labels).expect("strings serialise"),
+        );
         set(keys::VARIANT, self.variant.clone());
-        set(keys::COMPRESSION, serde_json::to_string(&self.compression).expect("strings serialise"));
+        set(
+            keys::COMPRESSION,
+            serde_json::to_string(&self.compression).expect("strings serialise"),
+        );
         set(keys::LAYER_GRAPH, graph.to_json());
         if let Some(d) = &self.dataset {
             set(keys::DATASET, d.clone());
@@ -69,37 +80,65 @@ impl Metadata {
         if let Some(c) = &self.command {
             set(keys::COMMAND, c.clone());
         }
-        map.into_iter().map(|(key, value)| StringStringEntryProto { key: Some(key), value: Some(value) }).collect()
+        map.into_iter()
+            .map(|(key, value)| StringStringEntryProto {
+                key: Some(key),
+                value: Some(value),
+            })
+            .collect()
     }
 
     /// Reads the metadata back; `arch` and `labels` are required.
     pub fn from_props(props: &[StringStringEntryProto]) -> Result<Metadata, ModelError> {
         let mut map: BTreeMap<String, String> = props
             .iter()
-            .map(|p| (p.key.clone().unwrap_or_default(), p.value.clone().unwrap_or_default()))
+            .map(|p| {
+                (
+                    p.key.clone().unwrap_or_default(),
+                    p.value.clone().unwrap_or_default(),
+                )
+            })
             .collect();
         let bad = |k: &str, why: String| ModelError::Contract(format!("metadata '{k}': {why}"));
         let mut take = |k: &str| map.remove(k);
         let arch = take(keys::ARCH).ok_or_else(|| bad(keys::ARCH, "missing".into()))?;
         let labels_json = take(keys::LABELS).ok_or_else(|| bad(keys::LABELS, "missing".into()))?;
-        let labels: Vec<String> =
-            serde_json::from_str(&labels_json).map_err(|e| bad(keys::LABELS, format!("not a JSON list: {e}")))?;
+        let labels: Vec<String> = serde_json::from_str(&labels_json)
+            .map_err(|e| bad(keys::LABELS, format!("not a JSON list: {e}")))?;
         let compression = match take(keys::COMPRESSION) {
-            Some(j) => serde_json::from_str(&j).map_err(|e| bad(keys::COMPRESSION, e.to_string()))?,
+            Some(j) => {
+                serde_json::from_str(&j).map_err(|e| bad(keys::COMPRESSION, e.to_string()))?
+            }
             None => Vec::new(),
         };
         let training_steps = match take(keys::TRAINING_STEPS) {
-            Some(s) => Some(s.parse().map_err(|_| bad(keys::TRAINING_STEPS, format!("'{s}' is not a count")))?),
+            Some(s) => Some(
+                s.parse()
+                    .map_err(|_| bad(keys::TRAINING_STEPS, format!("'{s}' is not a count")))?,
+            ),
             None => None,
         };
         let test_accuracy = match take(keys::TEST_ACCURACY) {
-            Some(s) => Some(s.parse().map_err(|_| bad(keys::TEST_ACCURACY, format!("'{s}' is not a number")))?),
+            Some(s) => Some(
+                s.parse()
+                    .map_err(|_| bad(keys::TEST_ACCURACY, format!("'{s}' is not a number")))?,
+            ),
             None => None,
         };
         let variant = take(keys::VARIANT).unwrap_or_else(|| "f32".into());
         let dataset = take(keys::DATASET);
         let command = take(keys::COMMAND);
         map.remove(keys::LAYER_GRAPH);
-        Ok(Metadata { arch, labels, variant, dataset, training_steps, test_accuracy, compression, command, extra: map })
+        Ok(Metadata {
+            arch,
+            labels,
+            variant,
+            dataset,
+            training_steps,
+            test_accuracy,
+            compression,
+            command,
+            extra: map,
+        })
     }
 }

@@ -3,7 +3,9 @@
 
 use prost::Message;
 
-use super::proto::{tensor_proto::DataType, tensor_shape_proto::dimension, type_proto, ModelProto, ValueInfoProto};
+use super::proto::{
+    tensor_proto::DataType, tensor_shape_proto::dimension, type_proto, ModelProto, ValueInfoProto,
+};
 use super::{keys, Metadata, INPUT, LOGITS, PROBABILITIES};
 use crate::error::ModelError;
 use crate::graph::{Graph, RAW_CHANNELS, RAW_SIZE};
@@ -52,14 +54,26 @@ pub fn decode(bytes: &[u8]) -> Result<FrozenModel, ModelError> {
         .as_ref()
         .ok_or_else(|| ModelError::Contract("not an ONNX model, or truncated (no graph)".into()))?;
     if graph.node.is_empty() {
-        return Err(ModelError::Contract("not an ONNX model, or truncated (the graph has no nodes)".into()));
+        return Err(ModelError::Contract(
+            "not an ONNX model, or truncated (the graph has no nodes)".into(),
+        ));
     }
-    let initialised: Vec<&str> = graph.initializer.iter().filter_map(|t| t.name.as_deref()).collect();
-    let inputs: Vec<&ValueInfoProto> =
-        graph.input.iter().filter(|i| !initialised.contains(&i.name.as_deref().unwrap_or(""))).collect();
+    let initialised: Vec<&str> = graph
+        .initializer
+        .iter()
+        .filter_map(|t| t.name.as_deref())
+        .collect();
+    let inputs: Vec<&ValueInfoProto> = graph
+        .input
+        .iter()
+        .filter(|i| !initialised.contains(&i.name.as_deref().unwrap_or("")))
+        .collect();
     let want = format!("squeezebox models take one uint8 [N,{RAW_SIZE},{RAW_SIZE},{RAW_CHANNELS}] input named '{INPUT}'");
     let [input] = inputs[..] else {
-        return Err(ModelError::Contract(format!("the model has {} inputs; {want}", inputs.len())));
+        return Err(ModelError::Contract(format!(
+            "the model has {} inputs; {want}",
+            inputs.len()
+        )));
     };
     let (ty, dims) = tensor_type(input);
     let name = input.name.as_deref().unwrap_or("");
@@ -87,7 +101,9 @@ pub fn decode(bytes: &[u8]) -> Result<FrozenModel, ModelError> {
     };
     let classes = output(LOGITS)?;
     if output(PROBABILITIES)? != classes {
-        return Err(ModelError::Contract("logits and probabilities differ in width".into()));
+        return Err(ModelError::Contract(
+            "logits and probabilities differ in width".into(),
+        ));
     }
     let meta = Metadata::from_props(&proto.metadata_props)?;
     if meta.labels.len() != classes {
@@ -96,24 +112,40 @@ pub fn decode(bytes: &[u8]) -> Result<FrozenModel, ModelError> {
             meta.labels.len()
         )));
     }
-    Ok(FrozenModel { proto, meta, contract: Contract { classes } })
+    Ok(FrozenModel {
+        proto,
+        meta,
+        contract: Contract { classes },
+    })
 }
 
 /// The weights of `graph`'s layers, read from the model's initializers.
 /// Per-channel tensors stored broadcastable (`[C,1,1]`) come back as `[C]`.
 pub fn read_weights(model: &ModelProto, graph: &Graph) -> Result<Weights, ModelError> {
-    let inits = &model.graph.as_ref().expect("decoded models have a graph").initializer;
+    let inits = &model
+        .graph
+        .as_ref()
+        .expect("decoded models have a graph")
+        .initializer;
     let mut weights = Weights::new();
     for spec in graph.params()? {
         let t = inits
             .iter()
             .find(|t| t.name.as_deref() == Some(spec.name.as_str()))
-            .ok_or_else(|| ModelError::Weights(format!("initializer '{}' is missing", spec.name)))?;
+            .ok_or_else(|| {
+                ModelError::Weights(format!("initializer '{}' is missing", spec.name))
+            })?;
         if t.data_type != Some(DataType::Float as i32) {
-            return Err(ModelError::Weights(format!("initializer '{}' is not float32", spec.name)));
+            return Err(ModelError::Weights(format!(
+                "initializer '{}' is not float32",
+                spec.name
+            )));
         }
         let data: Vec<f32> = match &t.raw_data {
-            Some(raw) => raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            Some(raw) => raw
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
             None => t.float_data.clone(),
         };
         let tensor = Tensor::new(spec.shape.clone(), data)
@@ -147,10 +179,15 @@ fn tensor_type(v: &ValueInfoProto) -> (i32, Vec<Option<i64>>) {
 }
 
 fn type_name(ty: i32) -> String {
-    DataType::try_from(ty).map(|t| t.as_str_name().to_lowercase()).unwrap_or_else(|_| format!("type {ty}"))
+    DataType::try_from(ty)
+        .map(|t| t.as_str_name().to_lowercase())
+        .unwrap_or_else(|_| format!("type {ty}"))
 }
 
 fn dims_text(dims: &[Option<i64>]) -> String {
-    let parts: Vec<String> = dims.iter().map(|d| d.map_or("?".into(), |n| n.to_string())).collect();
+    let parts: Vec<String> = dims
+        .iter()
+        .map(|d| d.map_or("?".into(), |n| n.to_string()))
+        .collect();
     format!("[{}]", parts.join(","))
 }

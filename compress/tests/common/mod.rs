@@ -1,0 +1,31 @@
+//! Helpers the compress test files share.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub fn repo() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+/// Runs `quantize_conformance.py` (the ONNX checker and onnxruntime against
+/// tract's probabilities) over `dir`, asserts that it passed, and returns its
+/// report.
+pub fn conformance(dir: &Path) -> String {
+    let python = std::env::var_os("SQUEEZEBOX_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".venv/bin/python"));
+    let out = Command::new(&python)
+        .arg(repo().join("compress/tests/quantize_conformance.py"))
+        .arg(dir)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {} (run scripts/setup.sh): {e}",
+                python.display()
+            )
+        });
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!("{report}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "conformance failed:\n{report}");
+    report
+}
