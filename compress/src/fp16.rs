@@ -67,6 +67,8 @@ pub fn to_fp16(
     graph.node = casts;
     let mut meta = model.meta.clone();
     meta.variant = "fp16".into();
+    // The float model's figure; this file's is measured with `label-image --eval`.
+    meta.test_accuracy = None;
     meta.compression.push(format!(
         "fp16: {converted} weights stored as float16, computed in float32"
     ));

@@ -481,6 +481,8 @@ fn write(
     proto: &models::onnx::proto::ModelProto,
     before: usize,
 ) -> Result<(), String> {
+    let mut proto = proto.clone();
+    record_command(&mut proto);
     let bytes = proto.encode_to_vec();
     models::atomic::write_atomic(output, &bytes).map_err(|e| e.to_string())?;
     println!(
@@ -491,6 +493,27 @@ fn write(
         bytes.len() as f64 / before as f64
     );
     Ok(())
+}
+
+/// Appends this invocation to the `command` metadata, one line per stage,
+/// so the file says how to make it again from the trainer's output.
+fn record_command(proto: &mut models::onnx::proto::ModelProto) {
+    use models::onnx::{keys, proto::StringStringEntryProto};
+    let this = std::env::args().collect::<Vec<_>>().join(" ");
+    let props = &mut proto.metadata_props;
+    match props
+        .iter_mut()
+        .find(|p| p.key.as_deref() == Some(keys::COMMAND))
+    {
+        Some(p) => {
+            let before = p.value.take().unwrap_or_default();
+            p.value = Some(format!("{before}\n{this}"));
+        }
+        None => props.push(StringStringEntryProto {
+            key: Some(keys::COMMAND.into()),
+            value: Some(this),
+        }),
+    }
 }
 
 /// Reads and checks a squeezebox model; errors name the file.

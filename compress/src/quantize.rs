@@ -387,6 +387,8 @@ pub fn quantize(
 
     let mut meta = model.meta.clone();
     meta.variant = "int8".into();
+    // The float model's figure; this file's is measured with `label-image --eval`.
+    meta.test_accuracy = None;
     let float_names: Vec<&str> = report
         .float_layers
         .iter()

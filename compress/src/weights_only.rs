@@ -71,6 +71,8 @@ pub fn weights_only(
     g.node = dequantize;
     let mut meta = model.meta.clone();
     meta.variant = "int8-weights".into();
+    // The float model's figure; this file's is measured with `label-image --eval`.
+    meta.test_accuracy = None;
     meta.compression.push(format!(
         "int8-weights: {converted} kernel weights in {} layers stored as symmetric int8 (one scale per output channel), \
          dequantized once at load, computed in float32",

@@ -9,7 +9,12 @@ fn export_squeeze1(path: &Path) {
     let graph = models::zoo::arch("squeeze1").unwrap().graph();
     let weights = models::weights::seeded(&graph, 3).unwrap();
     let labels = (0..10).map(|i| format!("class{i}")).collect();
-    onnx::export(path, &graph, &weights, &Metadata::new(&graph, labels)).unwrap();
+    let meta = Metadata {
+        test_accuracy: Some(0.5),
+        command: Some("trainer train".into()),
+        ..Metadata::new(&graph, labels)
+    };
+    onnx::export(path, &graph, &weights, &meta).unwrap();
 }
 
 /// Eight deterministic images with some structure: gradients and stripes.
@@ -50,6 +55,16 @@ fn fp16_halves_the_file_and_keeps_the_predictions() {
     let half = runtime::Model::load(&f16_path).unwrap();
     assert_eq!(half.meta().variant, "fp16");
     assert!(half.meta().compression[0].starts_with("fp16"));
+    // Provenance: how to make the file again, and no accuracy it was not
+    // measured to have.
+    let command = half.meta().command.clone().unwrap();
+    let lines: Vec<&str> = command.lines().collect();
+    assert_eq!(lines[0], "trainer train");
+    assert!(
+        lines[1].contains(" fp16 ") && lines[1].ends_with("m.fp16.onnx"),
+        "{command}"
+    );
+    assert_eq!(half.meta().test_accuracy, None);
     let pixels = images();
     let (p, q) = (full.run(&pixels).unwrap(), half.run(&pixels).unwrap());
     let worst = p
