@@ -256,7 +256,7 @@ fn run(command: Command) -> Result<(), String> {
             let in_file = |e: compress::CompressError| format!("{}: {e}", model.display());
             if weights_only {
                 let (proto, _) = compress::weights_only::weights_only(&frozen).map_err(in_file)?;
-                return write(&output, &proto, bytes.len());
+                return write(&output, proto, bytes.len());
             }
             if calib_images == 0 {
                 return Err("--calib-images must be at least 1".into());
@@ -289,7 +289,7 @@ fn run(command: Command) -> Result<(), String> {
             for b in &q.report.boundaries {
                 println!("boundary: {} of '{}' for {}", b.op, b.value, b.reason);
             }
-            write(&output, &q.proto, bytes.len())
+            write(&output, q.proto, bytes.len())
         }
         Command::Compare { a, b, data, images } => {
             if images == 0 {
@@ -466,22 +466,21 @@ fn prune(args: &PruneArgs) -> Result<(), String> {
             after.images
         );
     }
-    write(&args.output, &p.proto, bytes.len())
+    write(&args.output, p.proto, bytes.len())
 }
 
 fn fp16(model: &Path, output: &Path) -> Result<(), String> {
     let (bytes, frozen) = read(model)?;
     let (proto, _) =
         compress::fp16::to_fp16(&frozen).map_err(|e| format!("{}: {e}", model.display()))?;
-    write(output, &proto, bytes.len())
+    write(output, proto, bytes.len())
 }
 
 fn write(
     output: &Path,
-    proto: &models::onnx::proto::ModelProto,
+    mut proto: models::onnx::proto::ModelProto,
     before: usize,
 ) -> Result<(), String> {
-    let mut proto = proto.clone();
     record_command(&mut proto);
     let bytes = proto.encode_to_vec();
     models::atomic::write_atomic(output, &bytes).map_err(|e| e.to_string())?;

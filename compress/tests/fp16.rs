@@ -1,5 +1,7 @@
 //! `compress fp16` halves the file and keeps the answers.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -67,12 +69,7 @@ fn fp16_halves_the_file_and_keeps_the_predictions() {
     assert_eq!(half.meta().test_accuracy, None);
     let pixels = images();
     let (p, q) = (full.run(&pixels).unwrap(), half.run(&pixels).unwrap());
-    let worst = p
-        .probabilities
-        .iter()
-        .zip(&q.probabilities)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max);
+    let worst = common::max_abs_diff(&p.probabilities, &q.probabilities);
     assert!(worst < 2e-3, "fp16 changed probabilities by {worst}");
     assert!(
         worst > 0.0,

@@ -341,11 +341,7 @@ fn thinning_removes_filters_and_their_readers_channels_exactly() {
     };
     let ((full_bytes, expected), (thin_bytes, got)) =
         (run(&graph, &zeroed), run(&thin, &thin_weights));
-    let worst = expected
-        .iter()
-        .zip(&got)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f32::max);
+    let worst = common::max_abs_diff(&expected, &got);
     assert!(worst < 1e-4, "thinned logits differ by {worst}");
     assert!(
         thin_bytes < full_bytes * 2 / 5,

@@ -205,12 +205,7 @@ fn agreement(a: &Model, b: &Model, pixels: &[u8]) -> (usize, usize, f32) {
     let agree = (0..p.len())
         .filter(|&i| p.top_k(i, 1)[0].0 == q.top_k(i, 1)[0].0)
         .count();
-    let worst = p
-        .probabilities
-        .iter()
-        .zip(&q.probabilities)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max);
+    let worst = common::max_abs_diff(&p.probabilities, &q.probabilities);
     (agree, p.len(), worst)
 }
 
@@ -229,12 +224,7 @@ fn clear_agreement(a: &Model, b: &Model, pixels: &[u8]) -> (usize, usize, usize,
             agree_clear += same as usize;
         }
     }
-    let worst = p
-        .probabilities
-        .iter()
-        .zip(&q.probabilities)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max);
+    let worst = common::max_abs_diff(&p.probabilities, &q.probabilities);
     (clear, agree_clear, agree, worst)
 }
 
@@ -884,12 +874,7 @@ fn every_zoo_model_quantizes() {
             Model::from_bytes(&qbytes).unwrap(),
         );
         let (p, r) = (full.run(&pixels).unwrap(), int8.run(&pixels).unwrap());
-        let worst = p
-            .probabilities
-            .iter()
-            .zip(&r.probabilities)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max);
+        let worst = common::max_abs_diff(&p.probabilities, &r.probabilities);
         println!(
             "{arch}: {} int8 layers, {} float ({}), {} boundaries, {} -> {} bytes, max |dp| {worst:.4}",
             q.report.integer_layers.len(),

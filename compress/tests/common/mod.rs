@@ -1,4 +1,6 @@
-//! Helpers the compress test files share.
+//! Helpers the compress test files share; each test binary uses part of it.
+
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -28,4 +30,13 @@ pub fn conformance(dir: &Path) -> String {
     println!("{report}{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "conformance failed:\n{report}");
     report
+}
+
+/// The largest element-wise difference between two outputs of one model's
+/// variants: probabilities or logits.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
