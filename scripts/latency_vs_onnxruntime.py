@@ -14,12 +14,8 @@ import argparse
 import json
 import statistics
 import subprocess
-import sys
-import time
 
-import numpy as np
-import onnxruntime as ort
-from PIL import Image
+from onnxruntime_latency import one_thread_session, onnxruntime_median_ms, picture
 
 
 def squeezebox_median_ms(label_image, model, image, runs, warmup):
@@ -28,26 +24,6 @@ def squeezebox_median_ms(label_image, model, image, runs, warmup):
          "--runs", str(runs), "--warmup", str(warmup), image],
         check=True, capture_output=True, text=True)
     return json.loads(out.stdout)["latency"]["batch1"]["median_ms"]
-
-
-def onnxruntime_median_ms(session, pixels, runs, warmup):
-    feed = {session.get_inputs()[0].name: pixels}
-    for _ in range(warmup):
-        session.run(None, feed)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        session.run(None, feed)
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
-
-
-def one_thread_session(model):
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
 def main():
@@ -61,10 +37,7 @@ def main():
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    image = Image.open(args.image).convert("RGB")
-    if image.size != (32, 32):
-        sys.exit(f"{args.image}: expected a 32x32 picture, got {image.size[0]}x{image.size[1]}")
-    pixels = np.asarray(image, dtype=np.uint8)[None]
+    pixels = picture(args.image)
 
     rows = []
     for model in args.models:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what squeezebox needs on a fresh Debian machine, idempotently:
-#   - a C/C++ compiler and Python's venv (Debian packages), and a Rust
-#     toolchain if none is on PATH;
+#   - a C/C++ compiler, Python's venv and the DejaVu font for plots (Debian
+#     packages), and a Rust toolchain if none is on PATH;
 #   - .venv: onnx + onnxruntime (conformance, peers) and, unless --no-torch,
 #     the PyTorch 2.13.0 wheel, whose libtorch the trainer links through tch;
 #   - .venv/libtorch: libtorch's headers and libraries in one place, which
@@ -27,7 +27,7 @@ apt_install() {
 }
 
 if command -v apt-get >/dev/null; then
-    apt_install gcc g++ make ca-certificates python3
+    apt_install gcc g++ make ca-certificates python3 fonts-dejavu-core
     python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv python3-pip
     # Debian's own toolchain (1.96) is recent enough when rustup is absent.
     command -v cargo >/dev/null || apt_install rustc-web cargo-web

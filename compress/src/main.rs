@@ -98,6 +98,9 @@ enum Command {
         /// Print one JSON document instead of the table.
         #[arg(long)]
         json: bool,
+        /// Also draw the curves, one per layer, into this PNG file.
+        #[arg(long, value_name = "FILE.png")]
+        plot: Option<PathBuf>,
         /// auto, cpu or cuda.
         #[arg(long, default_value = "auto")]
         device: DeviceChoice,
@@ -337,6 +340,7 @@ fn run(command: Command) -> Result<(), String> {
             images,
             sparsities,
             json,
+            plot,
             device,
             threads,
         } => {
@@ -350,6 +354,13 @@ fn run(command: Command) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             let report = compress::sensitivity::sensitivity(&frozen, &val, &sparsities, device)
                 .map_err(in_file)?;
+            if let Some(path) = &plot {
+                let png = report
+                    .chart()
+                    .render_png()
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                models::atomic::write_atomic(path, &png).map_err(|e| e.to_string())?;
+            }
             if json {
                 println!(
                     "{}",

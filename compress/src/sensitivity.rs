@@ -4,6 +4,7 @@
 
 use models::onnx::{read_weights, FrozenModel};
 use models::ParamRole;
+use plot::{Chart, Mark, Point, Series};
 use serde::Serialize;
 use tch::Device;
 use trainer::train::evaluate;
@@ -80,4 +81,37 @@ pub fn sensitivity(
         sparsities: sparsities.to_vec(),
         layers,
     })
+}
+
+impl Sensitivity {
+    /// Accuracy against sparsity, one curve per kernel, each starting from
+    /// the unpruned model's accuracy.
+    pub fn chart(&self) -> Chart {
+        let series = self
+            .layers
+            .iter()
+            .map(|layer| Series {
+                name: layer.kernel.clone(),
+                mark: Mark::Line,
+                points: std::iter::once(Point::new(0.0, 100.0 * self.baseline))
+                    .chain(
+                        self.sparsities
+                            .iter()
+                            .zip(&layer.accuracy)
+                            .map(|(s, a)| Point::new(100.0 * s, 100.0 * a)),
+                    )
+                    .collect(),
+            })
+            .collect();
+        Chart {
+            title: format!(
+                "{}: one layer pruned at a time, no fine-tuning ({} validation images)",
+                self.arch, self.images
+            ),
+            x_label: "sparsity of the pruned layer %".into(),
+            y_label: "validation accuracy %".into(),
+            log_x: false,
+            series,
+        }
+    }
 }

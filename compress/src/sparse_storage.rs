@@ -230,6 +230,32 @@ pub fn densify(proto: &ModelProto) -> ModelProto {
     proto
 }
 
+/// Stored kernel values that are zero, however the kernels are stored: sparse
+/// (densified first), f32, f16 or int8. Kernels are the initializers of rank
+/// two or more; biases, scales and shapes are vectors.
+pub fn zero_kernel_values(proto: &ModelProto) -> usize {
+    let dense = densify(proto);
+    let inits = dense.graph.iter().flat_map(|g| &g.initializer);
+    inits
+        .filter(|t| t.dims.len() >= 2)
+        .map(|t| match DataType::try_from(t.data_type()) {
+            Ok(DataType::Float) => f32_values(t).iter().filter(|v| **v == 0.0).count(),
+            // +0 and -0 in half precision.
+            Ok(DataType::Float16) => raw(t)
+                .chunks_exact(2)
+                .filter(|b| u16::from_le_bytes([b[0], b[1]]) & 0x7fff == 0)
+                .count(),
+            // Symmetric int8 kernels: zero point 0.
+            Ok(DataType::Int8) => raw(t).iter().filter(|b| **b == 0).count(),
+            _ => 0,
+        })
+        .sum()
+}
+
+fn raw(t: &TensorProto) -> &[u8] {
+    t.raw_data.as_deref().unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use compress::prune::{prune, Norm, PruneOptions, Ramp, Scope};
-use compress::sparse_storage::densify;
+use compress::sparse_storage::{densify, zero_kernel_values};
 use models::onnx::{self, Metadata};
 use prost::Message;
 use trainer::data::{Data, Limits};
@@ -106,6 +106,8 @@ fn pruning_reaches_the_target_and_pruned_weights_stay_zero() {
             (0.75 * values as f64).round() as usize,
             "{ramp:?} {scope:?}"
         );
+        // The report's count, read from the stored (sparse) file, agrees.
+        assert_eq!(zero_kernel_values(&p.proto), zeros);
         for l in &pruned {
             let share = l.zeros as f64 / l.values as f64;
             match scope {
@@ -356,4 +358,58 @@ fn sample_pixels() -> Vec<u8> {
     (0..8 * 3072)
         .map(|i| ((i % 3072) / 96 * 7 + (i / 3072) * 29 + (i % 5) * 13) as u8)
         .collect()
+}
+
+#[test]
+fn sensitivity_reports_every_kernel_and_draws_the_curves() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, plot) = (dir.path().join("f32.onnx"), dir.path().join("curves.png"));
+    std::fs::write(&model, squeeze1(20.0).proto.encode_to_vec()).unwrap();
+    let args = [
+        "sensitivity".into(),
+        model.display().to_string(),
+        "--data".into(),
+        cifar_dir().display().to_string(),
+        "--images".into(),
+        "100".into(),
+        "--sparsities".into(),
+        "0.5,0.9".into(),
+        "--json".into(),
+        "--plot".into(),
+        plot.display().to_string(),
+        "--device".into(),
+        "cpu".into(),
+        "--threads".into(),
+        "1".into(),
+    ];
+    let out = compress(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kernels = models::zoo::arch("squeeze1")
+        .unwrap()
+        .graph()
+        .params()
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.role == models::ParamRole::Weight)
+        .count();
+    let layers = report["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), kernels);
+    for layer in layers {
+        let accuracy = layer["accuracy"].as_array().unwrap();
+        assert_eq!(accuracy.len(), 2, "{layer}");
+        assert!(accuracy
+            .iter()
+            .all(|a| (0.0..=1.0).contains(&a.as_f64().unwrap())));
+    }
+    let png = std::fs::read(&plot).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000,
+        "{} bytes",
+        png.len()
+    );
 }

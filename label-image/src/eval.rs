@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::bail;
 use cifar::Split;
 use indicatif::{ProgressBar, ProgressStyle};
-use runtime::{Model, IMAGE_BYTES};
+use runtime::Model;
 use serde::Serialize;
 
 /// Images per run: large enough to amortise each run, small enough to show
@@ -41,25 +41,9 @@ pub fn evaluate(model: &Model, dir: &Path, limit: Option<usize>) -> anyhow::Resu
     let bar = ProgressBar::new(data.len() as u64).with_style(ProgressStyle::with_template(
         "eval {bar:40} {pos}/{len} {eta}",
     )?);
-    let mut correct = 0;
-    for (batch, labels) in data
-        .images
-        .chunks(BATCH * IMAGE_BYTES)
-        .zip(data.labels.chunks(BATCH))
-    {
-        let predictions = model.run(batch)?;
-        correct += labels
-            .iter()
-            .enumerate()
-            .filter(|&(i, &label)| {
-                predictions
-                    .top_k(i, 1)
-                    .first()
-                    .is_some_and(|&(class, _)| class == label as usize)
-            })
-            .count();
-        bar.inc(labels.len() as u64);
-    }
+    let correct = runtime::accuracy::correct(model, &data.images, &data.labels, BATCH, |n| {
+        bar.inc(n as u64)
+    })?;
     bar.finish_and_clear();
     Ok(Accuracy {
         data: dir.display().to_string(),

@@ -109,7 +109,7 @@ fn facts(source: &ModelSource, model: &Model, load_ms: f64) -> anyhow::Result<Mo
     Ok(ModelFacts {
         file: source.origin.display().to_string(),
         bytes: source.bytes.len(),
-        gzip_bytes: source.gzip_len()?,
+        gzip_bytes: source.gzip_len(),
         arch: meta.arch.clone(),
         variant: meta.variant.clone(),
         test_accuracy: meta.test_accuracy,

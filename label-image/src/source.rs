@@ -3,10 +3,8 @@
 //! installed. Everything downstream takes a `ModelSource`.
 
 use std::borrow::Cow;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use flate2::{write::GzEncoder, Compression};
 use runtime::RuntimeError;
 
 /// A model's bytes and where they came from.
@@ -47,11 +45,8 @@ impl ModelSource {
         })
     }
 
-    /// Size after gzip at the default level: what a download or a firmware
-    /// image would carry.
-    pub fn gzip_len(&self) -> std::io::Result<usize> {
-        let mut gz = GzEncoder::new(Vec::new(), Compression::default());
-        gz.write_all(&self.bytes)?;
-        Ok(gz.finish()?.len())
+    /// Size after gzip: what a download or a firmware image would carry.
+    pub fn gzip_len(&self) -> usize {
+        runtime::inspect::gzip_len(&self.bytes)
     }
 }

@@ -1,8 +1,21 @@
-//! What tract made of a model: the nodes of the optimised plan, with their op
-//! types and the element types they produce. Tests use it to check which
-//! parts of a quantized model really run on integers.
+//! What a model costs on disk, and what tract made of it: the nodes of the
+//! optimised plan, with their op types and the element types they produce.
+//! Tests use the plan to check which parts of a quantized model really run
+//! on integers.
+
+use std::io::Write;
+
+use flate2::{write::GzEncoder, Compression};
 
 use crate::Model;
+
+/// A file's size after gzip at the default level: what a download or a
+/// firmware image carries.
+pub fn gzip_len(bytes: &[u8]) -> usize {
+    let mut gz = GzEncoder::new(Vec::new(), Compression::default());
+    gz.write_all(bytes).expect("writing to memory cannot fail");
+    gz.finish().expect("writing to memory cannot fail").len()
+}
 
 /// One node of the optimised plan.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,6 +2,7 @@
 //! runs it on raw pixels. No libtorch here, so it stays small and
 //! cross-compiles for ARM boards.
 
+pub mod accuracy;
 mod error;
 pub mod inspect;
 mod model;

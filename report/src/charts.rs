@@ -1,0 +1,118 @@
+//! The report's plots: accuracy against bytes on disk and against latency
+//! (the study's four models as reference points), and accuracy against
+//! sparsity for the float, unstructured variants.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context;
+use plot::{Chart, Mark, Point, Series};
+
+use crate::study::STUDY;
+use crate::Row;
+
+pub fn write(dir: &Path, rows: &[Row]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+    let charts = [
+        ("accuracy_vs_bytes.png", by_bytes(rows)),
+        ("accuracy_vs_latency.png", by_latency(rows)),
+        ("accuracy_vs_sparsity.png", by_sparsity(rows)),
+    ];
+    for (name, chart) in charts {
+        let path = dir.join(name);
+        let png = chart
+            .render_png()
+            .with_context(|| path.display().to_string())?;
+        models::atomic::write_atomic(&path, &png)?;
+    }
+    Ok(())
+}
+
+fn by_bytes(rows: &[Row]) -> Chart {
+    let mut series = per_arch(rows, Mark::Points, |r| {
+        Some(Point::labelled(
+            r.measured.bytes as f64,
+            percent(r.measured.accuracy),
+            &r.measured.variant,
+        ))
+    });
+    series.push(study(|s| s.bytes as f64));
+    Chart {
+        title: "Test accuracy against bytes on disk".into(),
+        x_label: "bytes on disk (log scale)".into(),
+        y_label: "test accuracy %".into(),
+        log_x: true,
+        series,
+    }
+}
+
+fn by_latency(rows: &[Row]) -> Chart {
+    let mut series = per_arch(rows, Mark::Points, |r| {
+        Some(Point::labelled(
+            r.latency.squeezebox_ms,
+            percent(r.measured.accuracy),
+            &r.measured.variant,
+        ))
+    });
+    series.push(study(|s| s.latency_ms));
+    Chart {
+        title: "Test accuracy against latency (squeezebox: one thread, batch 1)".into(),
+        x_label: "median ms per image (log scale)".into(),
+        y_label: "test accuracy %".into(),
+        log_x: true,
+        series,
+    }
+}
+
+fn by_sparsity(rows: &[Row]) -> Chart {
+    let mut series = per_arch(rows, Mark::Line, |r| {
+        let m = &r.measured;
+        (m.is_float() && !m.is_thinned())
+            .then_some(m.sparsity)
+            .flatten()
+            .map(|s| Point::labelled(percent(s), percent(m.accuracy), &m.variant))
+    });
+    for s in &mut series {
+        s.points.sort_by(|a, b| a.x.total_cmp(&b.x));
+    }
+    Chart {
+        title: "Test accuracy against sparsity (unstructured pruning, float weights)".into(),
+        x_label: "kernel values that are zero %".into(),
+        y_label: "test accuracy %".into(),
+        log_x: false,
+        series,
+    }
+}
+
+/// One series per architecture, of the rows `point` gives a point for.
+fn per_arch(rows: &[Row], mark: Mark, point: impl Fn(&Row) -> Option<Point>) -> Vec<Series> {
+    let mut by_arch: BTreeMap<&str, Vec<Point>> = BTreeMap::new();
+    for row in rows {
+        if let Some(p) = point(row) {
+            by_arch.entry(&row.measured.arch).or_default().push(p);
+        }
+    }
+    by_arch
+        .into_iter()
+        .map(|(arch, points)| Series {
+            name: format!("{arch} (squeezebox)"),
+            mark,
+            points,
+        })
+        .collect()
+}
+
+fn study(x: impl Fn(&crate::study::StudyModel) -> f64) -> Series {
+    Series {
+        name: "the study (TensorFlow, 2017)".into(),
+        mark: Mark::Points,
+        points: STUDY
+            .iter()
+            .map(|s| Point::labelled(x(s), percent(s.accuracy), s.name))
+            .collect(),
+    }
+}
+
+fn percent(fraction: f64) -> f64 {
+    100.0 * fraction
+}

@@ -1,0 +1,40 @@
+//! Top-1 accuracy of the deployed file itself: labelled pictures through
+//! the runtime, exactly as a user's pictures would go.
+
+use crate::{Model, RuntimeError, IMAGE_BYTES};
+
+/// How many of `labels` the model's top-1 gets right. `images` holds one
+/// raw picture per label; they run `batch` at a time, and `progress` hears
+/// the size of each batch done.
+pub fn correct(
+    model: &Model,
+    images: &[u8],
+    labels: &[u8],
+    batch: usize,
+    mut progress: impl FnMut(usize),
+) -> Result<usize, RuntimeError> {
+    if images.len() != labels.len() * IMAGE_BYTES {
+        return Err(RuntimeError::Input(format!(
+            "{} bytes of pictures for {} labels",
+            images.len(),
+            labels.len()
+        )));
+    }
+    let batch = batch.max(1);
+    let mut right = 0;
+    for (pixels, labels) in images.chunks(batch * IMAGE_BYTES).zip(labels.chunks(batch)) {
+        let predictions = model.run(pixels)?;
+        right += labels
+            .iter()
+            .enumerate()
+            .filter(|&(i, &label)| {
+                predictions
+                    .top_k(i, 1)
+                    .first()
+                    .is_some_and(|&(class, _)| class == label as usize)
+            })
+            .count();
+        progress(labels.len());
+    }
+    Ok(right)
+}

@@ -1,0 +1,62 @@
+"""Median per-image latency of ONNX files in onnxruntime, on one thread at
+batch 1, on one picture: the peer figure beside squeezebox's runtime.
+
+`python scripts/onnxruntime_latency.py --image cat.png model.onnx ...`
+prints one JSON object per line: {"model": ..., "median_ms": ...}. The
+report command (report/) and scripts/latency_vs_onnxruntime.py use it.
+"""
+
+import argparse
+import json
+import statistics
+import sys
+import time
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+
+
+def one_thread_session(model):
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+def onnxruntime_median_ms(session, pixels, runs, warmup):
+    feed = {session.get_inputs()[0].name: pixels}
+    for _ in range(warmup):
+        session.run(None, feed)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        session.run(None, feed)
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def picture(path):
+    """The picture as the models' raw input: uint8 [1, 32, 32, 3]."""
+    image = Image.open(path).convert("RGB")
+    if image.size != (32, 32):
+        sys.exit(f"{path}: expected a 32x32 picture, got {image.size[0]}x{image.size[1]}")
+    return np.asarray(image, dtype=np.uint8)[None]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("models", nargs="+")
+    parser.add_argument("--image", required=True, help="a 32x32 RGB picture")
+    parser.add_argument("--runs", type=int, default=300)
+    parser.add_argument("--warmup", type=int, default=30)
+    args = parser.parse_args()
+    pixels = picture(args.image)
+    for model in args.models:
+        median = onnxruntime_median_ms(one_thread_session(model), pixels, args.runs, args.warmup)
+        print(json.dumps({"model": model, "median_ms": median}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
