@@ -4,7 +4,7 @@
 
 use models::onnx::{read_weights, FrozenModel};
 use models::ParamRole;
-use plot::{Chart, Mark, Point, Series};
+use plot::{Chart, Corner, Mark, Point, Series};
 use serde::Serialize;
 use tch::Device;
 use trainer::train::evaluate;
@@ -111,6 +111,8 @@ impl Sensitivity {
             x_label: "sparsity of the pruned layer %".into(),
             y_label: "validation accuracy %".into(),
             log_x: false,
+            // The curves fall towards the lower right.
+            legend: Corner::LowerLeft,
             series,
         }
     }

@@ -70,7 +70,17 @@ pub struct Chart {
     pub y_label: String,
     /// A logarithmic x axis, for quantities spanning decades (bytes).
     pub log_x: bool,
+    /// Where the legend goes: a corner the points leave empty.
+    pub legend: Corner,
     pub series: Vec<Series>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Corner {
+    UpperLeft,
+    UpperRight,
+    LowerLeft,
+    LowerRight,
 }
 
 impl Chart {
@@ -176,7 +186,12 @@ impl Chart {
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
+            .position(match self.legend {
+                Corner::UpperLeft => SeriesLabelPosition::UpperLeft,
+                Corner::UpperRight => SeriesLabelPosition::UpperRight,
+                Corner::LowerLeft => SeriesLabelPosition::LowerLeft,
+                Corner::LowerRight => SeriesLabelPosition::LowerRight,
+            })
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .label_font((FONT, 15))
@@ -269,6 +284,7 @@ mod tests {
             x_label: "bytes".into(),
             y_label: "accuracy %".into(),
             log_x,
+            legend: Corner::LowerRight,
             series: vec![Series {
                 name: "squeeze1".into(),
                 mark: Mark::Points,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Context;
-use plot::{Chart, Mark, Point, Series};
+use plot::{Chart, Corner, Mark, Point, Series};
 
 use crate::study::STUDY;
 use crate::Row;
@@ -42,6 +42,7 @@ fn by_bytes(rows: &[Row]) -> Chart {
         x_label: "bytes on disk (log scale)".into(),
         y_label: "test accuracy %".into(),
         log_x: true,
+        legend: Corner::LowerRight,
         series,
     }
 }
@@ -60,6 +61,7 @@ fn by_latency(rows: &[Row]) -> Chart {
         x_label: "median ms per image (log scale)".into(),
         y_label: "test accuracy %".into(),
         log_x: true,
+        legend: Corner::LowerRight,
         series,
     }
 }
@@ -80,6 +82,7 @@ fn by_sparsity(rows: &[Row]) -> Chart {
         x_label: "kernel values that are zero %".into(),
         y_label: "test accuracy %".into(),
         log_x: false,
+        legend: Corner::UpperRight,
         series,
     }
 }
