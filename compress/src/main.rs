@@ -90,7 +90,7 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         data: PathBuf,
         /// How many validation images.
-        #[arg(long, value_name = "N", default_value_t = 1000, value_parser = count())]
+        #[arg(long, value_name = "N", default_value_t = 1000, value_parser = cmdline::count::<u64>())]
         images: u64,
         /// Sparsities to try, comma-separated, each in [0, 1).
         #[arg(long, value_delimiter = ',', default_value = "0.25,0.5,0.75,0.9", value_parser = fraction)]
@@ -105,7 +105,7 @@ enum Command {
         #[arg(long, default_value = "auto")]
         device: DeviceChoice,
         /// libtorch CPU threads [default: all cores].
-        #[arg(long, value_parser = count())]
+        #[arg(long, value_parser = cmdline::count::<u64>())]
         threads: Option<u64>,
     },
 }
@@ -133,14 +133,14 @@ struct PruneArgs {
     #[arg(long, default_value_t = 0.0, value_parser = fraction)]
     initial_sparsity: f64,
     /// Pruning steps after the first.
-    #[arg(long, default_value_t = 10, value_parser = count())]
+    #[arg(long, default_value_t = 10, value_parser = cmdline::count::<u64>())]
     steps: u64,
     /// Optimiser steps between pruning steps [default: the steps spread over
     /// the first two thirds of fine-tuning].
-    #[arg(long, value_parser = count())]
+    #[arg(long, value_parser = cmdline::count::<u64>())]
     frequency: Option<u64>,
     /// Epochs of fine-tuning.
-    #[arg(long, default_value_t = 3, value_parser = count())]
+    #[arg(long, default_value_t = 3, value_parser = cmdline::count::<u64>())]
     epochs: u64,
     /// global (one magnitude threshold) or layer (one per kernel).
     #[arg(long, value_enum, default_value = "global")]
@@ -160,7 +160,7 @@ struct PruneArgs {
     /// Peak learning rate of fine-tuning (cosine decay to 0).
     #[arg(long, default_value_t = 0.01)]
     lr: f64,
-    #[arg(long, default_value_t = 128, value_parser = count())]
+    #[arg(long, default_value_t = 128, value_parser = cmdline::count::<u64>())]
     batch: u64,
     /// Moving-average decay of the weights, then what is measured and
     /// written [default: off].
@@ -169,22 +169,22 @@ struct PruneArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Cap the optimiser steps of an epoch.
-    #[arg(long, value_parser = count())]
+    #[arg(long, value_parser = cmdline::count::<u64>())]
     steps_per_epoch: Option<u64>,
     /// Use only the first N training images.
-    #[arg(long, value_name = "N", value_parser = count())]
+    #[arg(long, value_name = "N", value_parser = cmdline::count::<u64>())]
     train_limit: Option<u64>,
     /// Use only the first N validation images.
-    #[arg(long, value_name = "N", value_parser = count())]
+    #[arg(long, value_name = "N", value_parser = cmdline::count::<u64>())]
     val_limit: Option<u64>,
     /// Use only the first N test images.
-    #[arg(long, value_name = "N", value_parser = count())]
+    #[arg(long, value_name = "N", value_parser = cmdline::count::<u64>())]
     test_limit: Option<u64>,
     /// auto, cpu or cuda.
     #[arg(long, default_value = "auto")]
     device: DeviceChoice,
     /// libtorch CPU threads [default: all cores].
-    #[arg(long, value_parser = count())]
+    #[arg(long, value_parser = cmdline::count::<u64>())]
     threads: Option<u64>,
 }
 
@@ -197,39 +197,18 @@ fn fraction(s: &str) -> Result<f64, String> {
     }
 }
 
-/// A count of at least 1.
-fn count() -> clap::builder::RangedU64ValueParser<u64> {
-    clap::builder::RangedU64ValueParser::new().range(1..)
-}
-
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match cmdline::parse::<Cli>() {
         Ok(cli) => cli,
-        Err(e) if e.use_stderr() => {
-            // clap's first paragraph is the problem; the rest is advice.
-            let text = e.render().to_string();
-            eprintln!(
-                "compress: {}",
-                one_line(text.split("\n\n").next().unwrap_or_default())
-            );
-            return ExitCode::from(2);
-        }
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
+        Err(code) => return code,
     };
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("compress: {}", one_line(&message));
-            ExitCode::from(2)
+            eprintln!("compress: {}", cmdline::one_line(&message));
+            ExitCode::from(cmdline::BAD_INPUT)
         }
     }
-}
-
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn run(command: Command) -> Result<(), String> {

@@ -14,7 +14,6 @@ use std::io::{ErrorKind, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
 use runtime::profile::profile;
 use runtime::timing::timed;
 use runtime::{Model, IMAGE_BYTES};
@@ -24,22 +23,9 @@ use crate::report::{ms, Guess, Labelled, ModelFacts, Report};
 use crate::source::ModelSource;
 
 fn main() -> ExitCode {
-    let args = match Args::try_parse() {
+    let args = match cmdline::parse::<Args>() {
         Ok(args) => args,
-        Err(e) if e.use_stderr() => {
-            // clap's first paragraph is the problem; the rest is advice.
-            let text = e.render().to_string();
-            eprintln!(
-                "{}",
-                one_line(text.split("\n\n").next().unwrap_or_default())
-            );
-            return ExitCode::from(2);
-        }
-        Err(e) => {
-            // --help or --version; nothing is left to do if stdout is gone.
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
+        Err(code) => return code,
     };
     let output = label(&args).and_then(|report| {
         Ok(if args.json {
@@ -60,12 +46,8 @@ fn main() -> ExitCode {
 /// Prints `e` on one line and gives the exit code for bad input. The
 /// messages already carry their causes, so the chain is not repeated.
 fn fail(e: anyhow::Error) -> ExitCode {
-    eprintln!("error: {}", one_line(&e.to_string()));
-    ExitCode::from(2)
-}
-
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+    eprintln!("error: {}", cmdline::one_line(&e.to_string()));
+    ExitCode::from(cmdline::BAD_INPUT)
 }
 
 fn label(args: &Args) -> anyhow::Result<Report> {

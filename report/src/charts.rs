@@ -1,6 +1,6 @@
 //! The report's plots: accuracy against bytes on disk and against latency
-//! (the study's four models as reference points), and accuracy against
-//! sparsity for the float, unstructured variants.
+//! (the study's four models as reference points), and accuracy against the
+//! non-zero parameters of the pruned and thinned float files.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,7 +16,7 @@ pub fn write(dir: &Path, rows: &[Row]) -> anyhow::Result<()> {
     let charts = [
         ("accuracy_vs_bytes.png", by_bytes(rows)),
         ("accuracy_vs_latency.png", by_latency(rows)),
-        ("accuracy_vs_sparsity.png", by_sparsity(rows)),
+        ("accuracy_vs_nonzero.png", by_nonzero(rows)),
     ];
     for (name, chart) in charts {
         let path = dir.join(name);
@@ -29,7 +29,7 @@ pub fn write(dir: &Path, rows: &[Row]) -> anyhow::Result<()> {
 }
 
 fn by_bytes(rows: &[Row]) -> Chart {
-    let mut series = per_arch(rows, Mark::Points, |r| {
+    let mut series = per_arch(rows, Mark::Points, "squeezebox", |r| {
         Some(Point::labelled(
             r.measured.bytes as f64,
             percent(r.measured.accuracy),
@@ -48,7 +48,7 @@ fn by_bytes(rows: &[Row]) -> Chart {
 }
 
 fn by_latency(rows: &[Row]) -> Chart {
-    let mut series = per_arch(rows, Mark::Points, |r| {
+    let mut series = per_arch(rows, Mark::Points, "squeezebox", |r| {
         Some(Point::labelled(
             r.latency.squeezebox_ms,
             percent(r.measured.accuracy),
@@ -66,29 +66,42 @@ fn by_latency(rows: &[Row]) -> Chart {
     }
 }
 
-fn by_sparsity(rows: &[Row]) -> Chart {
-    let mut series = per_arch(rows, Mark::Line, |r| {
+/// Pruned (unstructured, a line from the dense file down) and thinned
+/// (structured, points) float files on one axis: what is left of the weights.
+fn by_nonzero(rows: &[Row]) -> Chart {
+    let point = |r: &Row| {
         let m = &r.measured;
-        (m.is_float() && !m.is_thinned())
-            .then_some(m.sparsity)
-            .flatten()
-            .map(|s| Point::labelled(percent(s), percent(m.accuracy), &m.variant))
+        m.nonzero_params
+            .map(|n| Point::labelled(n as f64, percent(m.accuracy), &m.variant))
+    };
+    let mut series = per_arch(rows, Mark::Line, "pruned", |r| {
+        let m = &r.measured;
+        (m.is_float() && !m.is_thinned()).then(|| point(r)).flatten()
     });
     for s in &mut series {
         s.points.sort_by(|a, b| a.x.total_cmp(&b.x));
     }
+    series.extend(per_arch(rows, Mark::Points, "thinned", |r| {
+        r.measured.is_thinned().then(|| point(r)).flatten()
+    }));
     Chart {
-        title: "Test accuracy against sparsity (unstructured pruning, float weights)".into(),
-        x_label: "kernel values that are zero %".into(),
+        title: "Test accuracy against non-zero parameters (float weights)".into(),
+        x_label: "non-zero parameters (log scale)".into(),
         y_label: "test accuracy %".into(),
-        log_x: false,
-        legend: Corner::UpperRight,
+        log_x: true,
+        legend: Corner::LowerRight,
         series,
     }
 }
 
-/// One series per architecture, of the rows `point` gives a point for.
-fn per_arch(rows: &[Row], mark: Mark, point: impl Fn(&Row) -> Option<Point>) -> Vec<Series> {
+/// One series per architecture, named `arch (what)`, of the rows `point`
+/// gives a point for.
+fn per_arch(
+    rows: &[Row],
+    mark: Mark,
+    what: &str,
+    point: impl Fn(&Row) -> Option<Point>,
+) -> Vec<Series> {
     let mut by_arch: BTreeMap<&str, Vec<Point>> = BTreeMap::new();
     for row in rows {
         if let Some(p) = point(row) {
@@ -98,7 +111,7 @@ fn per_arch(rows: &[Row], mark: Mark, point: impl Fn(&Row) -> Option<Point>) -> 
     by_arch
         .into_iter()
         .map(|(arch, points)| Series {
-            name: format!("{arch} (squeezebox)"),
+            name: format!("{arch} ({what})"),
             mark,
             points,
         })

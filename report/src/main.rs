@@ -77,32 +77,17 @@ pub struct Row {
 }
 
 fn main() -> ExitCode {
-    let args = match Args::try_parse() {
+    let args = match cmdline::parse::<Args>() {
         Ok(args) => args,
-        Err(e) if e.use_stderr() => {
-            let text = e.render().to_string();
-            eprintln!(
-                "{}",
-                one_line(text.split("\n\n").next().unwrap_or_default())
-            );
-            return ExitCode::from(2);
-        }
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
+        Err(code) => return code,
     };
     match report(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", one_line(&format!("{e:#}")));
-            ExitCode::from(2)
+            eprintln!("error: {}", cmdline::one_line(&format!("{e:#}")));
+            ExitCode::from(cmdline::BAD_INPUT)
         }
     }
-}
-
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn report(args: &Args) -> anyhow::Result<()> {
@@ -132,15 +117,22 @@ fn report(args: &Args) -> anyhow::Result<()> {
         runs: args.runs.get(),
         warmup: args.warmup,
     };
-    let mut rounds: Vec<Vec<Latencies>> = Vec::new();
+    let contestants = files
+        .iter()
+        .map(|file| {
+            peers::Contestants::load(file, onnxruntime.is_some())
+                .with_context(|| file.display().to_string())
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut rounds: Vec<Vec<peers::Round>> = Vec::new();
     for round in 1..=args.rounds.get() {
         bar.reset();
         bar.set_message(format!("timing {round}/{}", args.rounds));
         let mut times = Vec::with_capacity(files.len());
-        for file in &files {
+        for (file, contestants) in files.iter().zip(&contestants) {
             times.push(
                 timing
-                    .time(file, onnxruntime.as_ref())
+                    .time(contestants, onnxruntime.as_ref())
                     .with_context(|| file.display().to_string())?,
             );
             bar.inc(1);

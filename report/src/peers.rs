@@ -6,12 +6,12 @@
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use compress::sparse_storage::densify;
 use models::onnx::read_weights;
-use runtime::timing::measure;
+use runtime::timing::{measure, timed, LatencyStats};
 use runtime::Model;
 use serde::Serialize;
 use tch::{Device, Tensor};
@@ -23,8 +23,16 @@ const ONNXRUNTIME_SCRIPT: &str = concat!(
     "/../scripts/onnxruntime_latency.py"
 );
 
-/// Median per-image milliseconds in each runtime; `None` where a peer was
-/// not asked or cannot run the file (libtorch runs float weights only).
+/// One round's median per-image time in each runtime; `None` where a peer
+/// was not asked or cannot run the file (libtorch runs float weights only).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Round {
+    pub squeezebox: Duration,
+    pub onnxruntime: Option<Duration>,
+    pub libtorch: Option<Duration>,
+}
+
+/// Median per-image milliseconds in each runtime, over rounds.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Latencies {
     pub squeezebox_ms: f64,
@@ -33,22 +41,19 @@ pub struct Latencies {
 }
 
 impl Latencies {
-    /// Each runtime's median over rounds.
-    pub fn median<'a>(rounds: impl Iterator<Item = &'a Latencies>) -> Latencies {
-        let rounds: Vec<&Latencies> = rounds.collect();
-        let of = |f: fn(&Latencies) -> Option<f64>| median(rounds.iter().filter_map(|r| f(r)));
+    /// Each runtime's median over `rounds`.
+    pub fn median<'a>(rounds: impl Iterator<Item = &'a Round>) -> Latencies {
+        let rounds: Vec<&Round> = rounds.collect();
+        let of = |f: fn(&Round) -> Option<Duration>| {
+            LatencyStats::from_samples(rounds.iter().filter_map(|r| f(r)).collect())
+                .map(|stats| stats.median.as_secs_f64() * 1e3)
+        };
         Latencies {
-            squeezebox_ms: of(|r| Some(r.squeezebox_ms)).unwrap_or(f64::NAN),
-            onnxruntime_ms: of(|r| r.onnxruntime_ms),
-            libtorch_ms: of(|r| r.libtorch_ms),
+            squeezebox_ms: of(|r| Some(r.squeezebox)).unwrap_or(f64::NAN),
+            onnxruntime_ms: of(|r| r.onnxruntime),
+            libtorch_ms: of(|r| r.libtorch),
         }
     }
-}
-
-fn median(values: impl Iterator<Item = f64>) -> Option<f64> {
-    let mut v: Vec<f64> = values.collect();
-    v.sort_by(f64::total_cmp);
-    (!v.is_empty()).then(|| v[(v.len() - 1) / 2])
 }
 
 /// onnxruntime, driven through `scripts/onnxruntime_latency.py`.
@@ -76,7 +81,7 @@ impl OnnxRuntime {
         })
     }
 
-    fn median_ms(&self, file: &Path, runs: usize, warmup: usize) -> anyhow::Result<f64> {
+    fn median(&self, file: &Path, runs: usize, warmup: usize) -> anyhow::Result<Duration> {
         let out = Command::new(&self.python)
             .arg(ONNXRUNTIME_SCRIPT)
             .arg("--image")
@@ -94,9 +99,47 @@ impl OnnxRuntime {
         }
         let line: serde_json::Value = serde_json::from_slice(&out.stdout)
             .context("onnxruntime's timing script printed no JSON")?;
-        line["median_ms"]
+        let ms = line["median_ms"]
             .as_f64()
-            .context("onnxruntime's timing script printed no median")
+            .filter(|ms| ms.is_finite() && *ms >= 0.0)
+            .context("onnxruntime's timing script printed no median")?;
+        Ok(Duration::from_secs_f64(ms / 1e3))
+    }
+}
+
+/// One file made ready once for all rounds: squeezebox's optimised plan
+/// and, for float weights, the same architecture and weights in libtorch.
+pub struct Contestants {
+    file: PathBuf,
+    model: Model,
+    libtorch: Option<Net>,
+}
+
+impl Contestants {
+    /// Loads `file` into the runtime and, when `with_libtorch`, into tch;
+    /// int8 and fp16 files have no libtorch twin.
+    pub fn load(file: &Path, with_libtorch: bool) -> anyhow::Result<Contestants> {
+        let bytes = std::fs::read(file).context("cannot read")?;
+        let model = Model::from_bytes_with_threads(&bytes, NonZeroUsize::MIN)?;
+        let libtorch = if with_libtorch {
+            let frozen = models::onnx::decode(&bytes)?;
+            let graph = frozen.layer_graph()?;
+            match read_weights(&densify(&frozen.proto), &graph) {
+                Ok(weights) => {
+                    let mut net = Net::fresh(&graph, Device::Cpu)?;
+                    net.load_weights(&weights)?;
+                    Some(net)
+                }
+                Err(_) => None,
+            }
+        } else {
+            None
+        };
+        Ok(Contestants {
+            file: file.to_path_buf(),
+            model,
+            libtorch,
+        })
     }
 }
 
@@ -109,34 +152,25 @@ pub struct Timing<'a> {
 }
 
 impl Timing<'_> {
-    /// One round for `file`: squeezebox, then the peers when given.
-    pub fn time(&self, file: &Path, peers: Option<&OnnxRuntime>) -> anyhow::Result<Latencies> {
-        let model = Model::load_with_threads(file, NonZeroUsize::MIN)?;
-        let ours = measure(&model, self.pixels, self.warmup, self.runs)?.median;
-        let Some(onnxruntime) = peers else {
-            return Ok(Latencies {
-                squeezebox_ms: ours.as_secs_f64() * 1e3,
-                onnxruntime_ms: None,
-                libtorch_ms: None,
-            });
+    /// One round: squeezebox, then the peers when given.
+    pub fn time(&self, file: &Contestants, peers: Option<&OnnxRuntime>) -> anyhow::Result<Round> {
+        let squeezebox = measure(&file.model, self.pixels, self.warmup, self.runs)?.median;
+        let (onnxruntime, libtorch) = match peers {
+            Some(onnxruntime) => (
+                Some(onnxruntime.median(&file.file, self.runs, self.warmup)?),
+                file.libtorch.as_ref().and_then(|net| self.libtorch(net)),
+            ),
+            None => (None, None),
         };
-        Ok(Latencies {
-            squeezebox_ms: ours.as_secs_f64() * 1e3,
-            onnxruntime_ms: Some(onnxruntime.median_ms(file, self.runs, self.warmup)?),
-            libtorch_ms: self.libtorch_ms(file)?,
+        Ok(Round {
+            squeezebox,
+            onnxruntime,
+            libtorch,
         })
     }
 
-    /// The file's architecture and weights in libtorch; `None` when its
-    /// weights are not float (int8 and fp16 files have no libtorch twin).
-    fn libtorch_ms(&self, file: &Path) -> anyhow::Result<Option<f64>> {
-        let frozen = models::onnx::decode(&std::fs::read(file)?)?;
-        let graph = frozen.layer_graph()?;
-        let Ok(weights) = read_weights(&densify(&frozen.proto), &graph) else {
-            return Ok(None);
-        };
-        let mut net = Net::fresh(&graph, Device::Cpu)?;
-        net.load_weights(&weights)?;
+    /// Median time of `net`'s forward pass on the picture; `None` for no runs.
+    fn libtorch(&self, net: &Net) -> Option<Duration> {
         let input = Tensor::from_slice(self.pixels).reshape([1, 32, 32, 3]);
         let mut times = Vec::with_capacity(self.runs);
         tch::no_grad(|| {
@@ -144,11 +178,11 @@ impl Timing<'_> {
                 drop(net.forward_pixels(&input));
             }
             for _ in 0..self.runs {
-                let start = Instant::now();
-                drop(net.forward_pixels(&input));
-                times.push(start.elapsed().as_secs_f64() * 1e3);
+                let (out, took) = timed(|| net.forward_pixels(&input));
+                drop(out);
+                times.push(took);
             }
         });
-        Ok(median(times.into_iter()))
+        LatencyStats::from_samples(times).map(|stats| stats.median)
     }
 }

@@ -90,7 +90,7 @@ fn reports_the_files_own_figures_beside_its_peers() {
     for png in [
         "accuracy_vs_bytes",
         "accuracy_vs_latency",
-        "accuracy_vs_sparsity",
+        "accuracy_vs_nonzero",
     ] {
         let file = std::fs::read(plots.join(format!("{png}.png"))).unwrap();
         assert!(file.starts_with(b"\x89PNG"), "{png}");

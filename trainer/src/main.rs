@@ -5,7 +5,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::builder::RangedU64ValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use trainer::bench::bench;
 use trainer::data::{Data, Limits};
@@ -36,11 +35,6 @@ enum Command {
     Bench(BenchArgs),
 }
 
-/// A count that must be at least 1.
-fn count() -> RangedU64ValueParser<usize> {
-    RangedU64ValueParser::new().range(1..)
-}
-
 #[derive(Args)]
 struct Common {
     /// Zoo architecture: tuto, alex4, nin2, squeeze1, allconv, resnet9, convnext-tiny.
@@ -49,13 +43,13 @@ struct Common {
     /// CIFAR-10: a directory holding cifar-10-batches-bin/, that directory, or the .tar.gz.
     #[arg(long)]
     data: PathBuf,
-    #[arg(long, default_value_t = Recipe::default().batch, value_parser = count())]
+    #[arg(long, default_value_t = Recipe::default().batch, value_parser = cmdline::count::<usize>())]
     batch: usize,
     /// auto, cpu or cuda.
     #[arg(long, default_value = "auto")]
     device: DeviceChoice,
     /// libtorch CPU threads [default: all cores].
-    #[arg(long, value_parser = count())]
+    #[arg(long, value_parser = cmdline::count::<usize>())]
     threads: Option<usize>,
 }
 
@@ -77,7 +71,7 @@ struct TrainArgs {
     /// The ONNX model to write; NAME.ckpt and NAME.csv go beside it.
     #[arg(long)]
     out: PathBuf,
-    #[arg(long, default_value_t = Recipe::default().epochs, value_parser = count())]
+    #[arg(long, default_value_t = Recipe::default().epochs, value_parser = cmdline::count::<usize>())]
     epochs: usize,
     /// Peak learning rate.
     #[arg(long, default_value_t = Recipe::default().lr, allow_negative_numbers = true)]
@@ -112,16 +106,16 @@ struct TrainArgs {
     #[arg(long, default_value_t = Recipe::default().seed)]
     seed: u64,
     /// Use only the first N training images.
-    #[arg(long, value_parser = count())]
+    #[arg(long, value_parser = cmdline::count::<usize>())]
     train_limit: Option<usize>,
     /// Use only the first N validation images.
-    #[arg(long, value_parser = count())]
+    #[arg(long, value_parser = cmdline::count::<usize>())]
     val_limit: Option<usize>,
     /// Use only the first N test images.
-    #[arg(long, value_parser = count())]
+    #[arg(long, value_parser = cmdline::count::<usize>())]
     test_limit: Option<usize>,
     /// Cap the steps of an epoch.
-    #[arg(long, value_parser = count())]
+    #[arg(long, value_parser = cmdline::count::<usize>())]
     steps_per_epoch: Option<usize>,
     /// Continue from the checkpoint beside --out (same settings required).
     #[arg(long)]
@@ -133,7 +127,7 @@ struct BenchArgs {
     #[command(flatten)]
     common: Common,
     /// Timed steps of each loop.
-    #[arg(long, default_value_t = 60, value_parser = count())]
+    #[arg(long, default_value_t = 60, value_parser = cmdline::count::<usize>())]
     steps: usize,
     /// Moving-average decay used by the training loop.
     #[arg(long, default_value_t = 0.999)]
@@ -183,13 +177,9 @@ impl TrainArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match cmdline::parse::<Cli>() {
         Ok(cli) => cli,
-        Err(e) if !e.use_stderr() => e.exit(),
-        Err(e) => {
-            eprintln!("{}", one_line(&e.to_string()));
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let result = match cli.command {
         Command::Train(args) => run_train(&args),
@@ -202,17 +192,6 @@ fn main() -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
-}
-
-/// A clap error up to its first blank line (the message, not the usage),
-/// on one line.
-fn one_line(message: &str) -> String {
-    message
-        .lines()
-        .take_while(|l| !l.trim().is_empty())
-        .map(str::trim)
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// The graph, device and data every subcommand starts from, checked in the
