@@ -17,7 +17,10 @@ pub fn parse<T: Parser>() -> Result<T, ExitCode> {
     T::try_parse().map_err(|e| {
         if e.use_stderr() {
             let text = e.render().to_string();
-            eprintln!("{}", one_line(text.split("\n\n").next().unwrap_or_default()));
+            eprintln!(
+                "{}",
+                one_line(text.split("\n\n").next().unwrap_or_default())
+            );
             ExitCode::from(BAD_INPUT)
         } else {
             // Nothing is left to do if stdout is gone.

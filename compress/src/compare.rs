@@ -57,6 +57,18 @@ impl Comparison {
     }
 }
 
+/// The names of the values `model`'s nodes compute.
+fn node_outputs(model: &FrozenModel) -> HashSet<&str> {
+    model
+        .proto
+        .graph
+        .iter()
+        .flat_map(|g| &g.node)
+        .flat_map(|n| &n.output)
+        .map(String::as_str)
+        .collect()
+}
+
 /// Runs `a` (float, whose layer graph names the layers) and `b` on `images`
 /// and measures every layer output both models have.
 pub fn compare(
@@ -73,22 +85,7 @@ pub fn compare(
         ));
     }
     let graph = a.layer_graph()?;
-    let in_b: HashSet<&str> = b
-        .proto
-        .graph
-        .iter()
-        .flat_map(|g| &g.node)
-        .flat_map(|n| &n.output)
-        .map(String::as_str)
-        .collect();
-    let in_a: HashSet<&str> = a
-        .proto
-        .graph
-        .iter()
-        .flat_map(|g| &g.node)
-        .flat_map(|n| &n.output)
-        .map(String::as_str)
-        .collect();
+    let (in_a, in_b) = (node_outputs(a), node_outputs(b));
     let params = quantization_params(b)?;
     let mut layers: Vec<String> = Vec::new();
     for (id, name) in value_names(&graph).into_iter().enumerate() {

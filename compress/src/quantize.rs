@@ -20,15 +20,15 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 use models::graph::{Graph, NodeId, Op};
+use models::onnx::build::{
+    f32_tensor, i32_tensor, i64_tensor, i8_tensor, int_attr, ints_attr, node, tensor,
+};
 use models::onnx::proto::{tensor_proto::DataType, GraphProto, ModelProto, NodeProto, TensorProto};
 use models::onnx::{read_weights, FrozenModel, Metadata, LOGITS};
 use serde_json::json;
 
 use crate::calibrate::{value_names, Calibration, Range};
-use crate::onnx_util::{
-    f32_tensor, i32_tensor, i64_tensor, i8_tensor, int_attr, ints_attr, node, quantize_per_channel,
-    tensor,
-};
+use crate::onnx_util::quantize_per_channel;
 use crate::CompressError;
 
 /// The metadata key holding the quantization parameters (JSON).

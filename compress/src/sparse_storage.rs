@@ -11,12 +11,13 @@
 
 use std::collections::BTreeSet;
 
+use models::onnx::build::{f32_tensor, i64_tensor, int_attr, node, tensor};
 use models::onnx::proto::{
     attribute_proto::AttributeType, tensor_proto::DataType, AttributeProto, ModelProto, NodeProto,
     TensorProto,
 };
 
-use crate::onnx_util::{f32_tensor, f32_values, i64_tensor, int_attr, node, tensor};
+use crate::onnx_util::f32_values;
 
 /// The one CumSum axis every decoder shares.
 const AXIS: &str = "sparse/axis";

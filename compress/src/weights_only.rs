@@ -7,11 +7,12 @@
 use std::collections::HashSet;
 
 use models::graph::ParamRole;
+use models::onnx::build::{f32_tensor, i8_tensor, int_attr, node};
 use models::onnx::proto::{tensor_proto::DataType, ModelProto};
 use models::onnx::FrozenModel;
 use serde_json::json;
 
-use crate::onnx_util::{f32_tensor, f32_values, i8_tensor, int_attr, node, quantize_per_channel};
+use crate::onnx_util::{f32_values, quantize_per_channel};
 use crate::quantize::{refuse_compressed, QUANTIZATION_KEY};
 use crate::CompressError;
 

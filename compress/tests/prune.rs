@@ -353,6 +353,29 @@ fn thinning_removes_filters_and_their_readers_channels_exactly() {
     assert!(macs(&thin) < macs(&graph) / 2);
 }
 
+#[test]
+fn thinning_passes_through_lrn_and_flatten_into_the_dense_layers() {
+    let graph = models::zoo::arch("tuto").unwrap().graph();
+    let weights = models::weights::seeded(&graph, 5).unwrap();
+    let (thin, thin_weights, widths) =
+        compress::prune::thin::thin(&graph, &weights, 0.25, Norm::L2, &[]).unwrap();
+    let names: Vec<&str> = widths.iter().map(|w| w.layer.as_str()).collect();
+    assert_eq!(names, ["conv1", "conv2"]);
+    assert!(widths.iter().all(|w| w.kept.len() == w.before * 3 / 4));
+    // fc1 reads the flattened conv2 output: its columns shrink with it.
+    let fc1 = |w: &models::Weights| w["fc1.weight"].shape[1];
+    assert_eq!(fc1(&thin_weights) * 4, fc1(&weights) * 3);
+    let meta = Metadata::new(&thin, (0..10).map(|i| i.to_string()).collect());
+    let bytes = onnx::encode(&thin, &thin_weights, &meta)
+        .unwrap()
+        .encode_to_vec();
+    let out = runtime::Model::from_bytes(&bytes)
+        .unwrap()
+        .run(&sample_pixels())
+        .unwrap();
+    assert!(out.logits.iter().all(|v| v.is_finite()));
+}
+
 /// Eight images with some structure.
 fn sample_pixels() -> Vec<u8> {
     (0..8 * 3072)

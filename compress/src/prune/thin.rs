@@ -1,8 +1,8 @@
 //! Structured thinning: whole filters of the smallest norm leave each
 //! convolution, and every layer that reads them loses the matching input
-//! channels (through ReLUs, pools, batch norms, a fire module's concat and
-//! a flatten), so the network is genuinely narrower: fewer bytes and fewer
-//! operations on any runtime.
+//! channels (through ReLUs, pools, batch and local response norms, a fire
+//! module's concat and a flatten), so the network is genuinely narrower:
+//! fewer bytes and fewer operations on any runtime.
 
 use models::{Graph, NodeId, Op, Tensor, Weights};
 
@@ -75,7 +75,9 @@ pub fn thin(
             Op::Relu | Op::Gelu | Op::Dropout { .. } | Op::Scale { .. } | Op::MaxPool { .. } => {
                 input(0).clone()
             }
-            Op::BatchNorm { .. } | Op::ChannelScale | Op::GlobalAvgPool => input(0).clone(),
+            Op::BatchNorm { .. } | Op::ChannelScale | Op::GlobalAvgPool | Op::Lrn { .. } => {
+                input(0).clone()
+            }
             Op::Concat => {
                 let mut offset = 0;
                 let mut all = Vec::new();
@@ -165,6 +167,10 @@ fn only_reaches_kernels(graph: &Graph, users: &[Vec<NodeId>], id: NodeId) -> boo
         Op::BatchNorm { .. } | Op::ChannelScale | Op::GlobalAvgPool | Op::Concat | Op::Flatten => {
             only_reaches_kernels(graph, users, u)
         }
+        // LRN reads its neighbours across channels: thinned, it normalises
+        // over the kept ones, a slightly different layer that fine-tuning
+        // adapts to.
+        Op::Lrn { .. } => only_reaches_kernels(graph, users, u),
         _ => false,
     }) && !users[id].is_empty()
 }

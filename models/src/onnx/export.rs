@@ -6,10 +6,10 @@ use std::path::Path;
 
 use prost::Message;
 
+use super::build::{self, float_attr, int_attr, ints_attr};
 use super::proto::{
-    attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto,
-    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
-    TensorShapeProto, TypeProto, ValueInfoProto,
+    tensor_proto::DataType, tensor_shape_proto, type_proto, AttributeProto, GraphProto, ModelProto,
+    NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
 };
 use super::{Metadata, INPUT, LOGITS, PROBABILITIES};
 use crate::error::ModelError;
@@ -60,10 +60,10 @@ pub fn encode(graph: &Graph, weights: &Weights, meta: &Metadata) -> Result<Model
                 let k = kernel as i64;
                 let s = stride as i64;
                 let attrs = vec![
-                    ints("kernel_shape", &[k, k]),
-                    ints("strides", &[s, s]),
-                    ints("pads", &[pt as i64, pl as i64, pb as i64, pr as i64]),
-                    int("group", groups as i64),
+                    ints_attr("kernel_shape", &[k, k]),
+                    ints_attr("strides", &[s, s]),
+                    ints_attr("pads", &[pt as i64, pl as i64, pb as i64, pr as i64]),
+                    int_attr("group", groups as i64),
                 ];
                 e.node("Conv", &node.name, inputs, &out, attrs)
             }
@@ -72,7 +72,13 @@ pub fn encode(graph: &Graph, weights: &Weights, meta: &Metadata) -> Result<Model
                 if bias {
                     inputs.push(e.weight(weights, &param("bias"), None));
                 }
-                e.node("Gemm", &node.name, inputs, &out, vec![int("transB", 1)])
+                e.node(
+                    "Gemm",
+                    &node.name,
+                    inputs,
+                    &out,
+                    vec![int_attr("transB", 1)],
+                )
             }
             Op::BatchNorm { eps } => {
                 let mut inputs = vec![ins[0].clone()];
@@ -84,7 +90,7 @@ pub fn encode(graph: &Graph, weights: &Weights, meta: &Metadata) -> Result<Model
                     &node.name,
                     inputs,
                     &out,
-                    vec![float("epsilon", eps)],
+                    vec![float_attr("epsilon", eps)],
                 )
             }
             Op::LayerNorm { eps } => {
@@ -112,9 +118,9 @@ pub fn encode(graph: &Graph, weights: &Weights, meta: &Metadata) -> Result<Model
                 let (pl, pr, _) = same_padding(w, kernel, stride);
                 let (k, s) = (kernel as i64, stride as i64);
                 let attrs = vec![
-                    ints("kernel_shape", &[k, k]),
-                    ints("strides", &[s, s]),
-                    ints("pads", &[pt as i64, pl as i64, pb as i64, pr as i64]),
+                    ints_attr("kernel_shape", &[k, k]),
+                    ints_attr("strides", &[s, s]),
+                    ints_attr("pads", &[pt as i64, pl as i64, pb as i64, pr as i64]),
                 ];
                 e.node("MaxPool", &node.name, ins, &out, attrs)
             }
@@ -126,15 +132,15 @@ pub fn encode(graph: &Graph, weights: &Weights, meta: &Metadata) -> Result<Model
                 bias,
             } => {
                 let attrs = vec![
-                    int("size", size as i64),
-                    float("alpha", alpha),
-                    float("beta", beta),
-                    float("bias", bias),
+                    int_attr("size", size as i64),
+                    float_attr("alpha", alpha),
+                    float_attr("beta", beta),
+                    float_attr("bias", bias),
                 ];
                 e.node("LRN", &node.name, ins, &out, attrs)
             }
-            Op::Flatten => e.node("Flatten", &node.name, ins, &out, vec![int("axis", 1)]),
-            Op::Concat => e.node("Concat", &node.name, ins, &out, vec![int("axis", 1)]),
+            Op::Flatten => e.node("Flatten", &node.name, ins, &out, vec![int_attr("axis", 1)]),
+            Op::Concat => e.node("Concat", &node.name, ins, &out, vec![int_attr("axis", 1)]),
             Op::Add if ins.len() == 2 => e.node("Add", &node.name, ins, &out, vec![]),
             Op::Add => e.node("Sum", &node.name, ins, &out, vec![]),
             // Inference ignores dropout: readers see its input directly.
@@ -149,7 +155,7 @@ pub fn encode(graph: &Graph, weights: &Weights, meta: &Metadata) -> Result<Model
         "softmax",
         vec![LOGITS.into()],
         PROBABILITIES,
-        vec![int("axis", 1)],
+        vec![int_attr("axis", 1)],
     );
 
     let batch = || tensor_shape_proto::Dimension {
@@ -228,33 +234,6 @@ fn value_info(
     }
 }
 
-fn int(name: &str, i: i64) -> AttributeProto {
-    AttributeProto {
-        name: Some(name.into()),
-        r#type: Some(AttributeType::Int as i32),
-        i: Some(i),
-        ..Default::default()
-    }
-}
-
-fn ints(name: &str, v: &[i64]) -> AttributeProto {
-    AttributeProto {
-        name: Some(name.into()),
-        r#type: Some(AttributeType::Ints as i32),
-        ints: v.to_vec(),
-        ..Default::default()
-    }
-}
-
-fn float(name: &str, f: f32) -> AttributeProto {
-    AttributeProto {
-        name: Some(name.into()),
-        r#type: Some(AttributeType::Float as i32),
-        f: Some(f),
-        ..Default::default()
-    }
-}
-
 /// Accumulates nodes and initializers.
 #[derive(Default)]
 struct Emitter {
@@ -272,37 +251,20 @@ impl Emitter {
         output: &str,
         attrs: Vec<AttributeProto>,
     ) -> String {
-        self.nodes.push(NodeProto {
-            op_type: Some(op.into()),
-            name: Some(name.into()),
-            input: inputs,
-            output: vec![output.into()],
-            attribute: attrs,
-            ..Default::default()
-        });
+        self.nodes
+            .push(build::node(op, name, inputs, output, attrs));
         output.to_string()
     }
 
     /// Adds an f32 initializer; returns its name.
     fn constant(&mut self, name: &str, shape: &[usize], data: &[f32]) -> String {
-        self.initializers.push(TensorProto {
-            name: Some(name.into()),
-            dims: shape.iter().map(|&d| d as i64).collect(),
-            data_type: Some(DataType::Float as i32),
-            raw_data: Some(data.iter().flat_map(|v| v.to_le_bytes()).collect()),
-            ..Default::default()
-        });
+        self.initializers.push(build::f32_tensor(name, shape, data));
         name.to_string()
     }
 
     fn constant_i64(&mut self, name: &str, data: &[i64]) -> String {
-        self.initializers.push(TensorProto {
-            name: Some(name.into()),
-            dims: vec![data.len() as i64],
-            data_type: Some(DataType::Int64 as i32),
-            raw_data: Some(data.iter().flat_map(|v| v.to_le_bytes()).collect()),
-            ..Default::default()
-        });
+        self.initializers
+            .push(build::i64_tensor(name, &[data.len()], data));
         name.to_string()
     }
 
@@ -316,12 +278,7 @@ impl Emitter {
     /// `crop`: TensorFlow's `per_image_standardization`, whose standard
     /// deviation is floored at `1/sqrt(pixel values)`.
     fn preprocess(&mut self, crop: usize, out: &str) -> String {
-        let to_float = vec![AttributeProto {
-            name: Some("to".into()),
-            r#type: Some(AttributeType::Int as i32),
-            i: Some(DataType::Float as i64),
-            ..Default::default()
-        }];
+        let to_float = vec![int_attr("to", DataType::Float as i64)];
         let mut x = self.node(
             "Cast",
             "pre.cast",
@@ -334,7 +291,7 @@ impl Emitter {
             "pre.nchw",
             vec![x],
             "pre.nchw",
-            vec![ints("perm", &[0, 3, 1, 2])],
+            vec![ints_attr("perm", &[0, 3, 1, 2])],
         );
         if crop < RAW_SIZE {
             let lo = ((RAW_SIZE - crop) / 2) as i64;
@@ -350,13 +307,13 @@ impl Emitter {
                 vec![],
             );
         }
-        let all = ints("axes", &[1, 2, 3]);
+        let all = ints_attr("axes", &[1, 2, 3]);
         let mean = self.node(
             "ReduceMean",
             "pre.mean",
             vec![x.clone()],
             "pre.mean",
-            vec![all.clone(), int("keepdims", 1)],
+            vec![all.clone(), int_attr("keepdims", 1)],
         );
         let centred = self.node("Sub", "pre.centre", vec![x, mean], "pre.centred", vec![]);
         let sq = self.node(
@@ -371,7 +328,7 @@ impl Emitter {
             "pre.var",
             vec![sq],
             "pre.var",
-            vec![all, int("keepdims", 1)],
+            vec![all, int_attr("keepdims", 1)],
         );
         let std = self.node("Sqrt", "pre.std", vec![var], "pre.std", vec![]);
         let floor_value = 1.0 / ((RAW_CHANNELS * crop * crop) as f32).sqrt();
@@ -402,7 +359,7 @@ impl Emitter {
         beta: &str,
         out: &str,
     ) -> String {
-        let axis = || vec![ints("axes", &[1]), int("keepdims", 1)];
+        let axis = || vec![ints_attr("axes", &[1]), int_attr("keepdims", 1)];
         let n = |s: &str| format!("{name}/{s}");
         let mean = self.node("ReduceMean", &n("mean"), vec![x.into()], &n("mean"), axis());
         let d = self.node(

@@ -5,6 +5,7 @@
 //! Preprocessing lives in the graph, so any ONNX runtime gives the same
 //! answer from the same pixels.
 
+pub mod build;
 mod export;
 mod metadata;
 mod read;
