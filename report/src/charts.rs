@@ -76,7 +76,9 @@ fn by_nonzero(rows: &[Row]) -> Chart {
     };
     let mut series = per_arch(rows, Mark::Line, "pruned", |r| {
         let m = &r.measured;
-        (m.is_float() && !m.is_thinned()).then(|| point(r)).flatten()
+        (m.is_float() && !m.is_thinned())
+            .then(|| point(r))
+            .flatten()
     });
     for s in &mut series {
         s.points.sort_by(|a, b| a.x.total_cmp(&b.x));
