@@ -41,7 +41,7 @@ pub struct Measured {
 
 impl Measured {
     /// Whether the weights are stored as float32: the variants on the
-    /// accuracy-against-sparsity curve.
+    /// accuracy-against-non-zero-parameters curve.
     pub fn is_float(&self) -> bool {
         !self
             .compression
