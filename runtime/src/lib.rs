@@ -5,6 +5,7 @@
 pub mod accuracy;
 mod error;
 pub mod inspect;
+mod kernels;
 mod model;
 pub mod preprocess;
 pub mod probe;

@@ -14,7 +14,7 @@ use models::onnx::{self, proto::ModelProto, Metadata};
 use tract_linalg::multithread::Executor;
 use tract_onnx::prelude::*;
 
-use crate::RuntimeError;
+use crate::{kernels, RuntimeError};
 
 /// Bytes of one raw image: 32x32 RGB.
 pub const IMAGE_BYTES: usize =
@@ -252,7 +252,10 @@ fn optimise(
         .clone()
         .with_input_fact(0, u8::fact([batch, 32, 32, 3]).into())
         .and_then(|m| m.into_optimized())
-        .and_then(|m| m.into_runnable_with_options(&options))
+        .and_then(|mut m| {
+            kernels::swap_in(&mut m)?;
+            m.into_runnable_with_options(&options)
+        })
         .map_err(tract_err)
 }
 

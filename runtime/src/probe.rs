@@ -9,7 +9,7 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::dims;
 
 use crate::model::input;
-use crate::RuntimeError;
+use crate::{kernels, RuntimeError};
 
 /// A model whose outputs are the named values, for any batch size.
 pub struct Probe {
@@ -48,7 +48,10 @@ impl Probe {
         let plan = model
             .with_input_fact(0, u8::fact(dims!(batch, 32, 32, 3)).into())
             .and_then(|m| m.into_optimized())
-            .and_then(|m| m.into_runnable())
+            .and_then(|mut m| {
+                kernels::swap_in(&mut m)?;
+                m.into_runnable()
+            })
             .map_err(tract_err)?;
         Ok(Probe {
             names: values.to_vec(),

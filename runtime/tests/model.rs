@@ -8,7 +8,8 @@ use models::onnx::keys;
 use runtime::preprocess::load_image;
 use runtime::profile::profile;
 use runtime::timing::measure;
-use runtime::Model;
+use runtime::{Model, IMAGE_BYTES};
+use tract_onnx::prelude::*;
 
 /// Four sample pictures as one batch.
 fn batch() -> Vec<u8> {
@@ -118,4 +119,51 @@ fn profile_lists_op_types_most_expensive_first() {
     assert!((shares - 1.0).abs() < 1e-6, "{shares}");
     assert!(ops.iter().all(|o| o.nodes >= 1 && !o.op.is_empty()));
     assert!(profile(&model, &batch(), 0).is_err());
+}
+
+/// The runtime swaps tract's LRN and max pools for its own ops; tract's
+/// untouched plan of the same file must give the same logits.
+#[test]
+fn squeezebox_ops_replace_tracts_and_give_its_answers() {
+    let pixels = batch();
+    let n = pixels.len() / IMAGE_BYTES;
+    for (arch, swapped) in [
+        ("tuto", &["PlaneLrn", "PlaneMaxPool"][..]),
+        ("alex4", &["PlaneMaxPool"]),
+        ("squeeze1", &["PlaneMaxPool"]),
+    ] {
+        let fixture = common::random_model(arch);
+        let model = Model::load(&fixture.path).unwrap();
+        let ours = model.run(&pixels).unwrap().logits;
+        let tracts = tract_onnx::onnx()
+            .model_for_path(&fixture.path)
+            .and_then(|m| m.with_input_fact(0, u8::fact([n, 32, 32, 3]).into()))
+            .and_then(|m| m.into_optimized())
+            .and_then(|m| m.into_runnable())
+            .unwrap();
+        let input = Tensor::from_shape(&[n, 32, 32, 3], &pixels).unwrap();
+        let outputs = tracts.run(tvec!(input.into())).unwrap();
+        let expected = outputs[0].to_plain_array_view::<f32>().unwrap();
+        assert_eq!(ours.len(), expected.len());
+        for (a, b) in ours.iter().zip(expected.iter()) {
+            assert!(
+                (a - b).abs() <= 1e-4 * b.abs().max(1.0),
+                "{arch}: {a} vs {b}"
+            );
+        }
+        let ops: Vec<String> = profile(&model, &pixels[..IMAGE_BYTES], 1)
+            .unwrap()
+            .into_iter()
+            .map(|o| o.op)
+            .collect();
+        for op in swapped {
+            assert!(ops.iter().any(|o| o == op), "{arch} lacks {op}: {ops:?}");
+        }
+        for op in ["Lrn", "MaxPool", "OptMaxPool"] {
+            assert!(
+                !ops.iter().any(|o| o == op),
+                "{arch} still has {op}: {ops:?}"
+            );
+        }
+    }
 }
