@@ -63,18 +63,24 @@ pub fn check(graph: &Graph, weights: &Weights) -> Result<(), ModelError> {
     Ok(())
 }
 
-/// Deterministic pseudo-random weights for `graph`: fan-in scaled kernels
-/// and off-default norms and biases, so that every value matters. For
-/// exercising the pipeline (export, runtimes, compression) without training.
-pub fn seeded(graph: &Graph, seed: u64) -> Result<Weights, ModelError> {
+/// A deterministic stream of values in [-1, 1) for `seed`, the same on every
+/// machine: a linear congruential generator, enough for test data and no
+/// dependency.
+pub fn uniform(seed: u64) -> impl FnMut() -> f32 {
     let mut state = seed.wrapping_mul(2).wrapping_add(1);
-    // A linear congruential generator: enough for test data, no dependency.
-    let mut uniform = move || {
+    move || {
         state = state
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-    };
+    }
+}
+
+/// Deterministic pseudo-random weights for `graph`: fan-in scaled kernels
+/// and off-default norms and biases, so that every value matters. For
+/// exercising the pipeline (export, runtimes, compression) without training.
+pub fn seeded(graph: &Graph, seed: u64) -> Result<Weights, ModelError> {
+    let mut uniform = uniform(seed);
     graph
         .params()?
         .into_iter()

@@ -1,6 +1,6 @@
-//! 2-D max pooling over channel planes, done in two passes (each row's
-//! horizontal maxima, then the maxima of those down each column), so a 3x3
-//! window costs 6 comparisons instead of 9 and no per-tap offset tables.
+//! 2-D max pooling over channel planes, done in two passes for each output
+//! row (the maxima down the window's rows, then across its columns), so a
+//! 3x3 window costs 6 comparisons instead of 9 and no per-tap offset tables.
 //! tract's own pool walked a precomputed patch per output element, and this
 //! was a sixth of squeeze1's and alex4's time.
 

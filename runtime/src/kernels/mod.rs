@@ -51,15 +51,8 @@ mod tests {
 
     /// Deterministic values in [-4, 4): the same every run.
     fn values(len: usize, seed: u64) -> Vec<f32> {
-        let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-        (0..len)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state >> 40) as f32 / (1u64 << 24) as f32 * 8.0 - 4.0
-            })
-            .collect()
+        let mut uniform = models::weights::uniform(seed);
+        (0..len).map(|_| uniform() * 4.0).collect()
     }
 
     fn run(op: &dyn TypedOp, input: &Tensor) -> Tensor {
