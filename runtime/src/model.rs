@@ -251,7 +251,13 @@ fn optimise(
     source
         .clone()
         .with_input_fact(0, u8::fact([batch, 32, 32, 3]).into())
-        .and_then(|m| m.into_optimized())
+        .and_then(|m| m.into_typed())
+        .and_then(|mut m| {
+            if executor.is_none() {
+                kernels::swap_convs(&mut m)?;
+            }
+            m.into_optimized()
+        })
         .and_then(|mut m| {
             kernels::swap_in(&mut m)?;
             m.into_runnable_with_options(&options)

@@ -47,7 +47,11 @@ impl Probe {
         let batch = model.sym("N");
         let plan = model
             .with_input_fact(0, u8::fact(dims!(batch, 32, 32, 3)).into())
-            .and_then(|m| m.into_optimized())
+            .and_then(|m| m.into_typed())
+            .and_then(|mut m| {
+                kernels::swap_convs(&mut m)?;
+                m.into_optimized()
+            })
             .and_then(|mut m| {
                 kernels::swap_in(&mut m)?;
                 m.into_runnable()

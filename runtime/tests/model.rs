@@ -121,43 +121,75 @@ fn profile_lists_op_types_most_expensive_first() {
     assert!(profile(&model, &batch(), 0).is_err());
 }
 
-/// The runtime swaps tract's LRN and max pools for its own ops; tract's
-/// untouched plan of the same file must give the same logits.
+/// Whether the runtime's own convolutions run on this machine: f32 (AVX2
+/// and FMA) and int8 (AVX-512 VL and VNNI).
+#[cfg(target_arch = "x86_64")]
+fn own_convs() -> (bool, bool) {
+    let f32 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+    let int8 = is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512vl");
+    (f32, int8)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn own_convs() -> (bool, bool) {
+    (false, false)
+}
+
+/// The logits of tract's own optimised plan of the file at `path`, with
+/// none of squeezebox's ops.
+fn tracts_logits(path: &std::path::Path, pixels: &[u8]) -> Vec<f32> {
+    let n = pixels.len() / IMAGE_BYTES;
+    let plan = tract_onnx::onnx()
+        .model_for_path(path)
+        .and_then(|m| m.with_input_fact(0, u8::fact([n, 32, 32, 3]).into()))
+        .and_then(|m| m.into_optimized())
+        .and_then(|m| m.into_runnable())
+        .unwrap();
+    let input = Tensor::from_shape(&[n, 32, 32, 3], pixels).unwrap();
+    let outputs = plan.run(tvec!(input.into())).unwrap();
+    let logits = outputs[0].to_plain_array_view::<f32>().unwrap();
+    logits.iter().copied().collect()
+}
+
+/// The op types of `model`'s plan for one image.
+fn op_types(model: &Model, pixels: &[u8]) -> Vec<String> {
+    let ops = profile(model, &pixels[..IMAGE_BYTES], 1).unwrap();
+    ops.into_iter().map(|o| o.op).collect()
+}
+
+/// The runtime swaps tract's LRN, max pools and (on x86-64 with AVX2 and
+/// FMA) convolutions for its own ops; tract's untouched plan of the same
+/// file must give the same logits.
 #[test]
 fn squeezebox_ops_replace_tracts_and_give_its_answers() {
     let pixels = batch();
-    let n = pixels.len() / IMAGE_BYTES;
-    for (arch, swapped) in [
-        ("tuto", &["PlaneLrn", "PlaneMaxPool"][..]),
-        ("alex4", &["PlaneMaxPool"]),
-        ("squeeze1", &["PlaneMaxPool"]),
+    let (conv, _) = own_convs();
+    for (arch, mut swapped) in [
+        ("tuto", vec!["PlaneLrn", "PlaneMaxPool"]),
+        ("alex4", vec!["PlaneMaxPool"]),
+        ("squeeze1", vec!["PlaneMaxPool"]),
     ] {
+        if conv {
+            swapped.push("PlaneConv");
+        }
         let fixture = common::random_model(arch);
         let model = Model::load(&fixture.path).unwrap();
         let ours = model.run(&pixels).unwrap().logits;
-        let tracts = tract_onnx::onnx()
-            .model_for_path(&fixture.path)
-            .and_then(|m| m.with_input_fact(0, u8::fact([n, 32, 32, 3]).into()))
-            .and_then(|m| m.into_optimized())
-            .and_then(|m| m.into_runnable())
-            .unwrap();
-        let input = Tensor::from_shape(&[n, 32, 32, 3], &pixels).unwrap();
-        let outputs = tracts.run(tvec!(input.into())).unwrap();
-        let expected = outputs[0].to_plain_array_view::<f32>().unwrap();
+        let expected = tracts_logits(&fixture.path, &pixels);
         assert_eq!(ours.len(), expected.len());
-        for (a, b) in ours.iter().zip(expected.iter()) {
+        for (a, b) in ours.iter().zip(&expected) {
             assert!(
                 (a - b).abs() <= 1e-4 * b.abs().max(1.0),
                 "{arch}: {a} vs {b}"
             );
         }
-        let ops: Vec<String> = profile(&model, &pixels[..IMAGE_BYTES], 1)
-            .unwrap()
-            .into_iter()
-            .map(|o| o.op)
-            .collect();
+        let ops = op_types(&model, &pixels);
         for op in swapped {
             assert!(ops.iter().any(|o| o == op), "{arch} lacks {op}: {ops:?}");
+        }
+        // squeeze1 is all convolutions: none is left to tract's products.
+        if conv && arch == "squeeze1" {
+            assert!(!ops.iter().any(|o| o.contains("MatMul")), "{ops:?}");
         }
         for op in ["Lrn", "MaxPool", "OptMaxPool"] {
             assert!(
@@ -165,5 +197,38 @@ fn squeezebox_ops_replace_tracts_and_give_its_answers() {
                 "{arch} still has {op}: {ops:?}"
             );
         }
+    }
+}
+
+/// On a CPU with AVX-512 VNNI the runtime does every convolution of the
+/// shipped int8 squeeze1 itself. Its requantization rounds in float where
+/// tract's rounds in fixed point, so an activation may be one step off;
+/// the labels must be tract's and the logits within a few steps of its.
+#[test]
+fn int8_convolutions_are_squeezeboxs_and_give_tracts_labels() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/squeeze1.int8.onnx");
+    let pixels = batch();
+    let model = Model::load(&path).unwrap();
+    let ours = model.run(&pixels).unwrap().logits;
+    let expected = tracts_logits(&path, &pixels);
+    let top = |logits: &[f32]| -> Vec<usize> {
+        (logits.chunks_exact(10))
+            .map(|l| (0..10).max_by(|&a, &b| l[a].total_cmp(&l[b])).unwrap())
+            .collect()
+    };
+    assert_eq!(top(&ours), top(&expected));
+    let spread = expected.iter().fold(0f32, |m, v| m.max(v.abs()));
+    for (a, b) in ours.iter().zip(&expected) {
+        assert!((a - b).abs() <= 0.005 * spread, "{a} vs {b}");
+    }
+    let ops = op_types(&model, &pixels);
+    if own_convs().1 {
+        assert!(ops.iter().any(|o| o == "PlaneQConv"), "{ops:?}");
+        assert!(
+            !ops.iter()
+                .any(|o| o.contains("MatMul") || o.contains("Im2Col")),
+            "{ops:?}"
+        );
     }
 }

@@ -1,17 +1,103 @@
-//! squeezebox's own ops, swapped into tract's optimised plan where tract's
-//! generic ones are slow for the shapes of the zoo. Each gives tract's
-//! answers (pooling exactly, LRN to within float rounding), as the tests
-//! below check against tract's op on the same input.
+//! squeezebox's own ops, swapped into tract's plans where tract's generic
+//! ones are slow for the shapes of the zoo. Each gives tract's answers
+//! (pooling exactly, LRN and convolution to within float rounding), as the
+//! tests below check against tract's op on the same input.
 
+#[cfg(target_arch = "x86_64")]
+mod conv;
 mod lrn;
 mod max_pool;
+#[cfg(target_arch = "x86_64")]
+mod patches;
+#[cfg(target_arch = "x86_64")]
+mod qconv;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::cnn::{MaxPool, OptMaxPool};
 use tract_onnx_opl::lrn::Lrn;
 
+#[cfg(target_arch = "x86_64")]
+pub use conv::PlaneConv;
 pub use lrn::PlaneLrn;
 pub use max_pool::PlaneMaxPool;
+#[cfg(target_arch = "x86_64")]
+pub use qconv::PlaneQConv;
+
+/// Replaces, in a typed model not yet optimised, each convolution that
+/// [`PlaneConv`] (f32, with the ReLU after it, if any) or [`PlaneQConv`]
+/// (int8) does, so that tract's optimiser never lowers it to im2col and a
+/// matrix product. Its weights, bias and quantization parameters must be
+/// constants. These ops are single-threaded, so plans that may use several
+/// threads keep tract's.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn swap_convs(model: &mut TypedModel) -> TractResult<()> {
+    use tract_onnx::tract_core::ops::cnn::Conv;
+    model.compute_const_facts()?;
+    for id in model.eval_order()? {
+        let node = model.node(id);
+        let Some(conv) = node.op_as::<Conv>() else {
+            continue;
+        };
+        let facts = model.node_input_facts(id)?;
+        let Some(consts) = facts[1..]
+            .iter()
+            .map(|f| f.konst.clone())
+            .collect::<Option<Vec<_>>>()
+        else {
+            continue;
+        };
+        let dt = facts[0].datum_type;
+        drop(facts);
+        let (op, last): (Box<dyn TypedOp>, usize) = if conv.q_params.is_some() {
+            match PlaneQConv::for_conv(conv, dt, &consts)? {
+                Some(op) => (Box::new(op), id),
+                None => continue,
+            }
+        } else {
+            let relu = relu_after(model, node)?;
+            match PlaneConv::for_conv(conv, dt, &consts, relu.is_some())? {
+                Some(op) => (Box::new(op), relu.unwrap_or(id)),
+                None => continue,
+            }
+        };
+        let mut patch = TypedModelPatch::new("plane-conv");
+        let input = patch.tap_model(model, node.inputs[0])?;
+        let output = patch.wire_node(&node.name, op, &[input])?[0];
+        patch.shunt_outside(model, OutletId::new(last, 0), output)?;
+        patch.apply(model)?;
+    }
+    Ok(())
+}
+
+/// Elsewhere tract's own kernels (NEON on ARM boards) keep the convolutions.
+#[cfg(not(target_arch = "x86_64"))]
+pub(crate) fn swap_convs(_: &mut TypedModel) -> TractResult<()> {
+    Ok(())
+}
+
+/// The node that applies ReLU (ONNX's Relu is `max(x, 0)` in tract) to
+/// `node`'s output, where nothing else reads that output.
+#[cfg(target_arch = "x86_64")]
+fn relu_after(model: &TypedModel, node: &TypedNode) -> TractResult<Option<usize>> {
+    use tract_onnx::tract_core::ops::binary::TypedBinOp;
+    use tract_onnx::tract_core::ops::math::Max;
+    let readers = &node.outputs[0].successors;
+    if readers.len() != 1 || model.output_outlets()?.contains(&OutletId::new(node.id, 0)) {
+        return Ok(None);
+    }
+    let next = model.node(readers[0].node);
+    let is_max = next.op_as::<TypedBinOp>().is_some_and(|b| b.0.is::<Max>());
+    let zero = next.inputs.iter().find(|i| i.node != node.id);
+    let zero = match (is_max, zero) {
+        (true, Some(&outlet)) => model.outlet_fact(outlet)?.konst.clone(),
+        _ => None,
+    };
+    let all_zero = zero.is_some_and(|z| {
+        z.to_plain_array_view::<f32>()
+            .is_ok_and(|v| v.iter().all(|&x| x == 0.0))
+    });
+    Ok(all_zero.then_some(next.id))
+}
 
 /// Replaces, in an optimised model, every op a squeezebox op does faster.
 /// Each replacement has the same inputs and output facts, so the graph
@@ -43,7 +129,7 @@ fn faster(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Box<dyn Ty
 #[cfg(test)]
 mod tests {
     use tract_onnx::tract_core::internal::*;
-    use tract_onnx::tract_core::ops::cnn::{MaxPool, PaddingSpec, PoolSpec};
+    use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, MaxPool, PaddingSpec, PoolSpec};
     use tract_onnx::tract_core::ops::nn::DataFormat;
     use tract_onnx_opl::lrn::Lrn;
 
@@ -137,6 +223,211 @@ mod tests {
         assert!(PlaneMaxPool::for_spec(&nhwc).is_none());
     }
 
+    /// Asserts that `got` is `expected` to within float rounding.
+    fn assert_close(got: &Tensor, expected: &Tensor, case: &str) {
+        assert_eq!(got.shape(), expected.shape(), "{case}");
+        let got = got.to_plain_array_view::<f32>().unwrap();
+        let expected = expected.to_plain_array_view::<f32>().unwrap();
+        for (g, e) in got.iter().zip(expected) {
+            assert!(
+                (g - e).abs() <= 1e-4 * e.abs().max(1.0),
+                "{case}: {g} vs {e}"
+            );
+        }
+    }
+
+    /// Convolutions the zoo's kernels must do as tract does, with an input
+    /// shape and whether a ReLU follows: squeeze1's (the first conv, a
+    /// squeeze, both expands, the classifier), tuto's and alex4's 5x5 on a
+    /// batch of two, then odd sizes and channel counts, uneven and one-sided
+    /// padding, and valid windows.
+    #[cfg(target_arch = "x86_64")]
+    fn conv_cases() -> Vec<(Conv, [usize; 4], bool)> {
+        let same = |k: usize| PaddingSpec::Explicit(tvec![k / 2, k / 2], tvec![k / 2, k / 2]);
+        let cases = [
+            (3, 64, 3, [1, 3, 24, 24], same(3), true),
+            (64, 32, 1, [1, 64, 12, 12], PaddingSpec::Valid, true),
+            (32, 64, 3, [1, 32, 12, 12], same(3), true),
+            (32, 128, 1, [1, 32, 6, 6], PaddingSpec::Valid, true),
+            (256, 10, 1, [1, 256, 6, 6], PaddingSpec::Valid, false),
+            (64, 64, 5, [2, 64, 12, 12], same(5), true),
+            (5, 7, 3, [1, 5, 7, 9], PaddingSpec::SameUpper, false),
+            (
+                2,
+                3,
+                3,
+                [2, 2, 5, 4],
+                PaddingSpec::Explicit(tvec![0, 2], tvec![1, 0]),
+                true,
+            ),
+            (4, 5, 3, [1, 4, 9, 6], PaddingSpec::Valid, false),
+            (3, 1, 1, [1, 3, 1, 1], PaddingSpec::Valid, false),
+        ];
+        (cases.into_iter())
+            .map(|(ci, co, k, shape, padding, relu)| {
+                let pool_spec =
+                    PoolSpec::new(DataFormat::NCHW, tvec![k, k], padding, None, None, ci, co);
+                let conv = Conv {
+                    pool_spec,
+                    kernel_fmt: KernelFormat::OIHW,
+                    group: 1,
+                    q_params: None,
+                };
+                (conv, shape, relu)
+            })
+            .collect()
+    }
+
+    /// The kernel's shape, `[O, I, kh, kw]`.
+    #[cfg(target_arch = "x86_64")]
+    fn kernel_shape(conv: &Conv) -> [usize; 4] {
+        let s = &conv.pool_spec;
+        [
+            s.output_channels,
+            s.input_channels,
+            s.kernel_shape[0],
+            s.kernel_shape[1],
+        ]
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn conv_matches_tracts_within_float_rounding() {
+        use super::PlaneConv;
+        for (i, (conv, shape, relu)) in conv_cases().into_iter().enumerate() {
+            let ks = kernel_shape(&conv);
+            let kernel =
+                Tensor::from_shape(&ks, &values(ks.iter().product(), 20 + i as u64)).unwrap();
+            // Every third bias is a scalar, broadcast to every channel.
+            let bias = if i % 3 == 0 {
+                tensor0(0.5f32)
+            } else {
+                Tensor::from_shape(&[ks[0]], &values(ks[0], 40 + i as u64)).unwrap()
+            };
+            let input =
+                Tensor::from_shape(&shape, &values(shape.iter().product(), 60 + i as u64)).unwrap();
+            let consts = [
+                kernel.clone().into_arc_tensor(),
+                bias.clone().into_arc_tensor(),
+            ];
+            let ours = PlaneConv::for_conv(&conv, f32::datum_type(), &consts, relu)
+                .unwrap()
+                .expect("an f32 stride-1 conv on an AVX2 machine");
+            let inputs = tvec!(
+                input.clone().into_tvalue(),
+                kernel.into_tvalue(),
+                bias.into_tvalue()
+            );
+            let conv_out = conv.eval_out_of_plan(inputs).unwrap().unwrap().remove(0);
+            let floor = if relu { 0.0 } else { f32::NEG_INFINITY };
+            let expected: Vec<f32> = (conv_out.to_plain_array_view::<f32>().unwrap())
+                .iter()
+                .map(|v| v.max(floor))
+                .collect();
+            let expected = Tensor::from_shape(conv_out.shape(), &expected).unwrap();
+            assert_close(&run(&ours, &input), &expected, &format!("case {i}"));
+        }
+    }
+
+    /// int8 activations (u8 for odd cases) with zero points off the middle,
+    /// per-channel kernel scales for every third case, and i8 or u8
+    /// outputs: each within one step of tract's, where its fixed-point
+    /// rounding differs from this float one.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn qconv_matches_tracts_within_one_step() {
+        use super::PlaneQConv;
+        if !is_x86_feature_detected!("avx512vnni") || !is_x86_feature_detected!("avx512vl") {
+            eprintln!("no AVX-512 VNNI on this CPU: tract keeps the int8 convolutions");
+            return;
+        }
+        let middle = |dt: DatumType| if dt == u8::datum_type() { 128 } else { 0 };
+        // Integers spread over [-127, 127], or [1, 255] for u8.
+        let ints = |len: usize, seed: u64, dt: DatumType| {
+            let shift = middle(dt);
+            let v: Vec<i32> = values(len, seed)
+                .iter()
+                .map(|v| (v * 31.9) as i32 + shift)
+                .collect();
+            tensor1(&v).cast_to_dt(dt).unwrap().into_owned()
+        };
+        for (i, (mut conv, shape, _)) in conv_cases().into_iter().enumerate() {
+            let (input_dt, output_dt) = match i % 2 {
+                0 => (i8::datum_type(), u8::datum_type()),
+                _ => (u8::datum_type(), i8::datum_type()),
+            };
+            conv.q_params = Some(output_dt);
+            let ks = kernel_shape(&conv);
+            let taps: usize = ks[1..].iter().product();
+            let kernel = ints(ks.iter().product(), 20 + i as u64, i8::datum_type())
+                .into_shape(&ks)
+                .unwrap();
+            let bias: Vec<i32> = values(ks[0], 40 + i as u64)
+                .iter()
+                .map(|v| (v * 2000.0) as i32)
+                .collect();
+            let bias = tensor1(&bias);
+            let input = ints(shape.iter().product(), 60 + i as u64, input_dt)
+                .into_shape(&shape)
+                .unwrap();
+            let k_scale = if i % 3 == 0 {
+                let scales: Vec<f32> = values(ks[0], 80 + i as u64)
+                    .iter()
+                    .map(|v| 0.01 + v.abs() * 0.003)
+                    .collect();
+                tensor1(&scales)
+            } else {
+                tensor0(0.01f32)
+            };
+            // Products have a spread of about 5,300 * sqrt(taps): outputs
+            // spread over some 50 steps either side of their zero point.
+            let y_scale = 0.05 * 0.01 * 100.0 * (taps as f32).sqrt();
+            let consts = [
+                kernel,
+                bias,
+                tensor0(i as i32 % 5 - 2 + middle(input_dt)),
+                tensor0(0.05f32),
+                tensor0(0i32),
+                k_scale,
+                tensor0(i as i32 % 7 - 3 + middle(output_dt)),
+                tensor0(y_scale),
+            ]
+            .map(|t| t.into_arc_tensor());
+            let ours = PlaneQConv::for_conv(&conv, input_dt, &consts)
+                .unwrap()
+                .expect("an int8 stride-1 conv on a VNNI machine");
+            let inputs = std::iter::once(input.clone().into_tvalue())
+                .chain(consts.iter().map(|t| t.clone().into_tvalue()))
+                .collect();
+            let expected = conv.eval_out_of_plan(inputs).unwrap().unwrap().remove(0);
+            let got = run(&ours, &input);
+            assert_eq!(got.shape(), expected.shape(), "case {i}");
+            assert_eq!(got.datum_type(), expected.datum_type(), "case {i}");
+            let as_i32 = |t: &Tensor| -> Vec<i32> {
+                let t = t.cast_to::<i32>().unwrap();
+                t.to_plain_array_view::<i32>()
+                    .unwrap()
+                    .iter()
+                    .copied()
+                    .collect()
+            };
+            let (got, expected) = (as_i32(&got), as_i32(&expected));
+            for (g, e) in got.iter().zip(&expected) {
+                assert!((g - e).abs() <= 1, "case {i}: {g} vs {e}");
+            }
+            let (lo, hi) = if output_dt == i8::datum_type() {
+                (-128, 127)
+            } else {
+                (0, 255)
+            };
+            let clamped = expected.iter().filter(|&&e| e == lo || e == hi).count();
+            assert!(
+                clamped * 4 <= expected.len(),
+                "case {i}: {clamped} outputs clamped"
+            );
+        }
+    }
+
     #[test]
     fn lrn_matches_tracts_within_float_rounding() {
         let cases = [
@@ -158,17 +449,11 @@ mod tests {
             let ours = PlaneLrn::for_op(&tracts, f32::datum_type()).unwrap();
             let input =
                 Tensor::from_shape(&shape, &values(shape.iter().product(), 10 + i as u64)).unwrap();
-            let expected = run(&tracts, &input);
-            let got = run(&ours, &input);
-            assert_eq!(got.shape(), expected.shape());
-            let got = got.to_plain_array_view::<f32>().unwrap();
-            let expected = expected.to_plain_array_view::<f32>().unwrap();
-            for (g, e) in got.iter().zip(expected) {
-                assert!(
-                    (g - e).abs() <= 1e-4 * e.abs().max(1.0),
-                    "case {i}: {g} vs {e}"
-                );
-            }
+            assert_close(
+                &run(&ours, &input),
+                &run(&tracts, &input),
+                &format!("case {i}"),
+            );
         }
         let op = Lrn {
             alpha: 0.1,

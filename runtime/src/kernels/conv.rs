@@ -1,0 +1,255 @@
+//! f32 convolution as an im2col and a register-blocked matrix product,
+//! with the bias and an optional ReLU applied in registers.
+//!
+//! tract lowers a convolution to an im2col pass, a packing of both operands
+//! and a general matrix product. For the small planes of a CIFAR-10 model
+//! (32x32 at most) the packing is a large share of the time. Here the
+//! weights are packed once, at load, into panels of [`ROWS`] output
+//! channels; the patch matrix is laid out so that the micro-kernel reads it
+//! as it is, and a 1x1 unpadded convolution reads its input directly. The
+//! micro-kernel keeps a `ROWS x 16` tile of outputs in registers across all
+//! taps and writes each output once.
+
+use std::fmt;
+use std::sync::Arc;
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::*;
+use tract_onnx::tract_core::ops::cnn::{Conv, PoolSpec};
+
+use super::patches::{crop, is_plain, pack_panels, per_channel, Geometry, COLUMNS, ROWS, VECTOR};
+
+/// A 2-D, stride-1, undilated, ungrouped f32 convolution over `[N, C, H, W]`
+/// (or `[C, H, W]`), any kernel size and padding, with its bias and an
+/// optional ReLU folded in.
+#[derive(Clone, PartialEq)]
+pub struct PlaneConv {
+    pub pool_spec: PoolSpec,
+    /// `[panel][tap][ROWS]`: the taps of output channels `panel * ROWS..`,
+    /// zero past the last channel. Tap `(c, ky, kx)` is number
+    /// `(c * kh + ky) * kw + kx`.
+    panels: Arc<Vec<f32>>,
+    /// One per output channel, zero-padded to whole panels.
+    bias: Arc<Vec<f32>>,
+    pub relu: bool,
+}
+
+/// tract compares ops to merge twins; a NaN weight only makes an op unequal
+/// to its twin, which costs a missed merge.
+impl Eq for PlaneConv {}
+
+impl fmt::Debug for PlaneConv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.pool_spec;
+        write!(
+            f,
+            "PlaneConv({}->{}, {:?}, {:?}, relu: {})",
+            s.input_channels, s.output_channels, s.kernel_shape, s.padding, self.relu
+        )
+    }
+}
+
+impl PlaneConv {
+    /// The replacement for `conv`, whose kernel and bias are `consts`, if
+    /// it is one this op does and this CPU has the instructions for it.
+    pub fn for_conv(
+        conv: &Conv,
+        input: DatumType,
+        consts: &[Arc<Tensor>],
+        relu: bool,
+    ) -> TractResult<Option<PlaneConv>> {
+        let spec = &conv.pool_spec;
+        let [kernel, bias] = consts else {
+            return Ok(None);
+        };
+        let f32s = [input, kernel.datum_type(), bias.datum_type()] == [f32::datum_type(); 3];
+        let cpu = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+        if conv.q_params.is_some() || !f32s || !is_plain(conv) || !cpu {
+            return Ok(None);
+        }
+        let taps = spec.input_channels * spec.kernel_shape.iter().product::<usize>();
+        let weights = kernel.to_plain_array_view::<f32>()?;
+        let weights = weights.as_slice().context("contiguous kernel")?;
+        ensure!(
+            weights.len() == spec.output_channels * taps,
+            "kernel of {} values",
+            weights.len()
+        );
+        Ok(Some(PlaneConv {
+            pool_spec: spec.clone(),
+            panels: Arc::new(pack_panels::<f32, 1>(weights, taps)),
+            bias: Arc::new(per_channel(bias, spec.output_channels)?),
+            relu,
+        }))
+    }
+
+    fn eval_f32(&self, input: &Tensor) -> TractResult<Tensor> {
+        let spec = &self.pool_spec;
+        let geometry = Geometry::new(spec, input.shape())?;
+        let output_shape = spec.output_shape(input.shape())?.shape.to_vec();
+        let mut output = unsafe { Tensor::uninitialized_dt(f32::datum_type(), &output_shape)? };
+        let src_plain = input.try_as_plain_ram()?;
+        let src = src_plain.as_slice::<f32>()?;
+        let mut dst_plain = output.try_as_plain_ram_mut()?;
+        let dst = dst_plain.as_slice_mut::<f32>()?;
+        let image_out = spec.output_channels * geometry.positions();
+        if image_out > 0 {
+            SCRATCH.with_borrow_mut(|scratch| {
+                let images = src.chunks_exact(geometry.image_len());
+                for (image, out) in images.zip(dst.chunks_exact_mut(image_out)) {
+                    self.convolve(&geometry, image, out, scratch);
+                }
+            });
+        }
+        drop(dst_plain);
+        Ok(output)
+    }
+
+    /// One image: `image` is `[C, H, W]`, `out` is `[O, out_h, out_w]`.
+    fn convolve(&self, g: &Geometry, image: &[f32], out: &mut [f32], scratch: &mut Scratch) {
+        let co = self.pool_spec.output_channels;
+        let positions = g.positions();
+        // Whole vectors of output positions; the tile past the end reads
+        // and writes padding.
+        let width = positions.next_multiple_of(VECTOR);
+        let source: &[f32] = if g.is_pointwise() && width == positions {
+            image
+        } else {
+            g.im2col(image, width, 0.0, &mut scratch.patches);
+            &scratch.patches
+        };
+        if co % ROWS == 0 && width == positions {
+            self.multiply(source, g.taps(), width, out);
+            return;
+        }
+        scratch.products.resize(self.bias.len() * width, 0.0);
+        self.multiply(source, g.taps(), width, &mut scratch.products);
+        crop(&scratch.products, width, out, positions);
+    }
+
+    /// Writes `ROWS` output channels at a time into `products`, rows `width`
+    /// apart, from `source`, whose `taps` rows are `width` apart.
+    fn multiply(&self, source: &[f32], taps: usize, width: usize, products: &mut [f32]) {
+        assert!(source.len() >= taps * width);
+        assert!(products.len() >= self.bias.len() * width);
+        let panels = self.panels.chunks_exact(taps * ROWS);
+        for (panel, (weights, bias)) in panels.zip(self.bias.chunks_exact(ROWS)).enumerate() {
+            let bias: &[f32; ROWS] = bias.try_into().expect("ROWS biases");
+            let dst = products[panel * ROWS * width..].as_mut_ptr();
+            let (wide, narrow) = (width / COLUMNS * COLUMNS, width % COLUMNS);
+            // SAFETY: the CPU has AVX2 and FMA (checked in `for_conv`); the
+            // asserts above keep every read and write of a tile in bounds.
+            unsafe {
+                let (w, src) = (weights.as_ptr(), source.as_ptr());
+                for column in (0..wide).step_by(COLUMNS) {
+                    let t = Tile {
+                        width,
+                        relu: self.relu,
+                    };
+                    t.run::<2>(w, src.add(column), taps, bias, dst.add(column));
+                }
+                if narrow > 0 {
+                    let t = Tile {
+                        width,
+                        relu: self.relu,
+                    };
+                    t.run::<1>(w, src.add(wide), taps, bias, dst.add(wide));
+                }
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// Buffers reused from one evaluation to the next, so that a run does
+    /// not allocate (and the allocator does not map and fault in) them anew.
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
+}
+
+#[derive(Default)]
+struct Scratch {
+    /// The patch matrix, `[taps][width]`.
+    patches: Vec<f32>,
+    /// Products for whole panels and vectors, before the copy to the output.
+    products: Vec<f32>,
+}
+
+/// How a tile writes: output rows `width` apart, ReLU or not.
+struct Tile {
+    width: usize,
+    relu: bool,
+}
+
+impl Tile {
+    /// `ROWS x (V * 8)` outputs at `dst`: the bias, plus for each tap its
+    /// `ROWS` weights times the `V * 8` inputs of its row of `source`, then
+    /// ReLU if asked. With `V = 2` the twelve accumulators, two input vectors
+    /// and one broadcast weight fit the sixteen registers, so nothing spills
+    /// in the loop; `V = 1` does the last, narrower tile.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA; `weights` must hold `taps * ROWS`
+    /// values, `source` `V * 8` at each of `taps` rows `width` apart, and
+    /// `dst` the same for `ROWS` rows.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn run<const V: usize>(
+        &self,
+        weights: *const f32,
+        source: *const f32,
+        taps: usize,
+        bias: &[f32; ROWS],
+        dst: *mut f32,
+    ) {
+        use std::arch::x86_64::*;
+        let mut acc = [[_mm256_setzero_ps(); V]; ROWS];
+        for (row, &b) in acc.iter_mut().zip(bias) {
+            *row = [_mm256_set1_ps(b); V];
+        }
+        for tap in 0..taps {
+            let src = source.add(tap * self.width);
+            let mut b = [_mm256_setzero_ps(); V];
+            for (i, v) in b.iter_mut().enumerate() {
+                *v = _mm256_loadu_ps(src.add(i * VECTOR));
+            }
+            let w = weights.add(tap * ROWS);
+            for (r, row) in acc.iter_mut().enumerate() {
+                let a = _mm256_broadcast_ss(&*w.add(r));
+                for (sum, &v) in row.iter_mut().zip(&b) {
+                    *sum = _mm256_fmadd_ps(a, v, *sum);
+                }
+            }
+        }
+        let zero = _mm256_setzero_ps();
+        for (r, row) in acc.iter().enumerate() {
+            for (i, &v) in row.iter().enumerate() {
+                let v = if self.relu { _mm256_max_ps(v, zero) } else { v };
+                _mm256_storeu_ps(dst.add(r * self.width + i * VECTOR), v);
+            }
+        }
+    }
+}
+
+impl Op for PlaneConv {
+    fn name(&self) -> StaticName {
+        "PlaneConv".into()
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for PlaneConv {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let input = args_1!(inputs);
+        Ok(tvec!(self.eval_f32(&input)?.into_tvalue()))
+    }
+}
+
+impl TypedOp for PlaneConv {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        self.pool_spec.output_facts(inputs)
+    }
+
+    as_op!();
+}

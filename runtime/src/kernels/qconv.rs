@@ -1,0 +1,380 @@
+//! int8 convolution (ONNX `QLinearConv`) with VNNI dot products, keeping
+//! 8-bit activations in and out and requantizing in registers.
+//!
+//! tract lowers a quantized convolution to an eager i8 im2col, an integer
+//! matrix product, a pass summing the patches to compensate for the input's
+//! zero point, and the requantization; on squeeze1 that made int8 slower
+//! than f32. Here one `vpdpbusd` multiplies four taps of eight outputs
+//! (unsigned activations by signed weights, summed into i32), and the zero
+//! point costs nothing at run time: an int8 activation `x` is read as the
+//! byte `x + 128`, padding as `x0 + 128`, and the constant
+//! `(x0 + 128) * sum(weights)` is taken off the bias at load.
+
+use std::fmt;
+use std::sync::Arc;
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::*;
+use tract_onnx::tract_core::ops::cnn::{Conv, PoolSpec};
+
+use super::patches::{crop, is_plain, pack_panels, per_channel, Geometry, COLUMNS, ROWS, VECTOR};
+
+/// Taps per 32-bit lane of a dot product.
+const GROUP: usize = 4;
+
+/// A 2-D, stride-1, undilated, ungrouped convolution of 8-bit activations
+/// `[N, C, H, W]` (or `[C, H, W]`) with symmetric int8 weights and
+/// per-tensor activation scales, giving 8-bit activations.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct PlaneQConv {
+    pub pool_spec: PoolSpec,
+    /// `[panel][tap / 4][ROWS][4]`, as [`pack_panels`] lays them out.
+    panels: Arc<Vec<i8>>,
+    /// The bias less the zero-point constant, one per output channel.
+    offsets: Arc<Vec<i32>>,
+    /// `x_scale * k_scale / y_scale` as f32 bits (so that the op is `Eq`),
+    /// one per output channel.
+    scales: Arc<Vec<u32>>,
+    /// Whether activations are stored as i8 (else u8).
+    signed_input: bool,
+    /// The byte the input's zero point is read as, which pads the image.
+    input_zero: u8,
+    /// The output's datum type, zero point and range.
+    output: DatumType,
+    output_zero: i32,
+    range: (i32, i32),
+}
+
+impl fmt::Debug for PlaneQConv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.pool_spec;
+        write!(
+            f,
+            "PlaneQConv({}->{}, {:?}, {:?}, {:?})",
+            s.input_channels, s.output_channels, s.kernel_shape, s.padding, self.output
+        )
+    }
+}
+
+impl PlaneQConv {
+    /// The replacement for `conv`, whose inputs after the activations are
+    /// `consts` (kernel, bias, then zero point and scale of the input, the
+    /// kernel and the output), if it is one this op does and this CPU has
+    /// the instructions for it.
+    pub fn for_conv(
+        conv: &Conv,
+        input: DatumType,
+        consts: &[Arc<Tensor>],
+    ) -> TractResult<Option<PlaneQConv>> {
+        let [kernel, bias, x0, x_scale, k0, k_scale, y0, y_scale] = consts else {
+            return Ok(None);
+        };
+        let Some(output) = conv.q_params else {
+            return Ok(None);
+        };
+        let bytes =
+            |dt: DatumType| [i8::datum_type(), u8::datum_type()].contains(&dt.unquantized());
+        let cpu = is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512vl")
+            && is_x86_feature_detected!("avx512vnni");
+        let symmetric = k0
+            .cast_to::<i32>()?
+            .to_plain_array_view::<i32>()?
+            .iter()
+            .all(|&z| z == 0);
+        let per_tensor = [x0, x_scale, y0, y_scale].iter().all(|t| t.len() == 1);
+        if !(bytes(input) && bytes(output) && kernel.datum_type().unquantized() == i8::datum_type())
+            || !symmetric
+            || !per_tensor
+            || !is_plain(conv)
+            || !cpu
+        {
+            return Ok(None);
+        }
+        let spec = &conv.pool_spec;
+        let co = spec.output_channels;
+        let taps = spec.input_channels * spec.kernel_shape.iter().product::<usize>();
+        let weights = kernel.as_bytes();
+        ensure!(
+            weights.len() == co * taps,
+            "kernel of {} values",
+            weights.len()
+        );
+        let weights: Vec<i8> = weights.iter().map(|&b| b as i8).collect();
+
+        let signed_input = input.unquantized() == i8::datum_type();
+        let input_zero = scalar::<i32>(x0)? + if signed_input { 128 } else { 0 };
+        let Ok(input_zero) = u8::try_from(input_zero) else {
+            return Ok(None);
+        };
+        let bias = per_channel::<i32>(bias, co)?;
+        let offsets = (bias.iter().enumerate())
+            .map(|(o, &b)| {
+                let sum: i32 = weights
+                    .get(o * taps..(o + 1) * taps)
+                    .map_or(0, |w| w.iter().map(|&w| w as i32).sum());
+                b - input_zero as i32 * sum
+            })
+            .collect();
+        // tract's order: (k_scale * x_scale) / y_scale.
+        let (x_scale, y_scale) = (scalar::<f32>(x_scale)?, scalar::<f32>(y_scale)?);
+        let scales = per_channel::<f32>(k_scale, co)?
+            .iter()
+            .map(|&k| (k * x_scale / y_scale).to_bits())
+            .collect();
+        let range = if output.unquantized() == i8::datum_type() {
+            (-128, 127)
+        } else {
+            (0, 255)
+        };
+        Ok(Some(PlaneQConv {
+            pool_spec: spec.clone(),
+            panels: Arc::new(pack_panels::<i8, GROUP>(
+                &by_quads(&weights, spec.input_channels, taps),
+                quad_taps(spec),
+            )),
+            offsets: Arc::new(offsets),
+            scales: Arc::new(scales),
+            signed_input,
+            input_zero,
+            output,
+            output_zero: scalar::<i32>(y0)?,
+            range,
+        }))
+    }
+
+    fn eval_q(&self, input: &Tensor) -> TractResult<Tensor> {
+        let spec = &self.pool_spec;
+        let geometry = Geometry::new(spec, input.shape())?;
+        let image_len = geometry.image_len();
+        let geometry = geometry.in_groups(GROUP);
+        let output_shape = spec.output_shape(input.shape())?.shape.to_vec();
+        let mut output = unsafe { Tensor::uninitialized_dt(self.output, &output_shape)? };
+        let image_out = spec.output_channels * geometry.positions();
+        if image_out > 0 {
+            SCRATCH.with_borrow_mut(|scratch| {
+                let images = input.as_bytes().chunks_exact(image_len);
+                for (image, out) in images.zip(output.as_bytes_mut().chunks_exact_mut(image_out)) {
+                    self.convolve(&geometry, image, out, scratch);
+                }
+            });
+        }
+        Ok(output)
+    }
+
+    /// One image: `image` is `[C, H, W]`, `out` is `[O, out_h, out_w]`.
+    fn convolve(&self, g: &Geometry, image: &[u8], out: &mut [u8], scratch: &mut Scratch) {
+        let flip = if self.signed_input { 0x80 } else { 0 };
+        let plane = image.len() / self.pool_spec.input_channels;
+        quads(image, plane, flip, self.input_zero, &mut scratch.image);
+        let positions = g.positions();
+        let width = positions.next_multiple_of(VECTOR);
+        let pad = u32::from_ne_bytes([self.input_zero; GROUP]);
+        let source: &[u32] = if g.is_pointwise() && width == positions {
+            &scratch.image
+        } else {
+            g.im2col(&scratch.image, width, pad, &mut scratch.patches);
+            &scratch.patches
+        };
+        let groups = g.taps();
+        if self.pool_spec.output_channels % ROWS == 0 && width == positions {
+            self.multiply(source, groups, width, out);
+            return;
+        }
+        scratch.products.resize(self.offsets.len() * width, 0);
+        self.multiply(source, groups, width, &mut scratch.products);
+        crop(&scratch.products, width, out, positions);
+    }
+
+    /// Writes `ROWS` output channels at a time into `products`, rows `width`
+    /// apart, from `source`, `groups` groups of four taps for `width`
+    /// positions.
+    fn multiply(&self, source: &[u32], groups: usize, width: usize, products: &mut [u8]) {
+        assert!(source.len() >= groups * width);
+        assert!(products.len() >= self.offsets.len() * width);
+        let panels = self.panels.chunks_exact(groups * ROWS * GROUP);
+        let rows = self
+            .offsets
+            .chunks_exact(ROWS)
+            .zip(self.scales.chunks_exact(ROWS));
+        for (panel, (weights, (offsets, scales))) in panels.zip(rows).enumerate() {
+            let t = Tile {
+                width,
+                offsets: offsets.try_into().expect("ROWS offsets"),
+                scales: scales.try_into().expect("ROWS scales"),
+                zero: self.output_zero,
+                range: self.range,
+            };
+            let dst = products[panel * ROWS * width..].as_mut_ptr();
+            let (wide, narrow) = (width / COLUMNS * COLUMNS, width % COLUMNS);
+            // SAFETY: the CPU has AVX-512 VL and VNNI (checked in
+            // `for_conv`); the asserts above keep every read and write of a
+            // tile in bounds.
+            unsafe {
+                let (w, src) = (weights.as_ptr(), source.as_ptr());
+                for column in (0..wide).step_by(COLUMNS) {
+                    t.run::<2>(w, src.add(column), groups, dst.add(column));
+                }
+                if narrow > 0 {
+                    t.run::<1>(w, src.add(wide), groups, dst.add(wide));
+                }
+            }
+        }
+    }
+}
+
+/// Taps once channels are grouped in fours: `ceil(C / 4) * 4 * kh * kw`.
+fn quad_taps(spec: &PoolSpec) -> usize {
+    spec.input_channels.next_multiple_of(GROUP) * spec.kernel_shape.iter().product::<usize>()
+}
+
+/// `weights`, `[O, C, kh, kw]` with `taps` per output, reordered as
+/// `[O, C / 4, kh, kw, 4]` to match [`quads`], with zeros for the channels
+/// that pad `C` to a multiple of four.
+fn by_quads(weights: &[i8], channels: usize, taps: usize) -> Vec<i8> {
+    let window = taps / channels;
+    let padded = channels.next_multiple_of(GROUP) * window;
+    let mut out = vec![0; weights.len() / taps * padded];
+    for (filter, out) in weights.chunks_exact(taps).zip(out.chunks_exact_mut(padded)) {
+        for (c, kernel) in filter.chunks_exact(window).enumerate() {
+            for (k, &w) in kernel.iter().enumerate() {
+                out[(c / GROUP * window + k) * GROUP + c % GROUP] = w;
+            }
+        }
+    }
+    out
+}
+
+/// `image`, `[C, H, W]` bytes with planes of `plane`, as
+/// `[ceil(C / 4), H, W]` words holding four channels' bytes each, XORed
+/// with `flip` (so that int8 reads as unsigned), and `zero` for the
+/// channels past `C`.
+fn quads(image: &[u8], plane: usize, flip: u8, zero: u8, out: &mut Vec<u32>) {
+    out.clear();
+    for quad in image.chunks(GROUP * plane) {
+        if let [Some(a), Some(b), Some(c), Some(d)] =
+            [0, 1, 2, 3].map(|i| quad.get(i * plane..(i + 1) * plane))
+        {
+            let flip = u32::from_ne_bytes([flip; GROUP]);
+            let words = a.iter().zip(b).zip(c).zip(d);
+            out.extend(words.map(|(((&a, &b), &c), &d)| u32::from_le_bytes([a, b, c, d]) ^ flip));
+        } else {
+            let byte = |c: usize, p: usize| quad.get(c * plane + p).map_or(zero, |&x| x ^ flip);
+            out.extend((0..plane).map(|p| u32::from_le_bytes([0, 1, 2, 3].map(|c| byte(c, p)))));
+        }
+    }
+}
+
+/// The value of a one-element tensor, cast to `T`.
+fn scalar<T: Datum + Copy>(t: &Tensor) -> TractResult<T> {
+    let t = t.cast_to::<T>()?;
+    let view = t.to_plain_array_view::<T>()?;
+    view.iter().next().copied().context("an empty tensor")
+}
+
+thread_local! {
+    /// Buffers reused from one evaluation to the next.
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
+}
+
+#[derive(Default)]
+struct Scratch {
+    /// The image in words of four channels, as [`quads`] packs it.
+    image: Vec<u32>,
+    /// The patch matrix, `[taps / 4][width]` words of four taps.
+    patches: Vec<u32>,
+    /// Products for whole panels and vectors, before the copy to the output.
+    products: Vec<u8>,
+}
+
+/// How a tile requantizes and writes one panel.
+struct Tile<'a> {
+    width: usize,
+    offsets: &'a [i32; ROWS],
+    scales: &'a [u32; ROWS],
+    zero: i32,
+    range: (i32, i32),
+}
+
+impl Tile<'_> {
+    /// `ROWS x (V * 8)` outputs at `dst`, rows `width` apart: the offset,
+    /// plus for each group of four taps their weights times the inputs,
+    /// then scaled, rounded half to even, moved to the output's zero point
+    /// and clamped to its range.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2, AVX-512 F, VL and VNNI; `weights` must hold
+    /// `groups * ROWS * 4` values, `source` `V * 32` bytes at each of
+    /// `groups` rows `width * 4` apart, and `dst` `V * 8` bytes at each of
+    /// `ROWS` rows `width` apart.
+    #[target_feature(enable = "avx2,avx512f,avx512vl,avx512vnni")]
+    unsafe fn run<const V: usize>(
+        &self,
+        weights: *const i8,
+        source: *const u32,
+        groups: usize,
+        dst: *mut u8,
+    ) {
+        use std::arch::x86_64::*;
+        let mut acc = [[_mm256_setzero_si256(); V]; ROWS];
+        for (row, &offset) in acc.iter_mut().zip(self.offsets) {
+            *row = [_mm256_set1_epi32(offset); V];
+        }
+        for group in 0..groups {
+            let src = source.add(group * self.width);
+            let mut b = [_mm256_setzero_si256(); V];
+            for (i, v) in b.iter_mut().enumerate() {
+                *v = _mm256_loadu_si256(src.add(i * VECTOR).cast());
+            }
+            let w = weights.add(group * ROWS * GROUP);
+            for (r, row) in acc.iter_mut().enumerate() {
+                let a = _mm256_set1_epi32(w.add(r * GROUP).cast::<i32>().read_unaligned());
+                for (sum, &v) in row.iter_mut().zip(&b) {
+                    *sum = _mm256_dpbusd_epi32(*sum, v, a);
+                }
+            }
+        }
+        let (zero, lo, hi) = (
+            _mm256_set1_epi32(self.zero),
+            _mm256_set1_epi32(self.range.0),
+            _mm256_set1_epi32(self.range.1),
+        );
+        for (r, row) in acc.iter().enumerate() {
+            let scale = _mm256_set1_ps(f32::from_bits(self.scales[r]));
+            for (i, &v) in row.iter().enumerate() {
+                // Rounds half to even: the MXCSR default.
+                let q = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_cvtepi32_ps(v), scale));
+                let q = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(q, zero), lo), hi);
+                let bytes = _mm256_cvtepi32_epi8(q);
+                _mm_storel_epi64(dst.add(r * self.width + i * VECTOR).cast(), bytes);
+            }
+        }
+    }
+}
+
+impl Op for PlaneQConv {
+    fn name(&self) -> StaticName {
+        "PlaneQConv".into()
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for PlaneQConv {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let input = args_1!(inputs);
+        Ok(tvec!(self.eval_q(&input)?.into_tvalue()))
+    }
+}
+
+impl TypedOp for PlaneQConv {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        let shape = self.pool_spec.output_shape(&inputs[0].shape)?.shape;
+        Ok(tvec!(self.output.fact(shape)))
+    }
+
+    as_op!();
+}
