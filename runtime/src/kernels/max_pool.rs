@@ -39,20 +39,14 @@ impl PlaneMaxPool {
         let (kernel, stride) = (&self.pool_spec.kernel_shape, self.pool_spec.strides());
         let (rows, columns) = (&padding[0], &padding[1]);
         let window = Window {
-            rows: (0..rows.convoluted)
-                .map(|oy| {
-                    let lo = (oy * stride[0]).max(rows.pad_before);
-                    let hi = (oy * stride[0] + kernel[0])
-                        .min(rows.pad_before + h)
-                        .max(lo);
-                    lo - rows.pad_before..hi - rows.pad_before
-                })
-                .collect(),
-            columns: (0..kernel[1])
-                .filter_map(|kx| span(kx, stride[1], columns.pad_before, w, columns.convoluted))
-                .collect(),
-            stride: stride[1],
-            width: columns.convoluted,
+            rows: spans(rows.convoluted, stride[0], kernel[0], rows.pad_before, h),
+            columns: spans(
+                columns.convoluted,
+                stride[1],
+                kernel[1],
+                columns.pad_before,
+                w,
+            ),
         };
         let output_shape = self.pool_spec.output_shape(input.shape())?.shape.to_vec();
         let mut output = unsafe { Tensor::uninitialized_dt(input.datum_type(), &output_shape)? };
@@ -61,7 +55,7 @@ impl PlaneMaxPool {
         let mut dst_plain = output.try_as_plain_ram_mut()?;
         let dst = dst_plain.as_slice_mut::<T>()?;
         let mut row = vec![T::min_value(); w];
-        let out_len = window.rows.len() * window.width;
+        let out_len = window.rows.len() * window.columns.len();
         for (plane, out) in src.chunks_exact(h * w).zip(dst.chunks_exact_mut(out_len)) {
             window.pool(plane, out, &mut row);
         }
@@ -70,38 +64,37 @@ impl PlaneMaxPool {
     }
 }
 
-/// For kernel column `kx`: the outputs whose tap in that column is in
-/// bounds, `lo..hi`, and the input column of output `lo`'s tap.
-fn span(kx: usize, stride: usize, pad: usize, w: usize, ow: usize) -> Option<ColumnSpan> {
-    // Output o reads input column o * stride + kx - pad.
-    let lo = pad.saturating_sub(kx).div_ceil(stride);
-    let hi = ((w + pad).checked_sub(kx + 1)? / stride + 1).min(ow);
-    (lo < hi).then(|| ColumnSpan {
-        outputs: lo..hi,
-        first: lo * stride + kx - pad,
-    })
-}
-
-struct ColumnSpan {
-    outputs: Range<usize>,
-    first: usize,
+/// For each of `outputs` positions along one axis, the input positions in
+/// bounds under its window: output `o` covers inputs `o * stride - pad` to
+/// `o * stride - pad + kernel`, clipped to `0..size`.
+fn spans(
+    outputs: usize,
+    stride: usize,
+    kernel: usize,
+    pad: usize,
+    size: usize,
+) -> Vec<Range<usize>> {
+    (0..outputs)
+        .map(|o| {
+            let lo = (o * stride).max(pad);
+            let hi = (o * stride + kernel).min(pad + size).max(lo);
+            lo - pad..hi - pad
+        })
+        .collect()
 }
 
 /// Where each output row and column reads its input.
 struct Window {
     /// The input rows, in bounds, under each output row.
     rows: Vec<Range<usize>>,
-    /// One span per kernel column that lands in bounds for some output.
-    columns: Vec<ColumnSpan>,
-    stride: usize,
-    /// Output columns.
-    width: usize,
+    /// The input columns, in bounds, under each output column.
+    columns: Vec<Range<usize>>,
 }
 
 impl Window {
     /// Pools one `plane` into `out`, an output row at a time: the maxima down
     /// the window's rows first (contiguous, so it vectorises) into `row`,
-    /// scratch of the input's width, then one strided pass per kernel column.
+    /// scratch of the input's width, then across each output's columns.
     /// Windows wholly in the padding get `T::min_value()`, as in tract's pool.
     fn pool<T: Copy + PartialOrd + tract_num_traits::Bounded>(
         &self,
@@ -110,19 +103,17 @@ impl Window {
         row: &mut [T],
     ) {
         let w = row.len();
-        for (out_row, rows) in out.chunks_exact_mut(self.width).zip(&self.rows) {
+        for (out_row, rows) in out.chunks_exact_mut(self.columns.len()).zip(&self.rows) {
             row.fill(T::min_value());
             for iy in rows.clone() {
                 for (m, &v) in row.iter_mut().zip(&plane[iy * w..][..w]) {
                     *m = max(*m, v);
                 }
             }
-            out_row.fill(T::min_value());
-            for span in &self.columns {
-                let taps = row[span.first..].iter().step_by(self.stride);
-                for (o, &v) in out_row[span.outputs.clone()].iter_mut().zip(taps) {
-                    *o = max(*o, v);
-                }
+            for (o, columns) in out_row.iter_mut().zip(&self.columns) {
+                *o = row[columns.clone()]
+                    .iter()
+                    .fold(T::min_value(), |m, &v| max(m, v));
             }
         }
     }
