@@ -240,7 +240,8 @@ mod tests {
     /// shape and whether a ReLU follows: squeeze1's (the first conv, a
     /// squeeze, both expands, the classifier), tuto's and alex4's 5x5 on a
     /// batch of two, then odd sizes and channel counts, uneven and one-sided
-    /// padding, and valid windows.
+    /// padding, valid windows, and positions that leave tiles of one,
+    /// two and three vectors.
     #[cfg(target_arch = "x86_64")]
     fn conv_cases() -> Vec<(Conv, [usize; 4], bool)> {
         let same = |k: usize| PaddingSpec::Explicit(tvec![k / 2, k / 2], tvec![k / 2, k / 2]);
@@ -261,6 +262,7 @@ mod tests {
                 true,
             ),
             (4, 5, 3, [1, 4, 9, 6], PaddingSpec::Valid, false),
+            (6, 12, 1, [1, 6, 4, 5], PaddingSpec::Valid, true),
             (3, 1, 1, [1, 3, 1, 1], PaddingSpec::Valid, false),
         ];
         (cases.into_iter())
