@@ -7,9 +7,8 @@
 //! weights are packed once, at load, into panels of [`ROWS`] output
 //! channels; the patch matrix is laid out so that the micro-kernel reads it
 //! as it is, and a 1x1 unpadded convolution reads its input directly. The
-//! micro-kernel keeps a tile of `ROWS x 16` outputs (`ROWS x 32` where
-//! AVX-512 VL gives 256-bit instructions thirty-two registers) in registers
-//! across all taps and writes each output once.
+//! micro-kernel keeps a `ROWS x 16` tile of outputs in registers across all
+//! taps and writes each output once.
 
 use std::fmt;
 use std::sync::Arc;
@@ -18,7 +17,7 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, PoolSpec};
 
-use super::patches::{crop, is_plain, pack_panels, per_channel, tiles, Geometry, ROWS, VECTOR};
+use super::patches::{crop, is_plain, pack_panels, per_channel, Geometry, COLUMNS, ROWS, VECTOR};
 
 /// A 2-D, stride-1, undilated, ungrouped f32 convolution over `[N, C, H, W]`
 /// (or `[C, H, W]`), any kernel size and padding, with its bias and an
@@ -33,8 +32,6 @@ pub struct PlaneConv {
     /// One per output channel, zero-padded to whole panels.
     bias: Arc<Vec<f32>>,
     pub relu: bool,
-    /// Whether the CPU has AVX-512 VL, for the wider tiles.
-    wide: bool,
 }
 
 /// tract compares ops to merge twins; a NaN weight only makes an op unequal
@@ -83,7 +80,6 @@ impl PlaneConv {
             panels: Arc::new(pack_panels::<f32, 1>(weights, taps)),
             bias: Arc::new(per_channel(bias, spec.output_channels)?),
             relu,
-            wide: is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl"),
         }))
     }
 
@@ -140,32 +136,26 @@ impl PlaneConv {
         for (panel, (weights, bias)) in panels.zip(self.bias.chunks_exact(ROWS)).enumerate() {
             let bias: &[f32; ROWS] = bias.try_into().expect("ROWS biases");
             let dst = products[panel * ROWS * width..].as_mut_ptr();
-            let t = Tile {
-                width,
-                relu: self.relu,
-            };
-            // SAFETY: the CPU has AVX2 and FMA, and AVX-512 F and VL where
-            // `self.wide` (checked in `for_conv`); the asserts above keep
-            // every read and write of a tile in bounds.
-            tiles(
-                width,
-                if self.wide { 4 } else { 2 },
-                |column, vectors| unsafe {
-                    let (w, src, dst) = (
-                        weights.as_ptr(),
-                        source.as_ptr().add(column),
-                        dst.add(column),
-                    );
-                    match (self.wide, vectors) {
-                        (true, 4) => t.run_wide::<4>(w, src, taps, bias, dst),
-                        (true, 3) => t.run_wide::<3>(w, src, taps, bias, dst),
-                        (true, 2) => t.run_wide::<2>(w, src, taps, bias, dst),
-                        (true, _) => t.run_wide::<1>(w, src, taps, bias, dst),
-                        (false, 2) => t.run::<2>(w, src, taps, bias, dst),
-                        (false, _) => t.run::<1>(w, src, taps, bias, dst),
-                    }
-                },
-            );
+            let (wide, narrow) = (width / COLUMNS * COLUMNS, width % COLUMNS);
+            // SAFETY: the CPU has AVX2 and FMA (checked in `for_conv`); the
+            // asserts above keep every read and write of a tile in bounds.
+            unsafe {
+                let (w, src) = (weights.as_ptr(), source.as_ptr());
+                for column in (0..wide).step_by(COLUMNS) {
+                    let t = Tile {
+                        width,
+                        relu: self.relu,
+                    };
+                    t.run::<2>(w, src.add(column), taps, bias, dst.add(column));
+                }
+                if narrow > 0 {
+                    let t = Tile {
+                        width,
+                        relu: self.relu,
+                    };
+                    t.run::<1>(w, src.add(wide), taps, bias, dst.add(wide));
+                }
+            }
         }
     }
 }
@@ -190,65 +180,53 @@ struct Tile {
     relu: bool,
 }
 
-/// Defines a tile kernel for the given target features: the same code,
-/// compiled once for sixteen vector registers and once for thirty-two.
-macro_rules! tile_kernel {
-    ($name:ident, $features:literal) => {
-        /// `ROWS x (V * 8)` outputs at `dst`: the bias, plus for each tap
-        /// its `ROWS` weights times the `V * 8` inputs of its row of
-        /// `source`, then ReLU if asked. The `ROWS * V` accumulators, `V`
-        /// input vectors and one broadcast weight must fit the registers
-        /// (`V <= 2` with sixteen, `V <= 4` with thirty-two), so that
-        /// nothing spills in the loop.
-        ///
-        /// # Safety
-        /// The CPU must have the features; `weights` must hold
-        /// `taps * ROWS` values, `source` `V * 8` at each of `taps` rows
-        /// `width` apart, and `dst` the same for `ROWS` rows.
-        #[target_feature(enable = $features)]
-        unsafe fn $name<const V: usize>(
-            &self,
-            weights: *const f32,
-            source: *const f32,
-            taps: usize,
-            bias: &[f32; ROWS],
-            dst: *mut f32,
-        ) {
-            use std::arch::x86_64::*;
-            let mut acc = [[_mm256_setzero_ps(); V]; ROWS];
-            for (row, &b) in acc.iter_mut().zip(bias) {
-                *row = [_mm256_set1_ps(b); V];
+impl Tile {
+    /// `ROWS x (V * 8)` outputs at `dst`: the bias, plus for each tap its
+    /// `ROWS` weights times the `V * 8` inputs of its row of `source`, then
+    /// ReLU if asked. With `V = 2` the twelve accumulators, two input vectors
+    /// and one broadcast weight fit the sixteen registers, so nothing spills
+    /// in the loop; `V = 1` does the last, narrower tile.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA; `weights` must hold `taps * ROWS`
+    /// values, `source` `V * 8` at each of `taps` rows `width` apart, and
+    /// `dst` the same for `ROWS` rows.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn run<const V: usize>(
+        &self,
+        weights: *const f32,
+        source: *const f32,
+        taps: usize,
+        bias: &[f32; ROWS],
+        dst: *mut f32,
+    ) {
+        use std::arch::x86_64::*;
+        let mut acc = [[_mm256_setzero_ps(); V]; ROWS];
+        for (row, &b) in acc.iter_mut().zip(bias) {
+            *row = [_mm256_set1_ps(b); V];
+        }
+        for tap in 0..taps {
+            let src = source.add(tap * self.width);
+            let mut b = [_mm256_setzero_ps(); V];
+            for (i, v) in b.iter_mut().enumerate() {
+                *v = _mm256_loadu_ps(src.add(i * VECTOR));
             }
-            for tap in 0..taps {
-                let src = source.add(tap * self.width);
-                let mut b = [_mm256_setzero_ps(); V];
-                for (i, v) in b.iter_mut().enumerate() {
-                    *v = _mm256_loadu_ps(src.add(i * VECTOR));
-                }
-                let w = weights.add(tap * ROWS);
-                for (r, row) in acc.iter_mut().enumerate() {
-                    let a = _mm256_broadcast_ss(&*w.add(r));
-                    for (sum, &v) in row.iter_mut().zip(&b) {
-                        *sum = _mm256_fmadd_ps(a, v, *sum);
-                    }
-                }
-            }
-            let zero = _mm256_setzero_ps();
-            for (r, row) in acc.iter().enumerate() {
-                for (i, &v) in row.iter().enumerate() {
-                    let v = if self.relu { _mm256_max_ps(v, zero) } else { v };
-                    _mm256_storeu_ps(dst.add(r * self.width + i * VECTOR), v);
+            let w = weights.add(tap * ROWS);
+            for (r, row) in acc.iter_mut().enumerate() {
+                let a = _mm256_broadcast_ss(&*w.add(r));
+                for (sum, &v) in row.iter_mut().zip(&b) {
+                    *sum = _mm256_fmadd_ps(a, v, *sum);
                 }
             }
         }
-    };
-}
-
-impl Tile {
-    tile_kernel!(run, "avx2,fma");
-    // AVX-512 VL gives 256-bit instructions thirty-two registers: tiles
-    // twice as wide load half as many weights per product.
-    tile_kernel!(run_wide, "avx2,fma,avx512f,avx512vl");
+        let zero = _mm256_setzero_ps();
+        for (r, row) in acc.iter().enumerate() {
+            for (i, &v) in row.iter().enumerate() {
+                let v = if self.relu { _mm256_max_ps(v, zero) } else { v };
+                _mm256_storeu_ps(dst.add(r * self.width + i * VECTOR), v);
+            }
+        }
+    }
 }
 
 impl Op for PlaneConv {

@@ -240,8 +240,7 @@ mod tests {
     /// shape and whether a ReLU follows: squeeze1's (the first conv, a
     /// squeeze, both expands, the classifier), tuto's and alex4's 5x5 on a
     /// batch of two, then odd sizes and channel counts, uneven and one-sided
-    /// padding, valid windows, and positions that leave tiles of one,
-    /// two and three vectors.
+    /// padding, valid windows, and positions that end in a narrower tile.
     #[cfg(target_arch = "x86_64")]
     fn conv_cases() -> Vec<(Conv, [usize; 4], bool)> {
         let same = |k: usize| PaddingSpec::Explicit(tvec![k / 2, k / 2], tvec![k / 2, k / 2]);

@@ -14,6 +14,8 @@ pub const VECTOR: usize = 8;
 /// Output channels a micro-kernel computes together: one broadcast weight
 /// (or group of taps) each per step.
 pub const ROWS: usize = 6;
+/// Output positions a micro-kernel computes together: two vectors.
+pub const COLUMNS: usize = 2 * VECTOR;
 
 /// Whether `conv` is a 2-D, stride-1, undilated, ungrouped convolution of
 /// channel planes with an OIHW kernel: the kind these layouts serve.
@@ -127,20 +129,6 @@ impl Geometry {
             }
         }
         row[self.positions()..].fill(pad);
-    }
-}
-
-/// Splits `width` output positions, a multiple of [`VECTOR`], into tiles of
-/// `widest` vectors and one narrower tile for the rest, calling
-/// `tile(first position, vectors)` for each.
-pub fn tiles(width: usize, widest: usize, mut tile: impl FnMut(usize, usize)) {
-    let step = widest * VECTOR;
-    let wide = width / step * step;
-    for column in (0..wide).step_by(step) {
-        tile(column, widest);
-    }
-    if wide < width {
-        tile(wide, (width - wide) / VECTOR);
     }
 }
 

@@ -17,7 +17,7 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, PoolSpec};
 
-use super::patches::{crop, is_plain, pack_panels, per_channel, tiles, Geometry, ROWS, VECTOR};
+use super::patches::{crop, is_plain, pack_panels, per_channel, Geometry, COLUMNS, ROWS, VECTOR};
 
 /// Taps per 32-bit lane of a dot product.
 const GROUP: usize = 4;
@@ -207,22 +207,19 @@ impl PlaneQConv {
                 range: self.range,
             };
             let dst = products[panel * ROWS * width..].as_mut_ptr();
+            let (wide, narrow) = (width / COLUMNS * COLUMNS, width % COLUMNS);
             // SAFETY: the CPU has AVX-512 VL and VNNI (checked in
             // `for_conv`); the asserts above keep every read and write of a
             // tile in bounds.
-            tiles(width, 4, |column, vectors| unsafe {
-                let (w, src, dst) = (
-                    weights.as_ptr(),
-                    source.as_ptr().add(column),
-                    dst.add(column),
-                );
-                match vectors {
-                    4 => t.run::<4>(w, src, groups, dst),
-                    3 => t.run::<3>(w, src, groups, dst),
-                    2 => t.run::<2>(w, src, groups, dst),
-                    _ => t.run::<1>(w, src, groups, dst),
+            unsafe {
+                let (w, src) = (weights.as_ptr(), source.as_ptr());
+                for column in (0..wide).step_by(COLUMNS) {
+                    t.run::<2>(w, src.add(column), groups, dst.add(column));
                 }
-            });
+                if narrow > 0 {
+                    t.run::<1>(w, src.add(wide), groups, dst.add(wide));
+                }
+            }
         }
     }
 }
@@ -304,15 +301,13 @@ impl Tile<'_> {
     /// `ROWS x (V * 8)` outputs at `dst`, rows `width` apart: the offset,
     /// plus for each group of four taps their weights times the inputs,
     /// then scaled, rounded half to even, moved to the output's zero point
-    /// and clamped to its range. With `V <= 4` the `ROWS * V` accumulators,
-    /// `V` input vectors and a broadcast fit AVX-512 VL's thirty-two
-    /// registers.
+    /// and clamped to its range.
     ///
     /// # Safety
     /// The CPU must have AVX2, AVX-512 F, VL and VNNI; `weights` must hold
-    /// `groups * ROWS * 4` values, `source` `V * 8` words at each of
-    /// `groups` rows `width` words apart, and `dst` `V * 8` bytes at each
-    /// of `ROWS` rows `width` apart.
+    /// `groups * ROWS * 4` values, `source` `V * 32` bytes at each of
+    /// `groups` rows `width * 4` apart, and `dst` `V * 8` bytes at each of
+    /// `ROWS` rows `width` apart.
     #[target_feature(enable = "avx2,avx512f,avx512vl,avx512vnni")]
     unsafe fn run<const V: usize>(
         &self,
