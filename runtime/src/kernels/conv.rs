@@ -137,22 +137,18 @@ impl PlaneConv {
             let bias: &[f32; ROWS] = bias.try_into().expect("ROWS biases");
             let dst = products[panel * ROWS * width..].as_mut_ptr();
             let (wide, narrow) = (width / COLUMNS * COLUMNS, width % COLUMNS);
+            let t = Tile {
+                width,
+                relu: self.relu,
+            };
             // SAFETY: the CPU has AVX2 and FMA (checked in `for_conv`); the
             // asserts above keep every read and write of a tile in bounds.
             unsafe {
                 let (w, src) = (weights.as_ptr(), source.as_ptr());
                 for column in (0..wide).step_by(COLUMNS) {
-                    let t = Tile {
-                        width,
-                        relu: self.relu,
-                    };
                     t.run::<2>(w, src.add(column), taps, bias, dst.add(column));
                 }
                 if narrow > 0 {
-                    let t = Tile {
-                        width,
-                        relu: self.relu,
-                    };
                     t.run::<1>(w, src.add(wide), taps, bias, dst.add(wide));
                 }
             }
