@@ -232,6 +232,12 @@ fn quantization_meta(model: &Model) -> serde_json::Value {
     serde_json::from_str(&model.meta().extra["quantization"]).unwrap()
 }
 
+/// Whether a plan node computes a convolution's products: tract's matrix
+/// product (not its packing) or the runtime's own convolutions.
+fn is_product(op: &str) -> bool {
+    (op.contains("MatMul") && !op.contains("Pack")) || op == "PlaneConv" || op == "PlaneQConv"
+}
+
 #[test]
 fn the_test_model_tells_classes_apart() {
     let (_dir, path) = workdir();
@@ -381,12 +387,12 @@ fn int8_squeeze1_is_small_agrees_with_float_and_stays_integer() {
         .iter()
         .map(|n| format!("{} {} {:?}", n.name, n.op, n.output_types))
         .collect();
-    let is_matmul = |i: usize| nodes[i].op.contains("MatMul") && !nodes[i].op.contains("Pack");
+    let is_matmul = |i: usize| is_product(&nodes[i].op);
     let matmuls: Vec<usize> = (0..nodes.len()).filter(|&i| is_matmul(i)).collect();
     assert_eq!(
         matmuls.len(),
         14,
-        "one integer matrix product per convolution:\n{}",
+        "one integer product per convolution:\n{}",
         names.join("\n")
     );
     let mut readers = vec![Vec::new(); nodes.len()];
@@ -530,12 +536,11 @@ fn weights_only_and_fp16_shrink_the_file_and_compute_in_float() {
             worst < tolerance && worst > 0.0,
             "{variant}: max |dp| {worst}"
         );
-        // Float compute: every matrix product of the plan is f32.
+        // Float compute: every product of the plan is f32.
         let nodes = m.plan_nodes();
-        assert!(nodes
-            .iter()
-            .filter(|n| n.op.contains("MatMul") && !n.op.contains("Pack"))
-            .all(|n| n.is_float()));
+        let products: Vec<_> = nodes.iter().filter(|n| is_product(&n.op)).collect();
+        assert_eq!(products.len(), 14, "{variant}");
+        assert!(products.iter().all(|n| n.is_float()), "{variant}");
     }
     assert!(!quantization_meta(&Model::load(&w8).unwrap())["layers"]["conv1.weight"].is_null());
 }

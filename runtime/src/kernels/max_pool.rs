@@ -47,6 +47,7 @@ impl PlaneMaxPool {
                 columns.pad_before,
                 w,
             ),
+            width: kernel[1],
         };
         let output_shape = self.pool_spec.output_shape(input.shape())?.shape.to_vec();
         let mut output = unsafe { Tensor::uninitialized_dt(input.datum_type(), &output_shape)? };
@@ -54,10 +55,12 @@ impl PlaneMaxPool {
         let src = src_plain.as_slice::<T>()?;
         let mut dst_plain = output.try_as_plain_ram_mut()?;
         let dst = dst_plain.as_slice_mut::<T>()?;
-        let mut row = vec![T::min_value(); w];
         let out_len = window.rows.len() * window.columns.len();
-        for (plane, out) in src.chunks_exact(h * w).zip(dst.chunks_exact_mut(out_len)) {
-            window.pool(plane, out, &mut row);
+        if out_len > 0 && w > 0 {
+            let mut scratch = [vec![T::min_value(); window.rows.len() * w], Vec::new()];
+            for (plane, out) in src.chunks_exact(h * w).zip(dst.chunks_exact_mut(out_len)) {
+                window.pool(plane, out, &mut scratch);
+            }
         }
         drop(dst_plain);
         Ok(output)
@@ -89,31 +92,54 @@ struct Window {
     rows: Vec<Range<usize>>,
     /// The input columns, in bounds, under each output column.
     columns: Vec<Range<usize>>,
+    /// The kernel's width.
+    width: usize,
 }
 
 impl Window {
-    /// Pools one `plane` into `out`, an output row at a time: the maxima down
-    /// the window's rows first (contiguous, so it vectorises) into `row`,
-    /// scratch of the input's width, then across each output's columns.
-    /// Windows wholly in the padding get `T::min_value()`, as in tract's pool.
+    /// Pools one `plane` into `out` in three passes, each over whole rows so
+    /// that the first two vectorise: the maxima down each output row's
+    /// window into `down`, `[out_h, W]`; the maxima of every `width`
+    /// consecutive values of `down` into `across` (those that straddle two
+    /// rows are never read); then each output, which reads `across` where
+    /// its window is wholly in bounds and folds its part of `down` where it
+    /// is not. Windows wholly in the padding get `T::min_value()`, as in
+    /// tract's pool.
     fn pool<T: Copy + PartialOrd + tract_num_traits::Bounded>(
         &self,
         plane: &[T],
         out: &mut [T],
-        row: &mut [T],
+        [down, across]: &mut [Vec<T>; 2],
     ) {
-        let w = row.len();
-        for (out_row, rows) in out.chunks_exact_mut(self.columns.len()).zip(&self.rows) {
+        let w = down.len() / self.rows.len();
+        for (row, rows) in down.chunks_exact_mut(w).zip(&self.rows) {
             row.fill(T::min_value());
             for iy in rows.clone() {
                 for (m, &v) in row.iter_mut().zip(&plane[iy * w..][..w]) {
                     *m = max(*m, v);
                 }
             }
+        }
+        let windows = (down.len() + 1).saturating_sub(self.width);
+        across.clear();
+        across.resize(windows, T::min_value());
+        for kx in 0..self.width {
+            for (m, &v) in across.iter_mut().zip(&down[kx..]) {
+                *m = max(*m, v);
+            }
+        }
+        let rows = out
+            .chunks_exact_mut(self.columns.len())
+            .zip(down.chunks_exact(w));
+        for (oy, (out_row, row)) in rows.enumerate() {
             for (o, columns) in out_row.iter_mut().zip(&self.columns) {
-                *o = row[columns.clone()]
-                    .iter()
-                    .fold(T::min_value(), |m, &v| max(m, v));
+                *o = if columns.len() == self.width {
+                    across[oy * w + columns.start]
+                } else {
+                    row[columns.clone()]
+                        .iter()
+                        .fold(T::min_value(), |m, &v| max(m, v))
+                };
             }
         }
     }
