@@ -1,8 +1,8 @@
-//! 2-D max pooling over channel planes, done in two passes for each output
-//! row (the maxima down the window's rows, then across its columns), so a
-//! 3x3 window costs 6 comparisons instead of 9 and no per-tap offset tables.
-//! tract's own pool walked a precomputed patch per output element, and this
-//! was a sixth of squeeze1's and alex4's time.
+//! 2-D max pooling over channel planes in passes over whole rows: the
+//! maxima down each window's rows, then the maxima of every kernel-width run
+//! of those, both contiguous so that they vectorise, then one gather of the
+//! outputs. tract's own pool walked a precomputed patch per output element,
+//! and this was a sixth of squeeze1's and alex4's time.
 
 use std::ops::Range;
 
