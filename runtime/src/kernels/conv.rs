@@ -17,7 +17,9 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, PoolSpec};
 
-use super::patches::{crop, is_plain, pack_panels, per_channel, Geometry, COLUMNS, ROWS, VECTOR};
+use super::patches::{
+    is_plain, pack_panels, per_channel, tiles, write_product, Geometry, ROWS, VECTOR,
+};
 
 /// A 2-D, stride-1, undilated, ungrouped f32 convolution over `[N, C, H, W]`
 /// (or `[C, H, W]`), any kernel size and padding, with its bias and an
@@ -118,13 +120,12 @@ impl PlaneConv {
             g.im2col(image, width, 0.0, &mut scratch.patches);
             &scratch.patches
         };
-        if co % ROWS == 0 && width == positions {
-            self.multiply(source, g.taps(), width, out);
-            return;
-        }
-        scratch.products.resize(self.bias.len() * width, 0.0);
-        self.multiply(source, g.taps(), width, &mut scratch.products);
-        crop(&scratch.products, width, out, positions);
+        write_product(
+            out,
+            (co, positions, width),
+            &mut scratch.products,
+            |products| self.multiply(source, g.taps(), width, products),
+        );
     }
 
     /// Writes `ROWS` output channels at a time into `products`, rows `width`
@@ -136,7 +137,6 @@ impl PlaneConv {
         for (panel, (weights, bias)) in panels.zip(self.bias.chunks_exact(ROWS)).enumerate() {
             let bias: &[f32; ROWS] = bias.try_into().expect("ROWS biases");
             let dst = products[panel * ROWS * width..].as_mut_ptr();
-            let (wide, narrow) = (width / COLUMNS * COLUMNS, width % COLUMNS);
             let t = Tile {
                 width,
                 relu: self.relu,
@@ -144,12 +144,13 @@ impl PlaneConv {
             // SAFETY: the CPU has AVX2 and FMA (checked in `for_conv`); the
             // asserts above keep every read and write of a tile in bounds.
             unsafe {
-                let (w, src) = (weights.as_ptr(), source.as_ptr());
-                for column in (0..wide).step_by(COLUMNS) {
-                    t.run::<2>(w, src.add(column), taps, bias, dst.add(column));
-                }
-                if narrow > 0 {
-                    t.run::<1>(w, src.add(wide), taps, bias, dst.add(wide));
+                let w = weights.as_ptr();
+                for (column, vectors) in tiles(width) {
+                    let (src, dst) = (source.as_ptr().add(column), dst.add(column));
+                    match vectors {
+                        2 => t.run::<2>(w, src, taps, bias, dst),
+                        _ => t.run::<1>(w, src, taps, bias, dst),
+                    }
                 }
             }
         }

@@ -14,8 +14,6 @@ pub const VECTOR: usize = 8;
 /// Output channels a micro-kernel computes together: one broadcast weight
 /// (or group of taps) each per step.
 pub const ROWS: usize = 6;
-/// Output positions a micro-kernel computes together: two vectors.
-pub const COLUMNS: usize = 2 * VECTOR;
 
 /// Whether `conv` is a 2-D, stride-1, undilated, ungrouped convolution of
 /// channel planes with an OIHW kernel: the kind these layouts serve.
@@ -166,9 +164,32 @@ pub fn per_channel<T: Datum + Copy + Default>(values: &Tensor, co: usize) -> Tra
     Ok(padded)
 }
 
-/// Copies a product computed for whole panels and vectors, rows `width`
-/// apart, into `out`, `[O, positions]`.
-pub fn crop<T: Copy>(products: &[T], width: usize, out: &mut [T], positions: usize) {
+/// The micro-kernel's tiles across `width` output positions, a multiple of
+/// [`VECTOR`]: `(first position, vectors)`, two vectors wide, then one for
+/// an odd vector at the end.
+pub fn tiles(width: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..width)
+        .step_by(2 * VECTOR)
+        .map(move |column| (column, ((width - column) / VECTOR).min(2)))
+}
+
+/// Has `multiply` compute one image's product for whole panels of [`ROWS`]
+/// channels and whole vectors of positions, rows `width` apart, and puts
+/// it in `out`, `[channels, positions]`: straight into `out` where the two
+/// shapes agree, else through `products` and a copy of each row's
+/// positions.
+pub fn write_product<T: Copy + Default>(
+    out: &mut [T],
+    (channels, positions, width): (usize, usize, usize),
+    products: &mut Vec<T>,
+    multiply: impl FnOnce(&mut [T]),
+) {
+    if channels % ROWS == 0 && width == positions {
+        multiply(out);
+        return;
+    }
+    products.resize(channels.next_multiple_of(ROWS) * width, T::default());
+    multiply(products);
     for (plane, row) in out
         .chunks_exact_mut(positions)
         .zip(products.chunks_exact(width))

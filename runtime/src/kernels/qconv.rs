@@ -17,7 +17,9 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, PoolSpec};
 
-use super::patches::{crop, is_plain, pack_panels, per_channel, Geometry, COLUMNS, ROWS, VECTOR};
+use super::patches::{
+    is_plain, pack_panels, per_channel, tiles, write_product, Geometry, ROWS, VECTOR,
+};
 
 /// Taps per 32-bit lane of a dot product.
 const GROUP: usize = 4;
@@ -177,14 +179,10 @@ impl PlaneQConv {
             g.im2col(&scratch.image, width, pad, &mut scratch.patches);
             &scratch.patches
         };
-        let groups = g.taps();
-        if self.pool_spec.output_channels % ROWS == 0 && width == positions {
-            self.multiply(source, groups, width, out);
-            return;
-        }
-        scratch.products.resize(self.offsets.len() * width, 0);
-        self.multiply(source, groups, width, &mut scratch.products);
-        crop(&scratch.products, width, out, positions);
+        let shape = (self.pool_spec.output_channels, positions, width);
+        write_product(out, shape, &mut scratch.products, |products| {
+            self.multiply(source, g.taps(), width, products)
+        });
     }
 
     /// Writes `ROWS` output channels at a time into `products`, rows `width`
@@ -207,17 +205,17 @@ impl PlaneQConv {
                 range: self.range,
             };
             let dst = products[panel * ROWS * width..].as_mut_ptr();
-            let (wide, narrow) = (width / COLUMNS * COLUMNS, width % COLUMNS);
             // SAFETY: the CPU has AVX-512 VL and VNNI (checked in
             // `for_conv`); the asserts above keep every read and write of a
             // tile in bounds.
             unsafe {
-                let (w, src) = (weights.as_ptr(), source.as_ptr());
-                for column in (0..wide).step_by(COLUMNS) {
-                    t.run::<2>(w, src.add(column), groups, dst.add(column));
-                }
-                if narrow > 0 {
-                    t.run::<1>(w, src.add(wide), groups, dst.add(wide));
+                let w = weights.as_ptr();
+                for (column, vectors) in tiles(width) {
+                    let (src, dst) = (source.as_ptr().add(column), dst.add(column));
+                    match vectors {
+                        2 => t.run::<2>(w, src, groups, dst),
+                        _ => t.run::<1>(w, src, groups, dst),
+                    }
                 }
             }
         }
@@ -305,9 +303,9 @@ impl Tile<'_> {
     ///
     /// # Safety
     /// The CPU must have AVX2, AVX-512 F, VL and VNNI; `weights` must hold
-    /// `groups * ROWS * 4` values, `source` `V * 32` bytes at each of
-    /// `groups` rows `width * 4` apart, and `dst` `V * 8` bytes at each of
-    /// `ROWS` rows `width` apart.
+    /// `groups * ROWS * 4` values, `source` `V * 8` words at each of
+    /// `groups` rows `width` words apart, and `dst` `V * 8` bytes at each
+    /// of `ROWS` rows `width` apart.
     #[target_feature(enable = "avx2,avx512f,avx512vl,avx512vnni")]
     unsafe fn run<const V: usize>(
         &self,
