@@ -18,7 +18,7 @@ use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, PoolSpec};
 
 use super::patches::{
-    is_plain, pack_panels, per_channel, tiles, write_product, Geometry, ROWS, VECTOR,
+    is_plain, pack_panels, per_channel, tiles, write_product, Geometry, Patches, ROWS, VECTOR,
 };
 
 /// A 2-D, stride-1, undilated, ungrouped f32 convolution over `[N, C, H, W]`
@@ -111,14 +111,13 @@ impl PlaneConv {
     fn convolve(&self, g: &Geometry, image: &[f32], out: &mut [f32], scratch: &mut Scratch) {
         let co = self.pool_spec.output_channels;
         let positions = g.positions();
-        // Whole vectors of output positions; the tile past the end reads
-        // and writes padding.
+        // Whole vectors of output positions; past the last position the
+        // tile reads stale patches and writes products nobody reads.
         let width = positions.next_multiple_of(VECTOR);
-        let source: &[f32] = if g.is_pointwise() && width == positions {
+        let source = if g.is_pointwise() && width == positions {
             image
         } else {
-            g.im2col(image, width, 0.0, &mut scratch.patches);
-            &scratch.patches
+            g.im2col(image, width, 0.0, &mut scratch.patches)
         };
         write_product(
             out,
@@ -165,8 +164,8 @@ thread_local! {
 
 #[derive(Default)]
 struct Scratch {
-    /// The patch matrix, `[taps][width]`.
-    patches: Vec<f32>,
+    /// The patch matrix, `[taps][width]`, and the padded image it reads.
+    patches: Patches<f32>,
     /// Products for whole panels and vectors, before the copy to the output.
     products: Vec<f32>,
 }

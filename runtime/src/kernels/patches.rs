@@ -86,48 +86,118 @@ impl Geometry {
         }
     }
 
-    /// The patch matrix of `image` into `patches`, `[taps][width]`: tap
-    /// `(c, ky, kx)` is row `(c * kh + ky) * kw + kx`. Taps in the padding
-    /// are `pad`, and so are positions past the last up to `width`.
-    pub fn im2col<T: Copy>(&self, image: &[T], width: usize, pad: T, patches: &mut Vec<T>) {
-        let (kh, kw) = self.kernel;
-        // Every element is written below, so old contents may stay.
-        patches.resize(self.taps() * width, pad);
-        let mut rows = patches.chunks_exact_mut(width);
-        for plane in image.chunks_exact(self.h * self.w) {
-            for ky in 0..kh {
-                for kx in 0..kw {
-                    let row = rows.next().expect("a row per tap");
-                    self.fill(plane, (ky, kx), pad, row);
-                }
-            }
-        }
+    /// The planes of a padded image: the rows and columns that the
+    /// convolution's windows cover, the image's and the padding's.
+    fn padded_dims(&self) -> (usize, usize) {
+        (
+            self.out_h + self.kernel.0 - 1,
+            self.out_w + self.kernel.1 - 1,
+        )
     }
 
-    /// Tap `(ky, kx)` of `plane` for every output position.
-    fn fill<T: Copy>(&self, plane: &[T], (ky, kx): (usize, usize), pad: T, row: &mut [T]) {
-        // Output columns whose tap lands inside the image.
-        let lo = self.left.saturating_sub(kx).min(self.out_w);
-        let hi = (self.w + self.left)
-            .saturating_sub(kx)
-            .clamp(lo, self.out_w);
-        for (oy, out) in row
-            .chunks_exact_mut(self.out_w)
-            .take(self.out_h)
-            .enumerate()
-        {
-            match (oy + ky).checked_sub(self.top).filter(|&iy| iy < self.h) {
-                Some(iy) => {
-                    let first = iy * self.w + lo + kx - self.left;
-                    out[..lo].fill(pad);
-                    out[lo..hi].copy_from_slice(&plane[first..][..hi - lo]);
-                    out[hi..].fill(pad);
+    /// `image` with `pad` around each plane, as planes of [`padded_dims`]
+    /// (`image` itself where it needs no padding).
+    ///
+    /// [`padded_dims`]: Geometry::padded_dims
+    fn pad<'a, T: Copy>(&self, image: &'a [T], pad: T, padded: &'a mut Vec<T>) -> &'a [T] {
+        let (ph, pw) = self.padded_dims();
+        if (self.top, self.left, ph, pw) == (0, 0, self.h, self.w) {
+            return image;
+        }
+        padded.clear();
+        padded.resize(self.channels * ph * pw, pad);
+        let columns = self.w.min(pw.saturating_sub(self.left));
+        if columns > 0 {
+            let planes = image.chunks_exact(self.h * self.w);
+            for (plane, out) in planes.zip(padded.chunks_exact_mut(ph * pw)) {
+                let out_rows = out.chunks_exact_mut(pw).skip(self.top);
+                for (row, out) in plane.chunks_exact(self.w).zip(out_rows) {
+                    copy_short(&mut out[self.left..][..columns], &row[..columns]);
                 }
-                None => out.fill(pad),
             }
         }
-        row[self.positions()..].fill(pad);
+        padded
     }
+
+    /// The patch matrix of `image`, `[taps][width]`: tap `(c, ky, kx)` is
+    /// row `(c * kh + ky) * kw + kx`, and taps in the padding are `pad`.
+    /// Positions past the last, up to `width`, hold stale values: their
+    /// products are never read.
+    pub fn im2col<'a, T: Copy>(
+        &self,
+        image: &[T],
+        width: usize,
+        pad: T,
+        patches: &'a mut Patches<T>,
+    ) -> &'a [T] {
+        let (kh, kw) = self.kernel;
+        let (ph, pw) = self.padded_dims();
+        let Patches { padded, matrix } = patches;
+        let padded = self.pad(image, pad, padded);
+        let positions = self.positions();
+        // Every position of every row is written below, so old contents
+        // may stay.
+        matrix.resize(self.taps() * width, pad);
+        let mut rows = matrix.chunks_exact_mut(width);
+        for plane in padded.chunks_exact(ph * pw) {
+            for start in (0..kh).flat_map(|ky| (0..kw).map(move |kx| ky * pw + kx)) {
+                let row = rows.next().expect("a row per tap");
+                if self.out_w == pw {
+                    // Whole rows of the plane: one run.
+                    copy_short(&mut row[..positions], &plane[start..][..positions]);
+                } else {
+                    let out_rows = row.chunks_exact_mut(self.out_w).take(self.out_h);
+                    for (out, src) in out_rows.zip(plane[start..].chunks(pw)) {
+                        copy_short(out, &src[..self.out_w]);
+                    }
+                }
+            }
+        }
+        matrix
+    }
+}
+
+/// Buffers for [`Geometry::im2col`], kept from one evaluation to the next
+/// so that a run does not allocate them anew.
+#[derive(Default)]
+pub struct Patches<T> {
+    /// The image with its padding.
+    padded: Vec<T>,
+    /// The patch matrix.
+    matrix: Vec<T>,
+}
+
+/// `dst = src` in moves of 8, 4, 2 and 1 elements, inlined: the rows of a
+/// CIFAR-10 plane are a dozen elements, for which a call to `memcpy` costs
+/// more than the copy.
+#[inline(always)]
+fn copy_short<T: Copy>(dst: &mut [T], src: &[T]) {
+    assert_eq!(dst.len(), src.len());
+    let mut dst = dst.chunks_exact_mut(8);
+    let mut src = src.chunks_exact(8);
+    for (d, s) in (&mut dst).zip(&mut src) {
+        copy_n::<T, 8>(d, s);
+    }
+    let (mut dst, mut src) = (dst.into_remainder(), src.remainder());
+    if dst.len() >= 4 {
+        copy_n::<T, 4>(dst, src);
+        (dst, src) = (&mut dst[4..], &src[4..]);
+    }
+    if dst.len() >= 2 {
+        copy_n::<T, 2>(dst, src);
+        (dst, src) = (&mut dst[2..], &src[2..]);
+    }
+    if let (Some(d), Some(s)) = (dst.first_mut(), src.first()) {
+        *d = *s;
+    }
+}
+
+/// The first `N` elements of `src` into `dst`, as one fixed-size move.
+#[inline(always)]
+fn copy_n<T: Copy, const N: usize>(dst: &mut [T], src: &[T]) {
+    let src: &[T; N] = src[..N].try_into().expect("N elements");
+    let dst: &mut [T; N] = (&mut dst[..N]).try_into().expect("N elements");
+    *dst = *src;
 }
 
 /// `weights`, `[O, taps]`, packed as `[panel][tap / G][ROWS][G]`: panel `i`

@@ -18,7 +18,7 @@ use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, PoolSpec};
 
 use super::patches::{
-    is_plain, pack_panels, per_channel, tiles, write_product, Geometry, ROWS, VECTOR,
+    is_plain, pack_panels, per_channel, tiles, write_product, Geometry, Patches, ROWS, VECTOR,
 };
 
 /// Taps per 32-bit lane of a dot product.
@@ -173,11 +173,10 @@ impl PlaneQConv {
         let positions = g.positions();
         let width = positions.next_multiple_of(VECTOR);
         let pad = u32::from_ne_bytes([self.input_zero; GROUP]);
-        let source: &[u32] = if g.is_pointwise() && width == positions {
+        let source = if g.is_pointwise() && width == positions {
             &scratch.image
         } else {
-            g.im2col(&scratch.image, width, pad, &mut scratch.patches);
-            &scratch.patches
+            g.im2col(&scratch.image, width, pad, &mut scratch.patches)
         };
         let shape = (self.pool_spec.output_channels, positions, width);
         write_product(out, shape, &mut scratch.products, |products| {
@@ -280,8 +279,8 @@ thread_local! {
 struct Scratch {
     /// The image in words of four channels, as [`quads`] packs it.
     image: Vec<u32>,
-    /// The patch matrix, `[taps / 4][width]` words of four taps.
-    patches: Vec<u32>,
+    /// Its patch matrix, `[taps / 4][width]` words of four taps.
+    patches: Patches<u32>,
     /// Products for whole panels and vectors, before the copy to the output.
     products: Vec<u8>,
 }
