@@ -38,16 +38,22 @@ impl PlaneMaxPool {
         let padding = self.pool_spec.computed_padding(shape.hw_dims());
         let (kernel, stride) = (&self.pool_spec.kernel_shape, self.pool_spec.strides());
         let (rows, columns) = (&padding[0], &padding[1]);
+        let columns = spans(
+            columns.convoluted,
+            stride[1],
+            kernel[1],
+            columns.pad_before,
+            w,
+        );
+        let is_full = |c: &Range<usize>| c.len() == kernel[1];
+        let first = columns.iter().position(is_full).unwrap_or(0);
+        let count = columns[first..].iter().take_while(|c| is_full(c)).count();
         let window = Window {
             rows: spans(rows.convoluted, stride[0], kernel[0], rows.pad_before, h),
-            columns: spans(
-                columns.convoluted,
-                stride[1],
-                kernel[1],
-                columns.pad_before,
-                w,
-            ),
+            full_columns: first..first + count,
+            columns,
             width: kernel[1],
+            stride: stride[1],
         };
         let output_shape = self.pool_spec.output_shape(input.shape())?.shape.to_vec();
         let mut output = unsafe { Tensor::uninitialized_dt(input.datum_type(), &output_shape)? };
@@ -58,9 +64,15 @@ impl PlaneMaxPool {
         let out_len = window.rows.len() * window.columns.len();
         if out_len > 0 && w > 0 {
             let mut scratch = [vec![T::min_value(); window.rows.len() * w], Vec::new()];
-            for (plane, out) in src.chunks_exact(h * w).zip(dst.chunks_exact_mut(out_len)) {
-                window.pool(plane, out, &mut scratch);
+            let planes = src.chunks_exact(h * w).zip(dst.chunks_exact_mut(out_len));
+            #[cfg(target_arch = "x86_64")]
+            if is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2.
+                unsafe { window.pool_all_avx2(planes, &mut scratch) };
+                drop(dst_plain);
+                return Ok(output);
             }
+            window.pool_all(planes, &mut scratch);
         }
         drop(dst_plain);
         Ok(output)
@@ -94,9 +106,40 @@ struct Window {
     columns: Vec<Range<usize>>,
     /// The kernel's width.
     width: usize,
+    /// The stride from one output column to the next.
+    stride: usize,
+    /// The output columns whose windows lie wholly in the image.
+    full_columns: Range<usize>,
 }
 
 impl Window {
+    /// Pools each `(plane, out)` of `planes`.
+    #[inline(always)]
+    fn pool_all<'a, T: Copy + PartialOrd + tract_num_traits::Bounded + 'a>(
+        &self,
+        planes: impl Iterator<Item = (&'a [T], &'a mut [T])>,
+        scratch: &mut [Vec<T>; 2],
+    ) {
+        for (plane, out) in planes {
+            self.pool(plane, out, scratch);
+        }
+    }
+
+    /// [`Window::pool_all`] compiled for AVX2: twice the values per compare
+    /// and select, and `vpmaxsb` for int8.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn pool_all_avx2<'a, T: Copy + PartialOrd + tract_num_traits::Bounded + 'a>(
+        &self,
+        planes: impl Iterator<Item = (&'a [T], &'a mut [T])>,
+        scratch: &mut [Vec<T>; 2],
+    ) {
+        self.pool_all(planes, scratch)
+    }
+
     /// Pools one `plane` into `out` in three passes, each over whole rows so
     /// that the first two vectorise: the maxima down each output row's
     /// window into `down`, `[out_h, W]`; the maxima of every `width`
@@ -105,6 +148,7 @@ impl Window {
     /// its window is wholly in bounds and folds its part of `down` where it
     /// is not. Windows wholly in the padding get `T::min_value()`, as in
     /// tract's pool.
+    #[inline(always)]
     fn pool<T: Copy + PartialOrd + tract_num_traits::Bounded>(
         &self,
         plane: &[T],
@@ -113,35 +157,76 @@ impl Window {
     ) {
         let w = down.len() / self.rows.len();
         for (row, rows) in down.chunks_exact_mut(w).zip(&self.rows) {
-            row.fill(T::min_value());
-            for iy in rows.clone() {
-                for (m, &v) in row.iter_mut().zip(&plane[iy * w..][..w]) {
-                    *m = max(*m, v);
-                }
+            match rows.len() {
+                0 => row.fill(T::min_value()),
+                n => maxima(row, &plane[rows.start * w..], (n, w)),
             }
         }
         let windows = (down.len() + 1).saturating_sub(self.width);
         across.clear();
         across.resize(windows, T::min_value());
-        for kx in 0..self.width {
-            for (m, &v) in across.iter_mut().zip(&down[kx..]) {
-                *m = max(*m, v);
-            }
-        }
+        maxima(across, down, (self.width, 1));
+        // The output columns whose windows lie wholly in the image, a run
+        // in the middle, read `across` at a stride; the others fold `down`.
+        let full = &self.full_columns;
         let rows = out
             .chunks_exact_mut(self.columns.len())
             .zip(down.chunks_exact(w));
         for (oy, (out_row, row)) in rows.enumerate() {
-            for (o, columns) in out_row.iter_mut().zip(&self.columns) {
-                *o = if columns.len() == self.width {
-                    across[oy * w + columns.start]
-                } else {
-                    row[columns.clone()]
-                        .iter()
-                        .fold(T::min_value(), |m, &v| max(m, v))
-                };
+            for ox in (0..full.start).chain(full.end..self.columns.len()) {
+                out_row[ox] = row[self.columns[ox].clone()]
+                    .iter()
+                    .fold(T::min_value(), |m, &v| max(m, v));
+            }
+            if let Some(first) = self.columns.get(full.start).filter(|_| !full.is_empty()) {
+                let windows = across[oy * w + first.start..].iter().step_by(self.stride);
+                for (o, &m) in out_row[full.clone()].iter_mut().zip(windows) {
+                    *o = m;
+                }
             }
         }
+    }
+}
+
+/// `dst[i] = max(src[i], src[i + step], ..)`, `count` values each, for
+/// every `i`.
+#[inline(always)]
+fn maxima<T: Copy + PartialOrd>(dst: &mut [T], src: &[T], window: (usize, usize)) {
+    // Runs of 8 f32 or 16 bytes, whole 128-bit lanes, compile to plain
+    // vector loads, compares and stores; shorter rows of bytes take 8.
+    match size_of::<T>() {
+        1 if dst.len() >= 16 => maxima_in_runs::<T, 16>(dst, src, window),
+        _ => maxima_in_runs::<T, 8>(dst, src, window),
+    }
+}
+
+/// [`maxima`] for `RUN` outputs at a time, whose maxima build up in
+/// registers and are stored once: updated in place in memory, they compile
+/// to masked stores, which are slow.
+#[inline(always)]
+fn maxima_in_runs<T: Copy + PartialOrd, const RUN: usize>(
+    dst: &mut [T],
+    src: &[T],
+    (count, step): (usize, usize),
+) {
+    let n = dst.len();
+    if n < RUN {
+        for (x, d) in dst.iter_mut().enumerate() {
+            let values = (0..count).map(|k| src[k * step + x]);
+            *d = values.reduce(max).expect("count > 0");
+        }
+        return;
+    }
+    // Runs from the start, and a last one that may overlap the one before.
+    for x in (0..n - RUN).step_by(RUN).chain([n - RUN]) {
+        let mut acc: [T; RUN] = src[x..][..RUN].try_into().expect("RUN values");
+        for k in 1..count {
+            let values: &[T; RUN] = src[k * step + x..][..RUN].try_into().expect("RUN values");
+            for (m, &v) in acc.iter_mut().zip(values) {
+                *m = max(*m, v);
+            }
+        }
+        dst[x..][..RUN].copy_from_slice(&acc);
     }
 }
 

@@ -186,9 +186,15 @@ mod tests {
             let ours = PlaneMaxPool::for_spec(&spec).expect("a 2-D NCHW pool");
             let tracts = MaxPool::new(spec.clone(), None);
             let len = shape.iter().product();
-            let floats = Tensor::from_shape(&shape, &values(len, i as u64)).unwrap();
-            let bytes = floats.cast_to::<u8>().unwrap().into_owned();
-            let signed = floats.cast_to::<i8>().unwrap().into_owned();
+            let floats = values(len, i as u64);
+            // Bytes spread over most of their range.
+            let ints =
+                |shift: f32| -> Vec<f32> { floats.iter().map(|v| v * 30.0 + shift).collect() };
+            let bytes = Tensor::from_shape(&shape, &ints(128.0)).unwrap();
+            let bytes = bytes.cast_to::<u8>().unwrap().into_owned();
+            let signed = Tensor::from_shape(&shape, &ints(0.0)).unwrap();
+            let signed = signed.cast_to::<i8>().unwrap().into_owned();
+            let floats = Tensor::from_shape(&shape, &floats).unwrap();
             let quantized = {
                 let mut t = bytes.clone();
                 unsafe {
