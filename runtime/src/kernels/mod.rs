@@ -257,6 +257,9 @@ mod tests {
             (32, 128, 1, [1, 32, 6, 6], PaddingSpec::Valid, true),
             (256, 10, 1, [1, 256, 6, 6], PaddingSpec::Valid, false),
             (64, 64, 5, [2, 64, 12, 12], same(5), true),
+            // A batch with outputs not in whole panels; an unpadded 3x3.
+            (16, 20, 3, [2, 16, 8, 10], same(3), false),
+            (24, 7, 3, [1, 24, 10, 12], PaddingSpec::Valid, true),
             (5, 7, 3, [1, 5, 7, 9], PaddingSpec::SameUpper, false),
             (
                 2,
