@@ -65,13 +65,6 @@ impl PlaneMaxPool {
         if out_len > 0 && w > 0 {
             let mut scratch = [vec![T::min_value(); window.rows.len() * w], Vec::new()];
             let planes = src.chunks_exact(h * w).zip(dst.chunks_exact_mut(out_len));
-            #[cfg(target_arch = "x86_64")]
-            if is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU has AVX2.
-                unsafe { window.pool_all_avx2(planes, &mut scratch) };
-                drop(dst_plain);
-                return Ok(output);
-            }
             window.pool_all(planes, &mut scratch);
         }
         drop(dst_plain);
@@ -113,9 +106,23 @@ struct Window {
 }
 
 impl Window {
-    /// Pools each `(plane, out)` of `planes`.
-    #[inline(always)]
+    /// Pools each `(plane, out)` of `planes`, in code compiled for AVX2
+    /// where the CPU has it.
     fn pool_all<'a, T: Copy + PartialOrd + tract_num_traits::Bounded + 'a>(
+        &self,
+        planes: impl Iterator<Item = (&'a [T], &'a mut [T])>,
+        scratch: &mut [Vec<T>; 2],
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2.
+            return unsafe { self.pool_each_avx2(planes, scratch) };
+        }
+        self.pool_each(planes, scratch)
+    }
+
+    #[inline(always)]
+    fn pool_each<'a, T: Copy + PartialOrd + tract_num_traits::Bounded + 'a>(
         &self,
         planes: impl Iterator<Item = (&'a [T], &'a mut [T])>,
         scratch: &mut [Vec<T>; 2],
@@ -125,19 +132,19 @@ impl Window {
         }
     }
 
-    /// [`Window::pool_all`] compiled for AVX2: twice the values per compare
-    /// and select, and `vpmaxsb` for int8.
+    /// [`Window::pool_each`] compiled for AVX2: twice the values per
+    /// compare and select, and `vpmaxsb` for int8.
     ///
     /// # Safety
     /// The CPU must have AVX2.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn pool_all_avx2<'a, T: Copy + PartialOrd + tract_num_traits::Bounded + 'a>(
+    unsafe fn pool_each_avx2<'a, T: Copy + PartialOrd + tract_num_traits::Bounded + 'a>(
         &self,
         planes: impl Iterator<Item = (&'a [T], &'a mut [T])>,
         scratch: &mut [Vec<T>; 2],
     ) {
-        self.pool_all(planes, scratch)
+        self.pool_each(planes, scratch)
     }
 
     /// Pools one `plane` into `out` in three passes, each over whole rows so

@@ -135,8 +135,8 @@ impl Geometry {
         let Patches { padded, matrix } = patches;
         let padded = self.pad(image, pad, padded);
         let positions = self.positions();
-        // Every position of every row is written below, so old contents
-        // may stay.
+        // Every row's positions are written below; what lies past them may
+        // keep old contents.
         matrix.resize(self.taps() * width, pad);
         let mut rows = matrix.chunks_exact_mut(width);
         for plane in padded.chunks_exact(ph * pw) {
