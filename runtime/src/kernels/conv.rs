@@ -103,7 +103,6 @@ impl PlaneConv {
                 }
             });
         }
-        drop(dst_plain);
         Ok(output)
     }
 

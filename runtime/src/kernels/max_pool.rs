@@ -4,6 +4,9 @@
 //! outputs. tract's own pool walked a precomputed patch per output element,
 //! and this was a sixth of squeeze1's and alex4's time.
 
+#[cfg(target_arch = "x86_64")]
+mod lanes;
+
 use std::ops::Range;
 
 use tract_onnx::prelude::*;
@@ -29,9 +32,19 @@ impl PlaneMaxPool {
         })
     }
 
+    /// The pool of other machines and wider planes, for tests on machines
+    /// that pool in registers.
+    #[cfg(test)]
+    pub(super) fn eval_in_memory(&self, input: &Tensor) -> TractResult<Tensor> {
+        dispatch_numbers!(Self::eval_t(input.datum_type())(self, input, declined))
+    }
+
+    /// Pools `input` with `in_registers` where it can (it returns whether
+    /// it did), else with [`Window::pool_all`].
     fn eval_t<T: Datum + Copy + PartialOrd + tract_num_traits::Bounded>(
         &self,
         input: &Tensor,
+        in_registers: InRegisters<T>,
     ) -> TractResult<Tensor> {
         let shape = self.pool_spec.data_format.shape(input.shape())?;
         let (h, w) = (shape.hw_dims()[0], shape.hw_dims()[1]);
@@ -62,14 +75,22 @@ impl PlaneMaxPool {
         let mut dst_plain = output.try_as_plain_ram_mut()?;
         let dst = dst_plain.as_slice_mut::<T>()?;
         let out_len = window.rows.len() * window.columns.len();
-        if out_len > 0 && w > 0 {
+        if out_len > 0 && w > 0 && !in_registers(&window, (h, w), src, dst) {
             let mut scratch = [vec![T::min_value(); window.rows.len() * w], Vec::new()];
             let planes = src.chunks_exact(h * w).zip(dst.chunks_exact_mut(out_len));
             window.pool_all(planes, &mut scratch);
         }
-        drop(dst_plain);
         Ok(output)
     }
+}
+
+/// A pool of whole planes, `src` (`(h, w)` each) into `dst`, that may
+/// decline and leave `dst` as it is.
+type InRegisters<T> = fn(&Window, (usize, usize), &[T], &mut [T]) -> bool;
+
+/// The [`InRegisters`] for the types and machines that have none.
+fn declined<T>(_: &Window, _: (usize, usize), _: &[T], _: &mut [T]) -> bool {
+    false
 }
 
 /// For each of `outputs` positions along one axis, the input positions in
@@ -260,8 +281,17 @@ impl EvalOp for PlaneMaxPool {
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let input = args_1!(inputs);
-        let output = dispatch_numbers!(Self::eval_t(input.datum_type())(self, &input))?;
-        Ok(tvec!(output.into_tvalue()))
+        let dt = input.datum_type();
+        #[cfg(target_arch = "x86_64")]
+        let output = match dt.unquantized() {
+            DatumType::F32 => self.eval_t::<f32>(&input, lanes::pool),
+            DatumType::U8 => self.eval_t::<u8>(&input, lanes::pool),
+            DatumType::I8 => self.eval_t::<i8>(&input, lanes::pool),
+            _ => dispatch_numbers!(Self::eval_t(dt)(self, &input, declined)),
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let output = dispatch_numbers!(Self::eval_t(dt)(self, &input, declined));
+        Ok(tvec!(output?.into_tvalue()))
     }
 }
 

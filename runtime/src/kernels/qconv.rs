@@ -86,12 +86,9 @@ impl PlaneQConv {
             .iter()
             .all(|&z| z == 0);
         let per_tensor = [x0, x_scale, y0, y_scale].iter().all(|t| t.len() == 1);
-        if !(bytes(input) && bytes(output) && kernel.datum_type().unquantized() == i8::datum_type())
-            || !symmetric
-            || !per_tensor
-            || !is_plain(conv)
-            || !cpu
-        {
+        let i8_kernel = kernel.datum_type().unquantized() == i8::datum_type();
+        let supported = bytes(input) && bytes(output) && i8_kernel && symmetric && per_tensor;
+        if !(supported && is_plain(conv) && cpu) {
             return Ok(None);
         }
         let spec = &conv.pool_spec;
