@@ -17,9 +17,7 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, PoolSpec};
 
-use super::patches::{
-    is_plain, pack_panels, per_channel, tiles, write_product, Geometry, Patches, ROWS, VECTOR,
-};
+use super::patches::{is_plain, pack_panels, per_channel, tiles, Geometry, Patches, ROWS, VECTOR};
 
 /// A 2-D, stride-1, undilated, ungrouped f32 convolution over `[N, C, H, W]`
 /// (or `[C, H, W]`), any kernel size and padding, with its bias and an
@@ -96,10 +94,10 @@ impl PlaneConv {
         let dst = dst_plain.as_slice_mut::<f32>()?;
         let image_out = spec.output_channels * geometry.positions();
         if image_out > 0 {
-            SCRATCH.with_borrow_mut(|scratch| {
+            PATCHES.with_borrow_mut(|patches| {
                 let images = src.chunks_exact(geometry.image_len());
                 for (image, out) in images.zip(dst.chunks_exact_mut(image_out)) {
-                    self.convolve(&geometry, image, out, scratch);
+                    self.convolve(&geometry, image, out, patches);
                 }
             });
         }
@@ -107,47 +105,47 @@ impl PlaneConv {
     }
 
     /// One image: `image` is `[C, H, W]`, `out` is `[O, out_h, out_w]`.
-    fn convolve(&self, g: &Geometry, image: &[f32], out: &mut [f32], scratch: &mut Scratch) {
-        let co = self.pool_spec.output_channels;
+    fn convolve(&self, g: &Geometry, image: &[f32], out: &mut [f32], patches: &mut Patches<f32>) {
         let positions = g.positions();
         // Whole vectors of output positions; past the last position the
-        // tile reads stale patches and writes products nobody reads.
+        // tiles read stale patches, whose products they do not write.
         let width = positions.next_multiple_of(VECTOR);
         let source = if g.is_pointwise() && width == positions {
             image
         } else {
-            g.im2col(image, width, 0.0, &mut scratch.patches)
+            g.im2col(image, width, 0.0, patches)
         };
-        write_product(
-            out,
-            (co, positions, width),
-            &mut scratch.products,
-            |products| self.multiply(source, g.taps(), width, products),
-        );
+        self.multiply(source, g.taps(), width, out);
     }
 
-    /// Writes `ROWS` output channels at a time into `products`, rows `width`
-    /// apart, from `source`, whose `taps` rows are `width` apart.
-    fn multiply(&self, source: &[f32], taps: usize, width: usize, products: &mut [f32]) {
-        assert!(source.len() >= taps * width);
-        assert!(products.len() >= self.bias.len() * width);
+    /// Writes `ROWS` output channels at a time into `out`, `[O, positions]`,
+    /// from `source`, whose `taps` rows are `width` apart.
+    fn multiply(&self, source: &[f32], taps: usize, width: usize, out: &mut [f32]) {
+        let co = self.pool_spec.output_channels;
+        let positions = out.len() / co;
+        assert!(source.len() >= taps * width && width >= positions);
+        assert_eq!(out.len(), co * positions);
         let panels = self.panels.chunks_exact(taps * ROWS);
         for (panel, (weights, bias)) in panels.zip(self.bias.chunks_exact(ROWS)).enumerate() {
             let bias: &[f32; ROWS] = bias.try_into().expect("ROWS biases");
-            let dst = products[panel * ROWS * width..].as_mut_ptr();
+            let dst = out[panel * ROWS * positions..].as_mut_ptr();
             let t = Tile {
                 width,
+                stride: positions,
+                rows: (co - panel * ROWS).min(ROWS),
                 relu: self.relu,
             };
             // SAFETY: the CPU has AVX2 and FMA (checked in `for_conv`); the
-            // asserts above keep every read and write of a tile in bounds.
+            // asserts above keep every read of a tile in bounds, and it
+            // writes only its rows and positions that exist.
             unsafe {
                 let w = weights.as_ptr();
                 for (column, vectors) in tiles(width) {
                     let (src, dst) = (source.as_ptr().add(column), dst.add(column));
+                    let valid = (positions - column).min(vectors * VECTOR);
                     match vectors {
-                        2 => t.run::<2>(w, src, taps, bias, dst),
-                        _ => t.run::<1>(w, src, taps, bias, dst),
+                        2 => t.run::<2>(w, src, taps, bias, dst, valid),
+                        _ => t.run::<1>(w, src, taps, bias, dst, valid),
                     }
                 }
             }
@@ -156,36 +154,35 @@ impl PlaneConv {
 }
 
 thread_local! {
-    /// Buffers reused from one evaluation to the next, so that a run does
-    /// not allocate (and the allocator does not map and fault in) them anew.
-    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
+    /// The patch matrix and padded image, reused from one evaluation to the
+    /// next, so that a run does not allocate (and the allocator does not map
+    /// and fault in) them anew.
+    static PATCHES: std::cell::RefCell<Patches<f32>> = std::cell::RefCell::default();
 }
 
-#[derive(Default)]
-struct Scratch {
-    /// The patch matrix, `[taps][width]`, and the padded image it reads.
-    patches: Patches<f32>,
-    /// Products for whole panels and vectors, before the copy to the output.
-    products: Vec<f32>,
-}
-
-/// How a tile writes: output rows `width` apart, ReLU or not.
+/// How a tile reads and writes.
 struct Tile {
+    /// From one tap's row of the patch matrix to the next.
     width: usize,
+    /// From one output channel's row to the next.
+    stride: usize,
+    /// The output channels of the panel that exist.
+    rows: usize,
     relu: bool,
 }
 
 impl Tile {
-    /// `ROWS x (V * 8)` outputs at `dst`: the bias, plus for each tap its
-    /// `ROWS` weights times the `V * 8` inputs of its row of `source`, then
-    /// ReLU if asked. With `V = 2` the twelve accumulators, two input vectors
-    /// and one broadcast weight fit the sixteen registers, so nothing spills
-    /// in the loop; `V = 1` does the last, narrower tile.
+    /// `ROWS x (V * 8)` outputs: the bias, plus for each tap its `ROWS`
+    /// weights times the `V * 8` inputs of its row of `source`, then ReLU if
+    /// asked; of these, the first `valid` of each of `self.rows` rows go to
+    /// `dst`. With `V = 2` the twelve accumulators, two input vectors and
+    /// one broadcast weight fit the sixteen registers, so nothing spills in
+    /// the loop; `V = 1` does the last, narrower tile.
     ///
     /// # Safety
     /// The CPU must have AVX2 and FMA; `weights` must hold `taps * ROWS`
     /// values, `source` `V * 8` at each of `taps` rows `width` apart, and
-    /// `dst` the same for `ROWS` rows.
+    /// `dst` `valid` at each of `self.rows` rows `self.stride` apart.
     #[target_feature(enable = "avx2,fma")]
     unsafe fn run<const V: usize>(
         &self,
@@ -194,6 +191,7 @@ impl Tile {
         taps: usize,
         bias: &[f32; ROWS],
         dst: *mut f32,
+        valid: usize,
     ) {
         use std::arch::x86_64::*;
         let mut acc = [[_mm256_setzero_ps(); V]; ROWS];
@@ -215,10 +213,19 @@ impl Tile {
             }
         }
         let zero = _mm256_setzero_ps();
-        for (r, row) in acc.iter().enumerate() {
+        for (r, row) in acc.iter().enumerate().take(self.rows) {
             for (i, &v) in row.iter().enumerate() {
                 let v = if self.relu { _mm256_max_ps(v, zero) } else { v };
-                _mm256_storeu_ps(dst.add(r * self.width + i * VECTOR), v);
+                let dst = dst.add(r * self.stride + i * VECTOR);
+                match valid.saturating_sub(i * VECTOR) {
+                    0 => {}
+                    n if n >= VECTOR => _mm256_storeu_ps(dst, v),
+                    n => {
+                        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+                        let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lanes);
+                        _mm256_maskstore_ps(dst, mask, v);
+                    }
+                }
             }
         }
     }

@@ -242,28 +242,3 @@ pub fn tiles(width: usize) -> impl Iterator<Item = (usize, usize)> {
         .step_by(2 * VECTOR)
         .map(move |column| (column, ((width - column) / VECTOR).min(2)))
 }
-
-/// Has `multiply` compute one image's product for whole panels of [`ROWS`]
-/// channels and whole vectors of positions, rows `width` apart, and puts
-/// it in `out`, `[channels, positions]`: straight into `out` where the two
-/// shapes agree, else through `products` and a copy of each row's
-/// positions.
-pub fn write_product<T: Copy + Default>(
-    out: &mut [T],
-    (channels, positions, width): (usize, usize, usize),
-    products: &mut Vec<T>,
-    multiply: impl FnOnce(&mut [T]),
-) {
-    if channels % ROWS == 0 && width == positions {
-        multiply(out);
-        return;
-    }
-    products.resize(channels.next_multiple_of(ROWS) * width, T::default());
-    multiply(products);
-    for (plane, row) in out
-        .chunks_exact_mut(positions)
-        .zip(products.chunks_exact(width))
-    {
-        plane.copy_from_slice(&row[..positions]);
-    }
-}

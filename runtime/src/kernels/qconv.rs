@@ -17,9 +17,7 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, PoolSpec};
 
-use super::patches::{
-    is_plain, pack_panels, per_channel, tiles, write_product, Geometry, Patches, ROWS, VECTOR,
-};
+use super::patches::{is_plain, pack_panels, per_channel, tiles, Geometry, Patches, ROWS, VECTOR};
 
 /// Taps per 32-bit lane of a dot product.
 const GROUP: usize = 4;
@@ -78,6 +76,7 @@ impl PlaneQConv {
             |dt: DatumType| [i8::datum_type(), u8::datum_type()].contains(&dt.unquantized());
         let cpu = is_x86_feature_detected!("avx2")
             && is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
             && is_x86_feature_detected!("avx512vl")
             && is_x86_feature_detected!("avx512vnni");
         let symmetric = k0
@@ -175,18 +174,16 @@ impl PlaneQConv {
         } else {
             g.im2col(&scratch.image, width, pad, &mut scratch.patches)
         };
-        let shape = (self.pool_spec.output_channels, positions, width);
-        write_product(out, shape, &mut scratch.products, |products| {
-            self.multiply(source, g.taps(), width, products)
-        });
+        self.multiply(source, g.taps(), width, out);
     }
 
-    /// Writes `ROWS` output channels at a time into `products`, rows `width`
-    /// apart, from `source`, `groups` groups of four taps for `width`
-    /// positions.
-    fn multiply(&self, source: &[u32], groups: usize, width: usize, products: &mut [u8]) {
-        assert!(source.len() >= groups * width);
-        assert!(products.len() >= self.offsets.len() * width);
+    /// Writes `ROWS` output channels at a time into `out`, `[O, positions]`,
+    /// from `source`, `groups` groups of four taps for `width` positions.
+    fn multiply(&self, source: &[u32], groups: usize, width: usize, out: &mut [u8]) {
+        let co = self.pool_spec.output_channels;
+        let positions = out.len() / co;
+        assert!(source.len() >= groups * width && width >= positions);
+        assert_eq!(out.len(), co * positions);
         let panels = self.panels.chunks_exact(groups * ROWS * GROUP);
         let rows = self
             .offsets
@@ -195,22 +192,25 @@ impl PlaneQConv {
         for (panel, (weights, (offsets, scales))) in panels.zip(rows).enumerate() {
             let t = Tile {
                 width,
+                stride: positions,
+                rows: (co - panel * ROWS).min(ROWS),
                 offsets: offsets.try_into().expect("ROWS offsets"),
                 scales: scales.try_into().expect("ROWS scales"),
                 zero: self.output_zero,
                 range: self.range,
             };
-            let dst = products[panel * ROWS * width..].as_mut_ptr();
-            // SAFETY: the CPU has AVX-512 VL and VNNI (checked in
-            // `for_conv`); the asserts above keep every read and write of a
-            // tile in bounds.
+            let dst = out[panel * ROWS * positions..].as_mut_ptr();
+            // SAFETY: the CPU has AVX-512 BW, VL and VNNI (checked in
+            // `for_conv`); the asserts above keep every read of a tile in
+            // bounds, and it writes only its rows and positions that exist.
             unsafe {
                 let w = weights.as_ptr();
                 for (column, vectors) in tiles(width) {
                     let (src, dst) = (source.as_ptr().add(column), dst.add(column));
+                    let valid = (positions - column).min(vectors * VECTOR);
                     match vectors {
-                        2 => t.run::<2>(w, src, groups, dst),
-                        _ => t.run::<1>(w, src, groups, dst),
+                        2 => t.run::<2>(w, src, groups, dst, valid),
+                        _ => t.run::<1>(w, src, groups, dst, valid),
                     }
                 }
             }
@@ -278,13 +278,16 @@ struct Scratch {
     image: Vec<u32>,
     /// Its patch matrix, `[taps / 4][width]` words of four taps.
     patches: Patches<u32>,
-    /// Products for whole panels and vectors, before the copy to the output.
-    products: Vec<u8>,
 }
 
-/// How a tile requantizes and writes one panel.
+/// How a tile reads, requantizes and writes one panel.
 struct Tile<'a> {
+    /// From one group's row of the patch matrix to the next.
     width: usize,
+    /// From one output channel's row to the next.
+    stride: usize,
+    /// The output channels of the panel that exist.
+    rows: usize,
     offsets: &'a [i32; ROWS],
     scales: &'a [u32; ROWS],
     zero: i32,
@@ -292,23 +295,24 @@ struct Tile<'a> {
 }
 
 impl Tile<'_> {
-    /// `ROWS x (V * 8)` outputs at `dst`, rows `width` apart: the offset,
-    /// plus for each group of four taps their weights times the inputs,
-    /// then scaled, rounded half to even, moved to the output's zero point
-    /// and clamped to its range.
+    /// `ROWS x (V * 8)` outputs: the offset, plus for each group of four
+    /// taps their weights times the inputs, then scaled, rounded half to
+    /// even, moved to the output's zero point and clamped to its range; of
+    /// these, the first `valid` of each of `self.rows` rows go to `dst`.
     ///
     /// # Safety
-    /// The CPU must have AVX2, AVX-512 F, VL and VNNI; `weights` must hold
-    /// `groups * ROWS * 4` values, `source` `V * 8` words at each of
-    /// `groups` rows `width` words apart, and `dst` `V * 8` bytes at each
-    /// of `ROWS` rows `width` apart.
-    #[target_feature(enable = "avx2,avx512f,avx512vl,avx512vnni")]
+    /// The CPU must have AVX2, AVX-512 F, BW, VL and VNNI; `weights` must
+    /// hold `groups * ROWS * 4` values, `source` `V * 8` words at each of
+    /// `groups` rows `width` words apart, and `dst` `valid` bytes at each
+    /// of `self.rows` rows `self.stride` apart.
+    #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
     unsafe fn run<const V: usize>(
         &self,
         weights: *const i8,
         source: *const u32,
         groups: usize,
         dst: *mut u8,
+        valid: usize,
     ) {
         use std::arch::x86_64::*;
         let mut acc = [[_mm256_setzero_si256(); V]; ROWS];
@@ -334,14 +338,19 @@ impl Tile<'_> {
             _mm256_set1_epi32(self.range.0),
             _mm256_set1_epi32(self.range.1),
         );
-        for (r, row) in acc.iter().enumerate() {
+        for (r, row) in acc.iter().enumerate().take(self.rows) {
             let scale = _mm256_set1_ps(f32::from_bits(self.scales[r]));
             for (i, &v) in row.iter().enumerate() {
                 // Rounds half to even: the MXCSR default.
                 let q = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_cvtepi32_ps(v), scale));
                 let q = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(q, zero), lo), hi);
                 let bytes = _mm256_cvtepi32_epi8(q);
-                _mm_storel_epi64(dst.add(r * self.width + i * VECTOR).cast(), bytes);
+                let dst = dst.add(r * self.stride + i * VECTOR);
+                match valid.saturating_sub(i * VECTOR) {
+                    0 => {}
+                    n if n >= VECTOR => _mm_storel_epi64(dst.cast(), bytes),
+                    n => _mm_mask_storeu_epi8(dst.cast(), (1 << n) - 1, bytes),
+                }
             }
         }
     }
