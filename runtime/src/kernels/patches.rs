@@ -96,24 +96,33 @@ impl Geometry {
     }
 
     /// `image` with `pad` around each plane, as planes of [`padded_dims`]
-    /// (`image` itself where it needs no padding).
+    /// (`image` itself where it needs no padding). Each element is written
+    /// once: the padding rows and columns with `pad`, the rest copied.
     ///
     /// [`padded_dims`]: Geometry::padded_dims
+    #[inline(always)]
     fn pad<'a, T: Copy>(&self, image: &'a [T], pad: T, padded: &'a mut Vec<T>) -> &'a [T] {
         let (ph, pw) = self.padded_dims();
         if (self.top, self.left, ph, pw) == (0, 0, self.h, self.w) {
             return image;
         }
-        padded.clear();
         padded.resize(self.channels * ph * pw, pad);
         let columns = self.w.min(pw.saturating_sub(self.left));
-        if columns > 0 {
-            let planes = image.chunks_exact(self.h * self.w);
-            for (plane, out) in planes.zip(padded.chunks_exact_mut(ph * pw)) {
-                let out_rows = out.chunks_exact_mut(pw).skip(self.top);
-                for (row, out) in plane.chunks_exact(self.w).zip(out_rows) {
-                    copy_short(&mut out[self.left..][..columns], &row[..columns]);
-                }
+        let rows = self.h.min(ph.saturating_sub(self.top));
+        for (plane, out) in image
+            .chunks_exact(self.h * self.w)
+            .zip(padded.chunks_exact_mut(ph * pw))
+        {
+            let (above, rest) = out.split_at_mut(self.top * pw);
+            let (middle, below) = rest.split_at_mut(rows * pw);
+            above.fill(pad);
+            below.fill(pad);
+            for (row, out) in plane.chunks_exact(self.w).zip(middle.chunks_exact_mut(pw)) {
+                let (left, rest) = out.split_at_mut(self.left);
+                let (copied, right) = rest.split_at_mut(columns);
+                left.fill(pad);
+                copy_short(copied, &row[..columns]);
+                right.fill(pad);
             }
         }
         padded
@@ -122,7 +131,9 @@ impl Geometry {
     /// The patch matrix of `image`, `[taps][width]`: tap `(c, ky, kx)` is
     /// row `(c * kh + ky) * kw + kx`, and taps in the padding are `pad`.
     /// Positions past the last, up to `width`, hold stale values: their
-    /// products are never read.
+    /// products are never read. Inlined, so that it compiles for the
+    /// vector instructions of the kernel that calls it.
+    #[inline(always)]
     pub fn im2col<'a, T: Copy>(
         &self,
         image: &[T],

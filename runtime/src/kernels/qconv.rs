@@ -154,7 +154,8 @@ impl PlaneQConv {
             SCRATCH.with_borrow_mut(|scratch| {
                 let images = input.as_bytes().chunks_exact(image_len);
                 for (image, out) in images.zip(output.as_bytes_mut().chunks_exact_mut(image_out)) {
-                    self.convolve(&geometry, image, out, scratch);
+                    // SAFETY: the CPU has AVX-512 (checked in `for_conv`).
+                    unsafe { self.convolve(&geometry, image, out, scratch) };
                 }
             });
         }
@@ -162,7 +163,12 @@ impl PlaneQConv {
     }
 
     /// One image: `image` is `[C, H, W]`, `out` is `[O, out_h, out_w]`.
-    fn convolve(&self, g: &Geometry, image: &[u8], out: &mut [u8], scratch: &mut Scratch) {
+    /// The packing and patch copies compile for AVX-512 here.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F and BW.
+    #[target_feature(enable = "avx2,avx512f,avx512bw")]
+    unsafe fn convolve(&self, g: &Geometry, image: &[u8], out: &mut [u8], scratch: &mut Scratch) {
         let flip = if self.signed_input { 0x80 } else { 0 };
         let plane = image.len() / self.pool_spec.input_channels;
         quads(image, plane, flip, self.input_zero, &mut scratch.image);
@@ -244,6 +250,7 @@ fn by_quads(weights: &[i8], channels: usize, taps: usize) -> Vec<i8> {
 /// `[ceil(C / 4), H, W]` words holding four channels' bytes each, XORed
 /// with `flip` (so that int8 reads as unsigned), and `zero` for the
 /// channels past `C`.
+#[inline(always)]
 fn quads(image: &[u8], plane: usize, flip: u8, zero: u8, out: &mut Vec<u32>) {
     out.clear();
     for quad in image.chunks(GROUP * plane) {
