@@ -10,6 +10,7 @@
 //! micro-kernel keeps a `ROWS x 16` tile of outputs in registers across all
 //! taps and writes each output once.
 
+use std::arch::x86_64::*;
 use std::fmt;
 use std::sync::Arc;
 
@@ -25,13 +26,24 @@ use super::patches::{is_plain, pack_panels, per_channel, tiles, Geometry, Patche
 #[derive(Clone, PartialEq)]
 pub struct PlaneConv {
     pub pool_spec: PoolSpec,
-    /// `[panel][tap][ROWS]`: the taps of output channels `panel * ROWS..`,
-    /// zero past the last channel. Tap `(c, ky, kx)` is number
-    /// `(c * kh + ky) * kw + kx`.
-    panels: Arc<Vec<f32>>,
+    /// The weights, laid out for the tiles that suit the planes.
+    weights: Weights,
     /// One per output channel, zero-padded to whole panels.
     bias: Arc<Vec<f32>>,
     pub relu: bool,
+}
+
+/// Tap `(c, ky, kx)` of the weights is number `(c * kh + ky) * kw + kx`.
+#[derive(Clone, PartialEq)]
+enum Weights {
+    /// `[panel][tap][ROWS]`: the taps of output channels `panel * ROWS..`,
+    /// zero past the last channel. A tile is `ROWS` channels by two vectors
+    /// of positions.
+    Panels(Arc<Vec<f32>>),
+    /// `[tap][O]`. A tile is `ROWS` positions by two vectors of channels:
+    /// for planes whose positions fill no whole pair of vectors but whose
+    /// channels do (squeeze1's 6x6 planes), so that no product is wasted.
+    ByTap(Arc<Vec<f32>>),
 }
 
 /// tract compares ops to merge twins; a NaN weight only makes an op unequal
@@ -41,9 +53,13 @@ impl Eq for PlaneConv {}
 impl fmt::Debug for PlaneConv {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = &self.pool_spec;
+        let layout = match self.weights {
+            Weights::Panels(_) => "panels",
+            Weights::ByTap(_) => "by tap",
+        };
         write!(
             f,
-            "PlaneConv({}->{}, {:?}, {:?}, relu: {})",
+            "PlaneConv({}->{}, {:?}, {:?}, relu: {}, {layout})",
             s.input_channels, s.output_channels, s.kernel_shape, s.padding, self.relu
         )
     }
@@ -52,11 +68,13 @@ impl fmt::Debug for PlaneConv {
 impl PlaneConv {
     /// The replacement for `conv`, whose kernel and bias are `consts`, if
     /// it is one this op does and this CPU has the instructions for it.
+    /// The weights' layout suits planes of `positions` outputs, where known.
     pub fn for_conv(
         conv: &Conv,
         input: DatumType,
         consts: &[Arc<Tensor>],
         relu: bool,
+        positions: Option<usize>,
     ) -> TractResult<Option<PlaneConv>> {
         let spec = &conv.pool_spec;
         let [kernel, bias] = consts else {
@@ -75,9 +93,23 @@ impl PlaneConv {
             "kernel of {} values",
             weights.len()
         );
+        let pair = 2 * VECTOR;
+        let by_tap = spec.output_channels.is_multiple_of(pair)
+            && positions.is_some_and(|p| !p.is_multiple_of(pair));
+        let weights = if by_tap {
+            let mut by_tap = vec![0.0; weights.len()];
+            for (o, filter) in weights.chunks_exact(taps).enumerate() {
+                for (t, &w) in filter.iter().enumerate() {
+                    by_tap[t * spec.output_channels + o] = w;
+                }
+            }
+            Weights::ByTap(Arc::new(by_tap))
+        } else {
+            Weights::Panels(Arc::new(pack_panels::<f32, 1>(weights, taps)))
+        };
         Ok(Some(PlaneConv {
             pool_spec: spec.clone(),
-            panels: Arc::new(pack_panels::<f32, 1>(weights, taps)),
+            weights,
             bias: Arc::new(per_channel(bias, spec.output_channels)?),
             relu,
         }))
@@ -119,25 +151,31 @@ impl PlaneConv {
         patches: &mut Patches<f32>,
     ) {
         let positions = g.positions();
-        // Whole vectors of output positions; past the last position the
-        // tiles read stale patches, whose products they do not write.
-        let width = positions.next_multiple_of(VECTOR);
+        // Whole tiles of output positions; past the last position the tiles
+        // read stale patches, whose products they do not write.
+        let width = match self.weights {
+            Weights::Panels(_) => positions.next_multiple_of(VECTOR),
+            Weights::ByTap(_) => positions.next_multiple_of(ROWS),
+        };
         let source = if g.is_pointwise() && width == positions {
             image
         } else {
             g.im2col(image, width, 0.0, patches)
         };
-        self.multiply(source, g.taps(), width, out);
+        match &self.weights {
+            Weights::Panels(panels) => self.multiply(panels, source, g.taps(), width, out),
+            Weights::ByTap(by_tap) => self.multiply_by_tap(by_tap, source, g.taps(), width, out),
+        }
     }
 
     /// Writes `ROWS` output channels at a time into `out`, `[O, positions]`,
     /// from `source`, whose `taps` rows are `width` apart.
-    fn multiply(&self, source: &[f32], taps: usize, width: usize, out: &mut [f32]) {
+    fn multiply(&self, panels: &[f32], source: &[f32], taps: usize, width: usize, out: &mut [f32]) {
         let co = self.pool_spec.output_channels;
         let positions = out.len() / co;
         assert!(source.len() >= taps * width && width >= positions);
         assert_eq!(out.len(), co * positions);
-        let panels = self.panels.chunks_exact(taps * ROWS);
+        let panels = panels.chunks_exact(taps * ROWS);
         for (panel, (weights, bias)) in panels.zip(self.bias.chunks_exact(ROWS)).enumerate() {
             let bias: &[f32; ROWS] = bias.try_into().expect("ROWS biases");
             let dst = out[panel * ROWS * positions..].as_mut_ptr();
@@ -161,6 +199,115 @@ impl PlaneConv {
                     }
                 }
             }
+        }
+    }
+
+    /// Writes `ROWS` output positions by 16 channels at a time into `out`,
+    /// `[O, positions]`, from `source`, whose `taps` rows are `width` (a
+    /// multiple of `ROWS`) apart, and the weights `by_tap`, `[taps][O]`.
+    /// Channels go across, so that each tile's weights stay in the cache
+    /// while it walks the positions.
+    fn multiply_by_tap(
+        &self,
+        by_tap: &[f32],
+        source: &[f32],
+        taps: usize,
+        width: usize,
+        out: &mut [f32],
+    ) {
+        let co = self.pool_spec.output_channels;
+        let positions = out.len() / co;
+        assert!(source.len() >= taps * width && width >= positions && width.is_multiple_of(ROWS));
+        assert!(by_tap.len() == taps * co && co.is_multiple_of(2 * VECTOR));
+        assert!(self.bias.len() >= co && out.len() == co * positions);
+        for channel in (0..co).step_by(2 * VECTOR) {
+            for position in (0..positions).step_by(ROWS) {
+                // SAFETY: the CPU has AVX2 and FMA (checked in `for_conv`);
+                // the asserts above keep every read and write in bounds.
+                unsafe {
+                    channel_tile(
+                        (source.as_ptr().add(position), width),
+                        (by_tap.as_ptr().add(channel), co),
+                        taps,
+                        &self.bias[channel..],
+                        self.relu,
+                        (
+                            out.as_mut_ptr().add(channel * positions + position),
+                            positions,
+                        ),
+                        (positions - position).min(ROWS),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// `acc` plus, for each of `taps` taps, its `ROWS` values at `broadcasts`
+/// times its `V` vectors at `vectors`, each operand's pointer moving by its
+/// step from one tap to the next. With `V = 2` the twelve accumulators,
+/// two vectors and one broadcast value fit the sixteen registers, so
+/// nothing spills in the loop.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA; both operands must hold their values
+/// for `taps` taps.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn accumulate<const V: usize>(
+    mut acc: [[__m256; V]; ROWS],
+    taps: usize,
+    (broadcasts, b_step): (*const f32, usize),
+    (vectors, v_step): (*const f32, usize),
+) -> [[__m256; V]; ROWS] {
+    for tap in 0..taps {
+        let src = vectors.add(tap * v_step);
+        let mut b = [_mm256_setzero_ps(); V];
+        for (i, v) in b.iter_mut().enumerate() {
+            *v = _mm256_loadu_ps(src.add(i * VECTOR));
+        }
+        let w = broadcasts.add(tap * b_step);
+        for (r, row) in acc.iter_mut().enumerate() {
+            let a = _mm256_broadcast_ss(&*w.add(r));
+            for (sum, &v) in row.iter_mut().zip(&b) {
+                *sum = _mm256_fmadd_ps(a, v, *sum);
+            }
+        }
+    }
+    acc
+}
+
+/// One tile of [`PlaneConv::multiply_by_tap`]: the outputs of `ROWS`
+/// positions (broadcast from `source`, rows `width` apart) by 16 channels
+/// (`weights`, rows `co` apart), with the channels' `bias` and ReLU if
+/// asked, stored across to `dst`, `[channel][position]` with channels
+/// `positions` apart, for the first `valid` positions.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA; `source` must hold `ROWS` values and
+/// `weights` 16 in each of `taps` rows, `bias` 16 values and `dst` `valid`
+/// at each of 16 rows.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn channel_tile(
+    source: (*const f32, usize),
+    weights: (*const f32, usize),
+    taps: usize,
+    bias: &[f32],
+    relu: bool,
+    (dst, positions): (*mut f32, usize),
+    valid: usize,
+) {
+    let bias = [0, 1].map(|i| _mm256_loadu_ps(bias[i * VECTOR..][..VECTOR].as_ptr()));
+    let acc = accumulate::<2>([bias; ROWS], taps, source, weights);
+    let zero = _mm256_setzero_ps();
+    let mut lanes = [0.0f32; 2 * VECTOR];
+    for (p, row) in acc.iter().enumerate().take(valid) {
+        for (i, &v) in row.iter().enumerate() {
+            let v = if relu { _mm256_max_ps(v, zero) } else { v };
+            _mm256_storeu_ps(lanes[i * VECTOR..].as_mut_ptr(), v);
+        }
+        for (c, &v) in lanes.iter().enumerate() {
+            *dst.add(c * positions + p) = v;
         }
     }
 }
@@ -187,9 +334,7 @@ impl Tile {
     /// `ROWS x (V * 8)` outputs: the bias, plus for each tap its `ROWS`
     /// weights times the `V * 8` inputs of its row of `source`, then ReLU if
     /// asked; of these, the first `valid` of each of `self.rows` rows go to
-    /// `dst`. With `V = 2` the twelve accumulators, two input vectors and
-    /// one broadcast weight fit the sixteen registers, so nothing spills in
-    /// the loop; `V = 1` does the last, narrower tile.
+    /// `dst`. `V = 1` does the last, narrower tile.
     ///
     /// # Safety
     /// The CPU must have AVX2 and FMA; `weights` must hold `taps * ROWS`
@@ -205,25 +350,11 @@ impl Tile {
         dst: *mut f32,
         valid: usize,
     ) {
-        use std::arch::x86_64::*;
         let mut acc = [[_mm256_setzero_ps(); V]; ROWS];
         for (row, &b) in acc.iter_mut().zip(bias) {
             *row = [_mm256_set1_ps(b); V];
         }
-        for tap in 0..taps {
-            let src = source.add(tap * self.width);
-            let mut b = [_mm256_setzero_ps(); V];
-            for (i, v) in b.iter_mut().enumerate() {
-                *v = _mm256_loadu_ps(src.add(i * VECTOR));
-            }
-            let w = weights.add(tap * ROWS);
-            for (r, row) in acc.iter_mut().enumerate() {
-                let a = _mm256_broadcast_ss(&*w.add(r));
-                for (sum, &v) in row.iter_mut().zip(&b) {
-                    *sum = _mm256_fmadd_ps(a, v, *sum);
-                }
-            }
-        }
+        let acc = accumulate(acc, taps, (weights, ROWS), (source, self.width));
         let zero = _mm256_setzero_ps();
         for (r, row) in acc.iter().enumerate().take(self.rows) {
             for (i, &v) in row.iter().enumerate() {

@@ -47,6 +47,9 @@ pub(crate) fn swap_convs(model: &mut TypedModel) -> TractResult<()> {
             continue;
         };
         let dt = facts[0].datum_type;
+        let positions: Option<usize> = (facts[0].shape.as_concrete())
+            .and_then(|shape| conv.pool_spec.output_shape(shape).ok())
+            .map(|shape| shape.hw_dims().iter().product());
         drop(facts);
         let (op, last): (Box<dyn TypedOp>, usize) = if conv.q_params.is_some() {
             match PlaneQConv::for_conv(conv, dt, &consts)? {
@@ -55,7 +58,7 @@ pub(crate) fn swap_convs(model: &mut TypedModel) -> TractResult<()> {
             }
         } else {
             let relu = relu_after(model, node)?;
-            match PlaneConv::for_conv(conv, dt, &consts, relu.is_some())? {
+            match PlaneConv::for_conv(conv, dt, &consts, relu.is_some(), positions)? {
                 Some(op) => (Box::new(op), relu.unwrap_or(id)),
                 None => continue,
             }
@@ -263,11 +266,14 @@ mod tests {
             (64, 32, 1, [1, 64, 12, 12], PaddingSpec::Valid, true),
             (32, 64, 3, [1, 32, 12, 12], same(3), true),
             (32, 128, 1, [1, 32, 6, 6], PaddingSpec::Valid, true),
+            (32, 128, 3, [1, 32, 6, 6], same(3), true),
             (256, 10, 1, [1, 256, 6, 6], PaddingSpec::Valid, false),
             (64, 64, 5, [2, 64, 12, 12], same(5), true),
             // A batch with outputs not in whole panels; an unpadded 3x3.
             (16, 20, 3, [2, 16, 8, 10], same(3), false),
             (24, 7, 3, [1, 24, 10, 12], PaddingSpec::Valid, true),
+            // Channels in whole vector pairs, positions in no whole tile.
+            (16, 32, 3, [2, 16, 5, 7], same(3), false),
             (5, 7, 3, [1, 5, 7, 9], PaddingSpec::SameUpper, false),
             (
                 2,
@@ -328,9 +334,20 @@ mod tests {
                 kernel.clone().into_arc_tensor(),
                 bias.clone().into_arc_tensor(),
             ];
-            let ours = PlaneConv::for_conv(&conv, f32::datum_type(), &consts, relu)
+            // Both layouts of the weights: the one for planes of unknown
+            // size and the one for planes of this size.
+            let positions = conv
+                .pool_spec
+                .output_shape(&shape)
                 .unwrap()
-                .expect("an f32 stride-1 conv on an AVX2 machine");
+                .hw_dims()
+                .iter()
+                .product();
+            let ops = [None, Some(positions)].map(|positions| {
+                PlaneConv::for_conv(&conv, f32::datum_type(), &consts, relu, positions)
+                    .unwrap()
+                    .expect("an f32 stride-1 conv on an AVX2 machine")
+            });
             let inputs = tvec!(
                 input.clone().into_tvalue(),
                 kernel.into_tvalue(),
@@ -343,7 +360,13 @@ mod tests {
                 .map(|v| v.max(floor))
                 .collect();
             let expected = Tensor::from_shape(conv_out.shape(), &expected).unwrap();
-            assert_close(&run(&ours, &input), &expected, &format!("case {i}"));
+            for ours in &ops {
+                assert_close(
+                    &run(ours, &input),
+                    &expected,
+                    &format!("case {i}: {ours:?}"),
+                );
+            }
         }
     }
 
