@@ -11,9 +11,11 @@ mod max_pool;
 mod patches;
 #[cfg(target_arch = "x86_64")]
 mod qconv;
+mod quantize;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::cnn::{MaxPool, OptMaxPool};
+use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
 use tract_onnx_opl::lrn::Lrn;
 
 #[cfg(target_arch = "x86_64")]
@@ -22,6 +24,7 @@ pub use lrn::PlaneLrn;
 pub use max_pool::PlaneMaxPool;
 #[cfg(target_arch = "x86_64")]
 pub use qconv::PlaneQConv;
+pub use quantize::PlaneQuantize;
 
 /// Replaces, in a typed model not yet optimised, each convolution that
 /// [`PlaneConv`] (f32, with the ReLU after it, if any) or [`PlaneQConv`]
@@ -126,6 +129,11 @@ fn faster(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Box<dyn Ty
         let dt = model.outlet_fact(node.inputs[0])?.datum_type;
         return Ok(PlaneLrn::for_op(lrn, dt).map(|op| Box::new(op) as _));
     }
+    if let Some(op) = node.op_as::<ElementWiseOp>() {
+        let input = model.outlet_fact(node.inputs[0])?.datum_type;
+        let output = model.outlet_fact(OutletId::new(node.id, 0))?.datum_type;
+        return Ok(PlaneQuantize::for_op(op, input, output).map(|op| Box::new(op) as _));
+    }
     Ok(None)
 }
 
@@ -136,7 +144,7 @@ mod tests {
     use tract_onnx::tract_core::ops::nn::DataFormat;
     use tract_onnx_opl::lrn::Lrn;
 
-    use super::{PlaneLrn, PlaneMaxPool};
+    use super::{PlaneLrn, PlaneMaxPool, PlaneQuantize};
 
     /// Deterministic values in [-4, 4): the same every run.
     fn values(len: usize, seed: u64) -> Vec<f32> {
@@ -467,6 +475,40 @@ mod tests {
                 "case {i}: {clamped} outputs clamped"
             );
         }
+    }
+
+    #[test]
+    fn quantize_gives_tracts_bytes() {
+        use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
+        use tract_onnx::tract_core::ops::quant::QuantizeLinearI8;
+        // Ties both ways, values past both ends of the range, and the
+        // spread of a standardised image.
+        let mut xs = vec![0.25, -0.25, 0.75, -0.75, 1.25, 40.0, -40.0, 0.0, -0.0];
+        xs.extend(values(1000, 7));
+        let input = Tensor::from_shape(&[xs.len()], &xs).unwrap();
+        for (scale, zero_point) in [(2.0, 0), (10.0, -3), (0.5, 100)] {
+            let tracts = ElementWiseOp(Box::new(QuantizeLinearI8 { scale, zero_point }), None);
+            let output = i8::datum_type().quantize(QParams::ZpScale {
+                zero_point: zero_point as i32,
+                scale: 1.0 / scale,
+            });
+            let ours = PlaneQuantize::for_op(&tracts, f32::datum_type(), output).unwrap();
+            let got = run(&ours, &input);
+            assert_eq!(got.datum_type(), output);
+            assert_eq!(
+                got.as_bytes(),
+                run(&tracts, &input).as_bytes(),
+                "scale {scale}"
+            );
+        }
+        let tracts = ElementWiseOp(
+            Box::new(QuantizeLinearI8 {
+                scale: 1.0,
+                zero_point: 0,
+            }),
+            None,
+        );
+        assert!(PlaneQuantize::for_op(&tracts, i32::datum_type(), i8::datum_type()).is_none());
     }
 
     #[test]
