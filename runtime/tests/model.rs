@@ -200,8 +200,8 @@ fn squeezebox_ops_replace_tracts_and_give_its_answers() {
     }
 }
 
-/// On a CPU with AVX-512 VNNI the runtime does every convolution of the
-/// shipped int8 squeeze1 itself. Its requantization rounds in float where
+/// The runtime quantizes the shipped int8 squeeze1's input itself and, on a
+/// CPU with AVX-512 VNNI, does every convolution. Its requantization rounds in float where
 /// tract's rounds in fixed point, so an activation may be one step off;
 /// the labels must be tract's and the logits within a few steps of its.
 #[test]
@@ -223,6 +223,7 @@ fn int8_convolutions_are_squeezeboxs_and_give_tracts_labels() {
         assert!((a - b).abs() <= 0.005 * spread, "{a} vs {b}");
     }
     let ops = op_types(&model, &pixels);
+    assert!(ops.iter().any(|o| o == "PlaneQuantize"), "{ops:?}");
     if own_convs().1 {
         assert!(ops.iter().any(|o| o == "PlaneQConv"), "{ops:?}");
         assert!(
