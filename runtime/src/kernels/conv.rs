@@ -8,7 +8,9 @@
 //! channels; the patch matrix is laid out so that the micro-kernel reads it
 //! as it is, and a 1x1 unpadded convolution reads its input directly. The
 //! micro-kernel keeps a `ROWS x 16` tile of outputs in registers across all
-//! taps and writes each output once.
+//! taps and writes each output once. Planes whose positions fill no whole
+//! pair of vectors (6x6) take the weights by tap instead, and a tile is
+//! `ROWS` positions by 16 channels, so that no lane holds padding.
 
 use std::arch::x86_64::*;
 use std::fmt;
