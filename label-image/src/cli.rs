@@ -34,7 +34,7 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub warmup: usize,
 
-    /// Threads tract may use for large matrix products.
+    /// Threads a batch of pictures is spread over (each picture runs on one).
     #[arg(long, value_name = "N", default_value = "1", value_parser = at_least_one)]
     pub threads: NonZeroUsize,
 

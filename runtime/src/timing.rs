@@ -51,7 +51,7 @@ impl LatencyStats {
 }
 
 /// Runs `pixels` through `model` `warmup` times untimed (caches, allocator
-/// and thread pool settle), then `runs` times timed.
+/// and plans settle), then `runs` times timed.
 pub fn measure(
     model: &Model,
     pixels: &[u8],

@@ -30,8 +30,7 @@ pub use quantize::PlaneQuantize;
 /// [`PlaneConv`] (f32, with the ReLU after it, if any) or [`PlaneQConv`]
 /// (int8) does, so that tract's optimiser never lowers it to im2col and a
 /// matrix product. Its weights, bias and quantization parameters must be
-/// constants. These ops are single-threaded, so plans that may use several
-/// threads keep tract's.
+/// constants.
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn swap_convs(model: &mut TypedModel) -> TractResult<()> {
     use tract_onnx::tract_core::ops::cnn::Conv;
