@@ -384,11 +384,18 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn qconv_matches_tracts_within_one_step() {
-        use super::PlaneQConv;
-        if !is_x86_feature_detected!("avx512vnni") || !is_x86_feature_detected!("avx512vl") {
-            eprintln!("no AVX-512 VNNI on this CPU: tract keeps the int8 convolutions");
-            return;
+        let dots: Vec<_> = super::qconv::Dot::available().collect();
+        if dots.is_empty() {
+            eprintln!("no AVX2 on this CPU: tract keeps the int8 convolutions");
         }
+        for dot in dots {
+            qconv_with_dot_matches_tracts(dot);
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn qconv_with_dot_matches_tracts(dot: super::qconv::Dot) {
+        use super::PlaneQConv;
         let middle = |dt: DatumType| if dt == u8::datum_type() { 128 } else { 0 };
         // Integers spread over [-127, 127], or [1, 255] for u8.
         let ints = |len: usize, seed: u64, dt: DatumType| {
@@ -441,9 +448,9 @@ mod tests {
                 tensor0(y_scale),
             ]
             .map(|t| t.into_arc_tensor());
-            let ours = PlaneQConv::for_conv(&conv, input_dt, &consts)
+            let ours = PlaneQConv::with_dot(&conv, input_dt, &consts, dot)
                 .unwrap()
-                .expect("an int8 stride-1 conv on a VNNI machine");
+                .expect("an int8 stride-1 conv");
             let inputs = std::iter::once(input.clone().into_tvalue())
                 .chain(consts.iter().map(|t| t.clone().into_tvalue()))
                 .collect();
@@ -461,7 +468,7 @@ mod tests {
             };
             let (got, expected) = (as_i32(&got), as_i32(&expected));
             for (g, e) in got.iter().zip(&expected) {
-                assert!((g - e).abs() <= 1, "case {i}: {g} vs {e}");
+                assert!((g - e).abs() <= 1, "case {i}, {dot:?}: {g} vs {e}");
             }
             let (lo, hi) = if output_dt == i8::datum_type() {
                 (-128, 127)

@@ -1,14 +1,17 @@
-//! int8 convolution (ONNX `QLinearConv`) with VNNI dot products, keeping
-//! 8-bit activations in and out and requantizing in registers.
+//! int8 convolution (ONNX `QLinearConv`) with integer dot products,
+//! keeping 8-bit activations in and out and requantizing in registers.
 //!
 //! tract lowers a quantized convolution to an eager i8 im2col, an integer
 //! matrix product, a pass summing the patches to compensate for the input's
 //! zero point, and the requantization; on squeeze1 that made int8 slower
-//! than f32. Here one `vpdpbusd` multiplies four taps of eight outputs
-//! (unsigned activations by signed weights, summed into i32), and the zero
-//! point costs nothing at run time: an int8 activation `x` is read as the
-//! byte `x + 128`, padding as `x0 + 128`, and the constant
-//! `(x0 + 128) * sum(weights)` is taken off the bias at load.
+//! than f32. Here one instruction multiplies a group of taps of eight
+//! outputs (unsigned activations by signed weights, summed into i32):
+//! four taps with VNNI's `vpdpbusd`, or on AVX2-only CPUs two taps widened
+//! to 16 bits with `vpmaddwd`, which is exact where AVX2's byte product
+//! `vpmaddubsw` would saturate. The zero point costs nothing at run time:
+//! an int8 activation `x` is read as the byte `x + 128`, padding as
+//! `x0 + 128`, and the constant `(x0 + 128) * sum(weights)` is taken off
+//! the bias at load.
 
 use std::fmt;
 use std::sync::Arc;
@@ -19,8 +22,48 @@ use tract_onnx::tract_core::ops::cnn::{Conv, PoolSpec};
 
 use super::patches::{is_plain, pack_panels, per_channel, tiles, Geometry, Patches, ROWS, VECTOR};
 
-/// Taps per 32-bit lane of a dot product.
-const GROUP: usize = 4;
+/// The dot-product instruction a [`PlaneQConv`] runs, which decides how
+/// many channels share a 32-bit word of the patch matrix and the panels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dot {
+    /// AVX-512 VNNI's `vpdpbusd`: four byte lanes per word.
+    Vnni,
+    /// AVX2's `vpmaddwd`: two 16-bit lanes per word.
+    Avx2,
+}
+
+impl Dot {
+    /// Those this CPU has, fastest first.
+    pub fn available() -> impl Iterator<Item = Dot> {
+        let vnni = is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vl")
+            && is_x86_feature_detected!("avx512vnni");
+        let avx2 = is_x86_feature_detected!("avx2");
+        [(Dot::Vnni, vnni), (Dot::Avx2, avx2)]
+            .into_iter()
+            .filter_map(|(dot, present)| present.then_some(dot))
+    }
+
+    /// Channels per 32-bit word.
+    fn group(self) -> usize {
+        match self {
+            Dot::Vnni => 4,
+            Dot::Avx2 => 2,
+        }
+    }
+
+    /// `values`, one per channel of a group (the low bits of each), as one
+    /// word with the first channel in the lowest lane.
+    fn word(self, values: impl Iterator<Item = i32>) -> u32 {
+        let bits = 32 / self.group();
+        let mask = u32::MAX >> (32 - bits);
+        values
+            .enumerate()
+            .fold(0, |word, (lane, v)| word | (v as u32 & mask) << (lane * bits))
+    }
+}
 
 /// A 2-D, stride-1, undilated, ungrouped convolution of 8-bit activations
 /// `[N, C, H, W]` (or `[C, H, W]`) with symmetric int8 weights and
@@ -28,8 +71,10 @@ const GROUP: usize = 4;
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct PlaneQConv {
     pub pool_spec: PoolSpec,
-    /// `[panel][tap / 4][ROWS][4]`, as [`pack_panels`] lays them out.
-    panels: Arc<Vec<i8>>,
+    dot: Dot,
+    /// `[panel][group of taps][ROWS]` words of a group's weights, as
+    /// [`pack_panels`] lays them out.
+    panels: Arc<Vec<u32>>,
     /// The bias less the zero-point constant, one per output channel.
     offsets: Arc<Vec<i32>>,
     /// `x_scale * k_scale / y_scale` as f32 bits (so that the op is `Eq`),
@@ -50,8 +95,8 @@ impl fmt::Debug for PlaneQConv {
         let s = &self.pool_spec;
         write!(
             f,
-            "PlaneQConv({}->{}, {:?}, {:?}, {:?})",
-            s.input_channels, s.output_channels, s.kernel_shape, s.padding, self.output
+            "PlaneQConv({}->{}, {:?}, {:?}, {:?}, {:?})",
+            s.input_channels, s.output_channels, s.kernel_shape, s.padding, self.output, self.dot
         )
     }
 }
@@ -66,6 +111,19 @@ impl PlaneQConv {
         input: DatumType,
         consts: &[Arc<Tensor>],
     ) -> TractResult<Option<PlaneQConv>> {
+        match Dot::available().next() {
+            Some(dot) => PlaneQConv::with_dot(conv, input, consts, dot),
+            None => Ok(None),
+        }
+    }
+
+    /// [`PlaneQConv::for_conv`] with `dot`, which this CPU must have.
+    pub fn with_dot(
+        conv: &Conv,
+        input: DatumType,
+        consts: &[Arc<Tensor>],
+        dot: Dot,
+    ) -> TractResult<Option<PlaneQConv>> {
         let [kernel, bias, x0, x_scale, k0, k_scale, y0, y_scale] = consts else {
             return Ok(None);
         };
@@ -74,11 +132,6 @@ impl PlaneQConv {
         };
         let bytes =
             |dt: DatumType| [i8::datum_type(), u8::datum_type()].contains(&dt.unquantized());
-        let cpu = is_x86_feature_detected!("avx2")
-            && is_x86_feature_detected!("avx512f")
-            && is_x86_feature_detected!("avx512bw")
-            && is_x86_feature_detected!("avx512vl")
-            && is_x86_feature_detected!("avx512vnni");
         let symmetric = k0
             .cast_to::<i32>()?
             .to_plain_array_view::<i32>()?
@@ -87,7 +140,7 @@ impl PlaneQConv {
         let per_tensor = [x0, x_scale, y0, y_scale].iter().all(|t| t.len() == 1);
         let i8_kernel = kernel.datum_type().unquantized() == i8::datum_type();
         let supported = bytes(input) && bytes(output) && i8_kernel && symmetric && per_tensor;
-        if !(supported && is_plain(conv) && cpu) {
+        if !(supported && is_plain(conv)) {
             return Ok(None);
         }
         let spec = &conv.pool_spec;
@@ -128,9 +181,10 @@ impl PlaneQConv {
         };
         Ok(Some(PlaneQConv {
             pool_spec: spec.clone(),
-            panels: Arc::new(pack_panels::<i8, GROUP>(
-                &by_quads(&weights, spec.input_channels, taps),
-                quad_taps(spec),
+            dot,
+            panels: Arc::new(pack_panels::<u32, 1>(
+                &by_groups(&weights, spec.input_channels, taps, dot),
+                groups_of_taps(spec, dot),
             )),
             offsets: Arc::new(offsets),
             scales: Arc::new(scales),
@@ -146,7 +200,7 @@ impl PlaneQConv {
         let spec = &self.pool_spec;
         let geometry = Geometry::new(spec, input.shape())?;
         let image_len = geometry.image_len();
-        let geometry = geometry.in_groups(GROUP);
+        let geometry = geometry.in_groups(self.dot.group());
         let output_shape = spec.output_shape(input.shape())?.shape.to_vec();
         let mut output = unsafe { Tensor::uninitialized_dt(self.output, &output_shape)? };
         let image_out = spec.output_channels * geometry.positions();
@@ -154,7 +208,8 @@ impl PlaneQConv {
             SCRATCH.with_borrow_mut(|scratch| {
                 let images = input.as_bytes().chunks_exact(image_len);
                 for (image, out) in images.zip(output.as_bytes_mut().chunks_exact_mut(image_out)) {
-                    // SAFETY: the CPU has AVX-512 (checked in `for_conv`).
+                    // SAFETY: the CPU has `self.dot`'s instructions, AVX2 among
+                    // them (checked by whoever made the op).
                     unsafe { self.convolve(&geometry, image, out, scratch) };
                 }
             });
@@ -163,18 +218,22 @@ impl PlaneQConv {
     }
 
     /// One image: `image` is `[C, H, W]`, `out` is `[O, out_h, out_w]`.
-    /// The packing and patch copies compile for AVX-512 here.
+    /// The packing and patch copies compile for AVX2 here.
     ///
     /// # Safety
-    /// The CPU must have AVX-512 F and BW.
-    #[target_feature(enable = "avx2,avx512f,avx512bw")]
+    /// The CPU must have AVX2 and `self.dot`'s instructions.
+    #[target_feature(enable = "avx2")]
     unsafe fn convolve(&self, g: &Geometry, image: &[u8], out: &mut [u8], scratch: &mut Scratch) {
         let flip = if self.signed_input { 0x80 } else { 0 };
         let plane = image.len() / self.pool_spec.input_channels;
-        quads(image, plane, flip, self.input_zero, &mut scratch.image);
+        let (zero, words) = (self.input_zero, &mut scratch.image);
+        match self.dot {
+            Dot::Vnni => by_words::<4>(image, plane, flip, zero, words),
+            Dot::Avx2 => by_words::<2>(image, plane, flip, zero, words),
+        }
         let positions = g.positions();
         let width = positions.next_multiple_of(VECTOR);
-        let pad = u32::from_ne_bytes([self.input_zero; GROUP]);
+        let pad = self.dot.word(std::iter::repeat_n(zero as i32, self.dot.group()));
         let source = if g.is_pointwise() && width == positions {
             &scratch.image
         } else {
@@ -184,13 +243,13 @@ impl PlaneQConv {
     }
 
     /// Writes `ROWS` output channels at a time into `out`, `[O, positions]`,
-    /// from `source`, `groups` groups of four taps for `width` positions.
+    /// from `source`, `groups` words of taps for `width` positions.
     fn multiply(&self, source: &[u32], groups: usize, width: usize, out: &mut [u8]) {
         let co = self.pool_spec.output_channels;
         let positions = out.len() / co;
         assert!(source.len() >= groups * width && width >= positions);
         assert_eq!(out.len(), co * positions);
-        let panels = self.panels.chunks_exact(groups * ROWS * GROUP);
+        let panels = self.panels.chunks_exact(groups * ROWS);
         let rows = self
             .offsets
             .chunks_exact(ROWS)
@@ -206,17 +265,20 @@ impl PlaneQConv {
                 range: self.range,
             };
             let dst = out[panel * ROWS * positions..].as_mut_ptr();
-            // SAFETY: the CPU has AVX-512 BW, VL and VNNI (checked in
-            // `for_conv`); the asserts above keep every read of a tile in
-            // bounds, and it writes only its rows and positions that exist.
+            // SAFETY: the CPU has `self.dot`'s instructions (checked by
+            // whoever made the op); the asserts above keep every read of a
+            // tile in bounds, and it writes only its rows and positions
+            // that exist.
             unsafe {
                 let w = weights.as_ptr();
                 for (column, vectors) in tiles(width) {
                     let (src, dst) = (source.as_ptr().add(column), dst.add(column));
                     let valid = (positions - column).min(vectors * VECTOR);
-                    match vectors {
-                        2 => t.run::<2>(w, src, groups, dst, valid),
-                        _ => t.run::<1>(w, src, groups, dst, valid),
+                    match (self.dot, vectors) {
+                        (Dot::Vnni, 2) => t.run_vnni::<2>(w, src, groups, dst, valid),
+                        (Dot::Vnni, _) => t.run_vnni::<1>(w, src, groups, dst, valid),
+                        (Dot::Avx2, 2) => t.run_avx2::<2>(w, src, groups, dst, valid),
+                        (Dot::Avx2, _) => t.run_avx2::<1>(w, src, groups, dst, valid),
                     }
                 }
             }
@@ -224,47 +286,53 @@ impl PlaneQConv {
     }
 }
 
-/// Taps once channels are grouped in fours: `ceil(C / 4) * 4 * kh * kw`.
-fn quad_taps(spec: &PoolSpec) -> usize {
-    spec.input_channels.next_multiple_of(GROUP) * spec.kernel_shape.iter().product::<usize>()
+/// Words of taps per output channel: `ceil(C / g) * kh * kw` for `g`
+/// channels to a word.
+fn groups_of_taps(spec: &PoolSpec, dot: Dot) -> usize {
+    spec.input_channels.div_ceil(dot.group()) * spec.kernel_shape.iter().product::<usize>()
 }
 
-/// `weights`, `[O, C, kh, kw]` with `taps` per output, reordered as
-/// `[O, C / 4, kh, kw, 4]` to match [`quads`], with zeros for the channels
-/// that pad `C` to a multiple of four.
-fn by_quads(weights: &[i8], channels: usize, taps: usize) -> Vec<i8> {
+/// `weights`, `[O, C, kh, kw]` with `taps` per output, as words of `g`
+/// channels' weights, `[O, C / g, kh, kw]` to match [`by_words`], with
+/// zeros for the channels that pad `C` to a multiple of `g`.
+fn by_groups(weights: &[i8], channels: usize, taps: usize, dot: Dot) -> Vec<u32> {
+    let g = dot.group();
     let window = taps / channels;
-    let padded = channels.next_multiple_of(GROUP) * window;
-    let mut out = vec![0; weights.len() / taps * padded];
-    for (filter, out) in weights.chunks_exact(taps).zip(out.chunks_exact_mut(padded)) {
+    let padded = channels.next_multiple_of(g) * window;
+    let mut lanes = vec![0i8; weights.len() / taps * padded];
+    for (filter, out) in weights.chunks_exact(taps).zip(lanes.chunks_exact_mut(padded)) {
         for (c, kernel) in filter.chunks_exact(window).enumerate() {
             for (k, &w) in kernel.iter().enumerate() {
-                out[(c / GROUP * window + k) * GROUP + c % GROUP] = w;
+                out[(c / g * window + k) * g + c % g] = w;
             }
         }
     }
-    out
+    let words = lanes.chunks_exact(g);
+    words.map(|w| dot.word(w.iter().map(|&w| w as i32))).collect()
 }
 
-/// `image`, `[C, H, W]` bytes with planes of `plane`, as
-/// `[ceil(C / 4), H, W]` words holding four channels' bytes each, XORed
-/// with `flip` (so that int8 reads as unsigned), and `zero` for the
-/// channels past `C`.
+/// `image`, `[C, H, W]` bytes with planes of `plane`, as `[ceil(C / G), H,
+/// W]` words holding `G` channels' values each, XORed with `flip` (so that
+/// int8 reads as unsigned), and `zero` for the channels past `C`.
 #[inline(always)]
-fn quads(image: &[u8], plane: usize, flip: u8, zero: u8, out: &mut Vec<u32>) {
+fn by_words<const G: usize>(image: &[u8], plane: usize, flip: u8, zero: u8, out: &mut Vec<u32>) {
     out.clear();
-    for quad in image.chunks(GROUP * plane) {
-        if let [Some(a), Some(b), Some(c), Some(d)] =
-            [0, 1, 2, 3].map(|i| quad.get(i * plane..(i + 1) * plane))
-        {
-            let flip = u32::from_ne_bytes([flip; GROUP]);
-            let words = a.iter().zip(b).zip(c).zip(d);
-            out.extend(words.map(|(((&a, &b), &c), &d)| u32::from_le_bytes([a, b, c, d]) ^ flip));
+    for group in image.chunks(G * plane) {
+        if group.len() == G * plane {
+            let planes: [&[u8]; G] = std::array::from_fn(|c| &group[c * plane..][..plane]);
+            out.extend((0..plane).map(|p| lanes(planes.map(|values| values[p] ^ flip))));
         } else {
-            let byte = |c: usize, p: usize| quad.get(c * plane + p).map_or(zero, |&x| x ^ flip);
-            out.extend((0..plane).map(|p| u32::from_le_bytes([0, 1, 2, 3].map(|c| byte(c, p)))));
+            let value = |c: usize, p: usize| group.get(c * plane + p).map_or(zero, |&x| x ^ flip);
+            out.extend((0..plane).map(|p| lanes::<G>(std::array::from_fn(|c| value(c, p)))));
         }
     }
+}
+
+/// `G` unsigned bytes as one word of `G` lanes, the first in the lowest.
+#[inline(always)]
+fn lanes<const G: usize>(values: [u8; G]) -> u32 {
+    let bits = 32 / G;
+    (values.iter().enumerate()).fold(0, |word, (lane, &v)| word | (v as u32) << (lane * bits))
 }
 
 /// The value of a one-element tensor, cast to `T`.
@@ -281,9 +349,9 @@ thread_local! {
 
 #[derive(Default)]
 struct Scratch {
-    /// The image in words of four channels, as [`quads`] packs it.
+    /// The image in words of channels, as [`by_words`] packs it.
     image: Vec<u32>,
-    /// Its patch matrix, `[taps / 4][width]` words of four taps.
+    /// Its patch matrix, `[taps / G][width]` words of `G` taps.
     patches: Patches<u32>,
 }
 
@@ -302,20 +370,54 @@ struct Tile<'a> {
 }
 
 impl Tile<'_> {
-    /// `ROWS x (V * 8)` outputs: the offset, plus for each group of four
-    /// taps their weights times the inputs, then scaled, rounded half to
-    /// even, moved to the output's zero point and clamped to its range; of
-    /// these, the first `valid` of each of `self.rows` rows go to `dst`.
+    /// [`Tile::run`] with VNNI's `vpdpbusd` on words of four bytes.
     ///
     /// # Safety
-    /// The CPU must have AVX2, AVX-512 F, BW, VL and VNNI; `weights` must
-    /// hold `groups * ROWS * 4` values, `source` `V * 8` words at each of
-    /// `groups` rows `width` words apart, and `dst` `valid` bytes at each
-    /// of `self.rows` rows `self.stride` apart.
+    /// As for [`Tile::run`], and the CPU must have AVX-512 F, BW, VL and
+    /// VNNI.
     #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
-    unsafe fn run<const V: usize>(
+    unsafe fn run_vnni<const V: usize>(
         &self,
-        weights: *const i8,
+        weights: *const u32,
+        source: *const u32,
+        groups: usize,
+        dst: *mut u8,
+        valid: usize,
+    ) {
+        self.run::<V, true>(weights, source, groups, dst, valid)
+    }
+
+    /// [`Tile::run`] with AVX2's `vpmaddwd` on words of two 16-bit lanes.
+    ///
+    /// # Safety
+    /// As for [`Tile::run`].
+    #[target_feature(enable = "avx2")]
+    unsafe fn run_avx2<const V: usize>(
+        &self,
+        weights: *const u32,
+        source: *const u32,
+        groups: usize,
+        dst: *mut u8,
+        valid: usize,
+    ) {
+        self.run::<V, false>(weights, source, groups, dst, valid)
+    }
+
+    /// `ROWS x (V * 8)` outputs: the offset, plus for each group of taps
+    /// their weights times the inputs, then scaled, rounded half to even,
+    /// moved to the output's zero point and clamped to its range; of
+    /// these, the first `valid` of each of `self.rows` rows go to `dst`.
+    /// Inlined into its callers, which enable the instructions it uses.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2, and with `VNNI` AVX-512 VL and VNNI;
+    /// `weights` must hold `groups * ROWS` words, `source` `V * 8` words at
+    /// each of `groups` rows `width` words apart, and `dst` `valid` bytes
+    /// at each of `self.rows` rows `self.stride` apart.
+    #[inline(always)]
+    unsafe fn run<const V: usize, const VNNI: bool>(
+        &self,
+        weights: *const u32,
         source: *const u32,
         groups: usize,
         dst: *mut u8,
@@ -332,11 +434,15 @@ impl Tile<'_> {
             for (i, v) in b.iter_mut().enumerate() {
                 *v = _mm256_loadu_si256(src.add(i * VECTOR).cast());
             }
-            let w = weights.add(group * ROWS * GROUP);
+            let w = weights.add(group * ROWS);
             for (r, row) in acc.iter_mut().enumerate() {
-                let a = _mm256_set1_epi32(w.add(r * GROUP).cast::<i32>().read_unaligned());
+                let a = _mm256_set1_epi32(w.add(r).read() as i32);
                 for (sum, &v) in row.iter_mut().zip(&b) {
-                    *sum = _mm256_dpbusd_epi32(*sum, v, a);
+                    *sum = if VNNI {
+                        _mm256_dpbusd_epi32(*sum, v, a)
+                    } else {
+                        _mm256_add_epi32(*sum, _mm256_madd_epi16(v, a))
+                    };
                 }
             }
         }
@@ -351,12 +457,23 @@ impl Tile<'_> {
                 // Rounds half to even: the MXCSR default.
                 let q = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_cvtepi32_ps(v), scale));
                 let q = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(q, zero), lo), hi);
-                let bytes = _mm256_cvtepi32_epi8(q);
+                // In range already, so the saturating packs only narrow.
+                let halves = (_mm256_castsi256_si128(q), _mm256_extracti128_si256::<1>(q));
+                let shorts = _mm_packs_epi32(halves.0, halves.1);
+                let bytes = if self.range.0 < 0 {
+                    _mm_packs_epi16(shorts, shorts)
+                } else {
+                    _mm_packus_epi16(shorts, shorts)
+                };
                 let dst = dst.add(r * self.stride + i * VECTOR);
                 match valid.saturating_sub(i * VECTOR) {
                     0 => {}
                     n if n >= VECTOR => _mm_storel_epi64(dst.cast(), bytes),
-                    n => _mm_mask_storeu_epi8(dst.cast(), (1 << n) - 1, bytes),
+                    n => {
+                        let mut lanes = [0u8; 16];
+                        _mm_storeu_si128(lanes.as_mut_ptr().cast(), bytes);
+                        std::ptr::copy_nonoverlapping(lanes.as_ptr(), dst, n);
+                    }
                 }
             }
         }
