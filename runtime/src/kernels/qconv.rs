@@ -208,28 +208,52 @@ impl PlaneQConv {
             SCRATCH.with_borrow_mut(|scratch| {
                 let images = input.as_bytes().chunks_exact(image_len);
                 for (image, out) in images.zip(output.as_bytes_mut().chunks_exact_mut(image_out)) {
-                    // SAFETY: the CPU has `self.dot`'s instructions, AVX2 among
-                    // them (checked by whoever made the op).
-                    unsafe { self.convolve(&geometry, image, out, scratch) };
+                    // SAFETY: the CPU has `self.dot`'s instructions (checked
+                    // by whoever made the op).
+                    unsafe {
+                        match self.dot {
+                            Dot::Vnni => self.convolve_vnni(&geometry, image, out, scratch),
+                            Dot::Avx2 => self.convolve_avx2(&geometry, image, out, scratch),
+                        }
+                    }
                 }
             });
         }
         Ok(output)
     }
 
+    /// [`PlaneQConv::convolve`] with VNNI's `vpdpbusd`.
+    #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+    unsafe fn convolve_vnni(&self, g: &Geometry, image: &[u8], out: &mut [u8], s: &mut Scratch) {
+        self.convolve::<true>(g, image, out, s)
+    }
+
+    /// [`PlaneQConv::convolve`] with AVX2's `vpmaddwd`.
+    #[target_feature(enable = "avx2")]
+    unsafe fn convolve_avx2(&self, g: &Geometry, image: &[u8], out: &mut [u8], s: &mut Scratch) {
+        self.convolve::<false>(g, image, out, s)
+    }
+
     /// One image: `image` is `[C, H, W]`, `out` is `[O, out_h, out_w]`.
-    /// The packing and patch copies compile for AVX2 here.
+    /// Inlined into its callers, which enable the instructions it uses.
     ///
     /// # Safety
-    /// The CPU must have AVX2 and `self.dot`'s instructions.
-    #[target_feature(enable = "avx2")]
-    unsafe fn convolve(&self, g: &Geometry, image: &[u8], out: &mut [u8], scratch: &mut Scratch) {
+    /// The CPU must have AVX2, and with `VNNI` AVX-512 F, BW, VL and VNNI.
+    #[inline(always)]
+    unsafe fn convolve<const VNNI: bool>(
+        &self,
+        g: &Geometry,
+        image: &[u8],
+        out: &mut [u8],
+        scratch: &mut Scratch,
+    ) {
         let flip = if self.signed_input { 0x80 } else { 0 };
         let plane = image.len() / self.pool_spec.input_channels;
         let (zero, words) = (self.input_zero, &mut scratch.image);
-        match self.dot {
-            Dot::Vnni => by_words::<4>(image, plane, flip, zero, words),
-            Dot::Avx2 => by_words::<2>(image, plane, flip, zero, words),
+        if VNNI {
+            by_words::<4>(image, plane, flip, zero, words)
+        } else {
+            by_words::<2>(image, plane, flip, zero, words)
         }
         let positions = g.positions();
         let width = positions.next_multiple_of(VECTOR);
@@ -239,12 +263,22 @@ impl PlaneQConv {
         } else {
             g.im2col(&scratch.image, width, pad, &mut scratch.patches)
         };
-        self.multiply(source, g.taps(), width, out);
+        self.multiply::<VNNI>(source, g.taps(), width, out);
     }
 
     /// Writes `ROWS` output channels at a time into `out`, `[O, positions]`,
     /// from `source`, `groups` words of taps for `width` positions.
-    fn multiply(&self, source: &[u32], groups: usize, width: usize, out: &mut [u8]) {
+    ///
+    /// # Safety
+    /// As for [`PlaneQConv::convolve`].
+    #[inline(always)]
+    unsafe fn multiply<const VNNI: bool>(
+        &self,
+        source: &[u32],
+        groups: usize,
+        width: usize,
+        out: &mut [u8],
+    ) {
         let co = self.pool_spec.output_channels;
         let positions = out.len() / co;
         assert!(source.len() >= groups * width && width >= positions);
@@ -265,8 +299,8 @@ impl PlaneQConv {
                 range: self.range,
             };
             let dst = out[panel * ROWS * positions..].as_mut_ptr();
-            // SAFETY: the CPU has `self.dot`'s instructions (checked by
-            // whoever made the op); the asserts above keep every read of a
+            // SAFETY: the CPU has the instructions (this function's
+            // contract); the asserts above keep every read of a
             // tile in bounds, and it writes only its rows and positions
             // that exist.
             unsafe {
@@ -274,11 +308,9 @@ impl PlaneQConv {
                 for (column, vectors) in tiles(width) {
                     let (src, dst) = (source.as_ptr().add(column), dst.add(column));
                     let valid = (positions - column).min(vectors * VECTOR);
-                    match (self.dot, vectors) {
-                        (Dot::Vnni, 2) => t.run_vnni::<2>(w, src, groups, dst, valid),
-                        (Dot::Vnni, _) => t.run_vnni::<1>(w, src, groups, dst, valid),
-                        (Dot::Avx2, 2) => t.run_avx2::<2>(w, src, groups, dst, valid),
-                        (Dot::Avx2, _) => t.run_avx2::<1>(w, src, groups, dst, valid),
+                    match vectors {
+                        2 => t.run::<2, VNNI>(w, src, groups, dst, valid),
+                        _ => t.run::<1, VNNI>(w, src, groups, dst, valid),
                     }
                 }
             }
@@ -370,39 +402,6 @@ struct Tile<'a> {
 }
 
 impl Tile<'_> {
-    /// [`Tile::run`] with VNNI's `vpdpbusd` on words of four bytes.
-    ///
-    /// # Safety
-    /// As for [`Tile::run`], and the CPU must have AVX-512 F, BW, VL and
-    /// VNNI.
-    #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
-    unsafe fn run_vnni<const V: usize>(
-        &self,
-        weights: *const u32,
-        source: *const u32,
-        groups: usize,
-        dst: *mut u8,
-        valid: usize,
-    ) {
-        self.run::<V, true>(weights, source, groups, dst, valid)
-    }
-
-    /// [`Tile::run`] with AVX2's `vpmaddwd` on words of two 16-bit lanes.
-    ///
-    /// # Safety
-    /// As for [`Tile::run`].
-    #[target_feature(enable = "avx2")]
-    unsafe fn run_avx2<const V: usize>(
-        &self,
-        weights: *const u32,
-        source: *const u32,
-        groups: usize,
-        dst: *mut u8,
-        valid: usize,
-    ) {
-        self.run::<V, false>(weights, source, groups, dst, valid)
-    }
-
     /// `ROWS x (V * 8)` outputs: the offset, plus for each group of taps
     /// their weights times the inputs, then scaled, rounded half to even,
     /// moved to the output's zero point and clamped to its range; of
