@@ -146,11 +146,11 @@ fn profile_lists_op_types_most_expensive_first() {
 }
 
 /// Whether the runtime's own convolutions run on this machine: f32 (AVX2
-/// and FMA) and int8 (AVX-512 VL and VNNI).
+/// and FMA) and int8 (AVX2).
 #[cfg(target_arch = "x86_64")]
 fn own_convs() -> (bool, bool) {
     let f32 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
-    let int8 = is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512vl");
+    let int8 = is_x86_feature_detected!("avx2");
     (f32, int8)
 }
 
@@ -225,7 +225,7 @@ fn squeezebox_ops_replace_tracts_and_give_its_answers() {
 }
 
 /// The runtime quantizes the shipped int8 squeeze1's input itself and, on a
-/// CPU with AVX-512 VNNI, does every convolution. Its requantization rounds in float where
+/// CPU with AVX2, does every convolution. Its requantization rounds in float where
 /// tract's rounds in fixed point, so an activation may be one step off;
 /// the labels must be tract's and the logits within a few steps of its.
 #[test]
