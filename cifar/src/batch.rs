@@ -17,7 +17,7 @@ pub(crate) const ARCHIVE_FILE: &str = "cifar-10-binary.tar.gz";
 /// so that a damaged file is caught without reading it.
 pub(crate) fn check_size(path: &Path, size: u64) -> Result<(), CifarError> {
     let record = RECORD_BYTES as u64;
-    if size % record != 0 {
+    if !size.is_multiple_of(record) {
         return Err(CifarError::Truncated {
             path: path.to_path_buf(),
             size,
