@@ -54,14 +54,13 @@ impl Dot {
         }
     }
 
-    /// `values`, one per channel of a group (the low bits of each), as one
-    /// word with the first channel in the lowest lane.
-    fn word(self, values: impl Iterator<Item = i32>) -> u32 {
-        let bits = 32 / self.group();
-        let mask = u32::MAX >> (32 - bits);
-        values
-            .enumerate()
-            .fold(0, |word, (lane, v)| word | (v as u32 & mask) << (lane * bits))
+    /// `value(c)` for each channel `c` of a group as one word of
+    /// [`lanes`].
+    fn word(self, value: impl Fn(usize) -> i32) -> u32 {
+        match self {
+            Dot::Vnni => lanes::<4>(std::array::from_fn(value)),
+            Dot::Avx2 => lanes::<2>(std::array::from_fn(value)),
+        }
     }
 }
 
@@ -257,7 +256,7 @@ impl PlaneQConv {
         }
         let positions = g.positions();
         let width = positions.next_multiple_of(VECTOR);
-        let pad = self.dot.word(std::iter::repeat_n(zero as i32, self.dot.group()));
+        let pad = self.dot.word(|_| zero as i32);
         let source = if g.is_pointwise() && width == positions {
             &scratch.image
         } else {
@@ -331,16 +330,19 @@ fn by_groups(weights: &[i8], channels: usize, taps: usize, dot: Dot) -> Vec<u32>
     let g = dot.group();
     let window = taps / channels;
     let padded = channels.next_multiple_of(g) * window;
-    let mut lanes = vec![0i8; weights.len() / taps * padded];
-    for (filter, out) in weights.chunks_exact(taps).zip(lanes.chunks_exact_mut(padded)) {
+    let mut ordered = vec![0i8; weights.len() / taps * padded];
+    for (filter, out) in weights
+        .chunks_exact(taps)
+        .zip(ordered.chunks_exact_mut(padded))
+    {
         for (c, kernel) in filter.chunks_exact(window).enumerate() {
             for (k, &w) in kernel.iter().enumerate() {
                 out[(c / g * window + k) * g + c % g] = w;
             }
         }
     }
-    let words = lanes.chunks_exact(g);
-    words.map(|w| dot.word(w.iter().map(|&w| w as i32))).collect()
+    let words = ordered.chunks_exact(g);
+    words.map(|w| dot.word(|c| w[c] as i32)).collect()
 }
 
 /// `image`, `[C, H, W]` bytes with planes of `plane`, as `[ceil(C / G), H,
@@ -352,19 +354,24 @@ fn by_words<const G: usize>(image: &[u8], plane: usize, flip: u8, zero: u8, out:
     for group in image.chunks(G * plane) {
         if group.len() == G * plane {
             let planes: [&[u8]; G] = std::array::from_fn(|c| &group[c * plane..][..plane]);
-            out.extend((0..plane).map(|p| lanes(planes.map(|values| values[p] ^ flip))));
+            out.extend((0..plane).map(|p| lanes(planes.map(|values| (values[p] ^ flip) as i32))));
         } else {
             let value = |c: usize, p: usize| group.get(c * plane + p).map_or(zero, |&x| x ^ flip);
-            out.extend((0..plane).map(|p| lanes::<G>(std::array::from_fn(|c| value(c, p)))));
+            out.extend((0..plane).map(|p| lanes::<G>(std::array::from_fn(|c| value(c, p) as i32))));
         }
     }
 }
 
-/// `G` unsigned bytes as one word of `G` lanes, the first in the lowest.
+/// `G` values as one word of `G` lanes, the first in the lowest, each
+/// lane holding the low `32 / G` bits of its value (a signed weight's two's
+/// complement, or an unsigned byte).
 #[inline(always)]
-fn lanes<const G: usize>(values: [u8; G]) -> u32 {
+fn lanes<const G: usize>(values: [i32; G]) -> u32 {
     let bits = 32 / G;
-    (values.iter().enumerate()).fold(0, |word, (lane, &v)| word | (v as u32) << (lane * bits))
+    let mask = u32::MAX >> (32 - bits);
+    (values.iter().enumerate()).fold(0, |word, (lane, &v)| {
+        word | (v as u32 & mask) << (lane * bits)
+    })
 }
 
 /// The value of a one-element tensor, cast to `T`.
