@@ -116,7 +116,7 @@ impl PlaneQConv {
         }
     }
 
-    /// [`PlaneQConv::for_conv`] with `dot`, which this CPU must have.
+    /// [`PlaneQConv::for_conv`] with `dot`; `None` where this CPU lacks it.
     pub fn with_dot(
         conv: &Conv,
         input: DatumType,
@@ -139,7 +139,8 @@ impl PlaneQConv {
         let per_tensor = [x0, x_scale, y0, y_scale].iter().all(|t| t.len() == 1);
         let i8_kernel = kernel.datum_type().unquantized() == i8::datum_type();
         let supported = bytes(input) && bytes(output) && i8_kernel && symmetric && per_tensor;
-        if !(supported && is_plain(conv)) {
+        let cpu = Dot::available().any(|d| d == dot);
+        if !(supported && is_plain(conv) && cpu) {
             return Ok(None);
         }
         let spec = &conv.pool_spec;
@@ -208,7 +209,7 @@ impl PlaneQConv {
                 let images = input.as_bytes().chunks_exact(image_len);
                 for (image, out) in images.zip(output.as_bytes_mut().chunks_exact_mut(image_out)) {
                     // SAFETY: the CPU has `self.dot`'s instructions (checked
-                    // by whoever made the op).
+                    // in `with_dot`).
                     unsafe {
                         match self.dot {
                             Dot::Vnni => self.convolve_vnni(&geometry, image, out, scratch),
