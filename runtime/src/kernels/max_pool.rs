@@ -32,11 +32,34 @@ impl PlaneMaxPool {
         })
     }
 
-    /// The pool of other machines and wider planes, for tests on machines
-    /// that pool in registers.
+    /// The pool of every path this CPU has: in memory, as other machines
+    /// and wider planes pool, then in each instruction set's registers
+    /// (in memory again where the CPU lacks it).
     #[cfg(test)]
-    pub(super) fn eval_in_memory(&self, input: &Tensor) -> TractResult<Tensor> {
-        dispatch_numbers!(Self::eval_t(input.datum_type())(self, input, declined))
+    pub(super) fn eval_every_way(&self, input: &Tensor) -> TractResult<Vec<Tensor>> {
+        let dt = input.datum_type();
+        let mut outputs = vec![dispatch_numbers!(Self::eval_t(dt)(self, input, declined))?];
+        #[cfg(target_arch = "x86_64")]
+        {
+            use lanes::{pool_with, Avx2, Avx512};
+            let in_registers = |f32s, u8s, i8s| match dt.unquantized() {
+                DatumType::F32 => self.eval_t::<f32>(input, f32s),
+                DatumType::U8 => self.eval_t::<u8>(input, u8s),
+                DatumType::I8 => self.eval_t::<i8>(input, i8s),
+                _ => dispatch_numbers!(Self::eval_t(dt)(self, input, declined)),
+            };
+            outputs.push(in_registers(
+                pool_with::<Avx512, _>,
+                pool_with::<Avx512, _>,
+                pool_with::<Avx512, _>,
+            )?);
+            outputs.push(in_registers(
+                pool_with::<Avx2, _>,
+                pool_with::<Avx2, _>,
+                pool_with::<Avx2, _>,
+            )?);
+        }
+        Ok(outputs)
     }
 
     /// Pools `input` with `in_registers` where it can (it returns whether

@@ -190,9 +190,12 @@ mod tests {
                 PaddingSpec::ExplicitOnnxPool(tvec![1, 2], tvec![1, 2], true),
                 [1, 2, 6, 7],
             ),
-            // The widest rows that pool in registers, for f32 (two
-            // registers in, one out) and for bytes; then wider ones.
+            // Rows at the registers' limits, then past them: with AVX2,
+            // 32 f32 or 64 bytes in and 16 f32 or 64 bytes out; with
+            // AVX-512, 64 f32 or 256 bytes in and 32 or 128 out.
             (3, 2, explicit(1, 1), [1, 2, 5, 32]),
+            (3, 2, explicit(1, 1), [1, 1, 3, 33]),
+            (3, 2, explicit(1, 1), [1, 1, 3, 64]),
             (2, 2, PaddingSpec::Valid, [1, 2, 4, 128]),
             (3, 1, explicit(1, 1), [1, 1, 3, 64]),
             (3, 2, explicit(0, 1), [1, 1, 3, 130]),
@@ -223,8 +226,8 @@ mod tests {
             };
             for input in [floats, bytes, signed, quantized] {
                 let expected = run(&tracts, &input);
-                let in_memory = ours.eval_in_memory(&input).unwrap();
-                for got in [run(&ours, &input), in_memory] {
+                let every_way = ours.eval_every_way(&input).unwrap();
+                for got in [run(&ours, &input)].into_iter().chain(every_way) {
                     assert_eq!(got.datum_type(), input.datum_type(), "case {i}");
                     assert_eq!(
                         got,
