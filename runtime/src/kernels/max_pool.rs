@@ -37,29 +37,24 @@ impl PlaneMaxPool {
     /// (in memory again where the CPU lacks it).
     #[cfg(test)]
     pub(super) fn eval_every_way(&self, input: &Tensor) -> TractResult<Vec<Tensor>> {
-        let dt = input.datum_type();
-        let mut outputs = vec![dispatch_numbers!(Self::eval_t(dt)(self, input, declined))?];
+        let mut outputs = vec![self.eval_with(input, IN_MEMORY)?];
         #[cfg(target_arch = "x86_64")]
-        {
-            use lanes::{pool_with, Avx2, Avx512};
-            let in_registers = |f32s, u8s, i8s| match dt.unquantized() {
-                DatumType::F32 => self.eval_t::<f32>(input, f32s),
-                DatumType::U8 => self.eval_t::<u8>(input, u8s),
-                DatumType::I8 => self.eval_t::<i8>(input, i8s),
-                _ => dispatch_numbers!(Self::eval_t(dt)(self, input, declined)),
-            };
-            outputs.push(in_registers(
-                pool_with::<Avx512, _>,
-                pool_with::<Avx512, _>,
-                pool_with::<Avx512, _>,
-            )?);
-            outputs.push(in_registers(
-                pool_with::<Avx2, _>,
-                pool_with::<Avx2, _>,
-                pool_with::<Avx2, _>,
-            )?);
+        for pools in [lanes::only::<lanes::Avx512>(), lanes::only::<lanes::Avx2>()] {
+            outputs.push(self.eval_with(input, pools)?);
         }
         Ok(outputs)
+    }
+
+    /// Pools `input` with the [`InRegisters`] of its type in `pools`, or in
+    /// memory for the types that have none.
+    fn eval_with(&self, input: &Tensor, (f32s, u8s, i8s): Pools) -> TractResult<Tensor> {
+        let dt = input.datum_type();
+        match dt.unquantized() {
+            DatumType::F32 => self.eval_t::<f32>(input, f32s),
+            DatumType::U8 => self.eval_t::<u8>(input, u8s),
+            DatumType::I8 => self.eval_t::<i8>(input, i8s),
+            _ => dispatch_numbers!(Self::eval_t(dt)(self, input, declined)),
+        }
     }
 
     /// Pools `input` with `in_registers` where it can (it returns whether
@@ -115,6 +110,13 @@ type InRegisters<T> = fn(&Window, (usize, usize), &[T], &mut [T]) -> bool;
 fn declined<T>(_: &Window, _: (usize, usize), _: &[T], _: &mut [T]) -> bool {
     false
 }
+
+/// An [`InRegisters`] pool for each type that may have one.
+type Pools = (InRegisters<f32>, InRegisters<u8>, InRegisters<i8>);
+
+/// Pools that all decline: every type pools in memory.
+#[cfg(any(test, not(target_arch = "x86_64")))]
+const IN_MEMORY: Pools = (declined, declined, declined);
 
 /// For each of `outputs` positions along one axis, the input positions in
 /// bounds under its window: output `o` covers inputs `o * stride - pad` to
@@ -304,17 +306,11 @@ impl EvalOp for PlaneMaxPool {
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let input = args_1!(inputs);
-        let dt = input.datum_type();
         #[cfg(target_arch = "x86_64")]
-        let output = match dt.unquantized() {
-            DatumType::F32 => self.eval_t::<f32>(&input, lanes::pool),
-            DatumType::U8 => self.eval_t::<u8>(&input, lanes::pool),
-            DatumType::I8 => self.eval_t::<i8>(&input, lanes::pool),
-            _ => dispatch_numbers!(Self::eval_t(dt)(self, &input, declined)),
-        };
+        let pools = lanes::FASTEST;
         #[cfg(not(target_arch = "x86_64"))]
-        let output = dispatch_numbers!(Self::eval_t(dt)(self, &input, declined));
-        Ok(tvec!(output?.into_tvalue()))
+        let pools = IN_MEMORY;
+        Ok(tvec!(self.eval_with(&input, pools)?.into_tvalue()))
     }
 }
 

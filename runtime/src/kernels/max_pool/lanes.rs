@@ -17,7 +17,7 @@ use std::arch::x86_64::*;
 
 use tract_onnx::prelude::tract_num_traits::Bounded;
 
-use super::Window;
+use super::{Pools, Window};
 
 /// Row registers an output row's maxima may take.
 const ROW_REGISTERS: usize = 4;
@@ -450,6 +450,18 @@ where
     Avx2: Registers<T>,
 {
     pool_with::<Avx512, T>(window, plane, src, dst) || pool_with::<Avx2, T>(window, plane, src, dst)
+}
+
+/// [`pool`] for every type: the one the runtime uses.
+pub(super) const FASTEST: Pools = (pool, pool, pool);
+
+/// [`pool_with`] `I` for every type.
+#[cfg(test)]
+pub(super) fn only<I>() -> Pools
+where
+    I: Registers<f32> + Registers<u8> + Registers<i8>,
+{
+    (pool_with::<I, _>, pool_with::<I, _>, pool_with::<I, _>)
 }
 
 /// [`pool`] with one instruction set.
