@@ -415,18 +415,23 @@ impl<I: Registers<T>, T> Picks<I, T> {
             let mut out_firsts = Vec::new();
             for j in 0..window.width {
                 for first in (0..w.div_ceil(group)).map(|g| g * I::SPAN) {
-                    let mut lanes = vec![I::NONE; I::LANES];
+                    // Built in place and dropped if it picks nothing: this
+                    // runs on every evaluation, so it allocates no lanes of
+                    // its own.
+                    let start = index.len();
+                    index.resize(start + I::LANES, I::NONE);
                     let mut picked = false;
                     for (lane, ox) in outputs.clone().enumerate() {
                         let column = window.columns[ox].clone().nth(j);
                         if let Some(c) = column.filter(|c| c / group * I::SPAN == first) {
-                            lanes[lane] = I::Index::try_from(c % group).ok()?;
+                            index[start + lane] = I::Index::try_from(c % group).ok()?;
                             picked = true;
                         }
                     }
                     if picked {
                         out_firsts.push(first);
-                        index.extend(lanes);
+                    } else {
+                        index.truncate(start);
                     }
                 }
             }
