@@ -4,6 +4,7 @@
 
 pub mod accuracy;
 mod error;
+mod fusion;
 pub mod inspect;
 mod kernels;
 mod model;

@@ -20,7 +20,7 @@ use std::thread;
 use models::onnx::{self, proto::ModelProto, Metadata};
 use tract_onnx::prelude::*;
 
-use crate::{kernels, RuntimeError};
+use crate::{fusion, kernels, RuntimeError};
 
 /// Bytes of one raw image: 32x32 RGB.
 pub const IMAGE_BYTES: usize =
@@ -110,10 +110,7 @@ impl Model {
             .layer_graph()
             .and_then(|graph| models::cost(&graph))
             .ok();
-        let mut proto_bytes = bytes;
-        let source = tract_onnx::onnx()
-            .model_for_read(&mut proto_bytes)
-            .map_err(tract_err)?;
+        let source = fusion::parse(bytes).map_err(tract_err)?;
         let batch1 = optimise(&source, 1)?;
         Ok(Model {
             classes: frozen.contract.classes,

@@ -117,26 +117,9 @@ impl PlaneConv {
         }))
     }
 
-    fn eval_f32(&self, input: &Tensor) -> TractResult<Tensor> {
-        let spec = &self.pool_spec;
-        let geometry = Geometry::new(spec, input.shape())?;
-        let output_shape = spec.output_shape(input.shape())?.shape.to_vec();
-        let mut output = unsafe { Tensor::uninitialized_dt(f32::datum_type(), &output_shape)? };
-        let src_plain = input.try_as_plain_ram()?;
-        let src = src_plain.as_slice::<f32>()?;
-        let mut dst_plain = output.try_as_plain_ram_mut()?;
-        let dst = dst_plain.as_slice_mut::<f32>()?;
-        let image_out = spec.output_channels * geometry.positions();
-        if image_out > 0 {
-            PATCHES.with_borrow_mut(|patches| {
-                let images = src.chunks_exact(geometry.image_len());
-                for (image, out) in images.zip(dst.chunks_exact_mut(image_out)) {
-                    // SAFETY: the CPU has AVX2 and FMA (checked in `for_conv`).
-                    unsafe { self.convolve(&geometry, image, out, patches) };
-                }
-            });
-        }
-        Ok(output)
+    /// The channels' axis: 1 of `[N, C, H, W]`, 0 of `[C, H, W]`.
+    pub fn channel_axis(&self) -> usize {
+        self.pool_spec.data_format.has_n() as usize
     }
 
     /// One image: `image` is `[C, H, W]`, `out` is `[O, out_h, out_w]`.
@@ -389,7 +372,8 @@ impl EvalOp for PlaneConv {
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let input = args_1!(inputs);
-        Ok(tvec!(self.eval_f32(&input)?.into_tvalue()))
+        let output = convolve_into_one(std::slice::from_ref(self), &input)?;
+        Ok(tvec!(output.into_tvalue()))
     }
 }
 
@@ -399,4 +383,87 @@ impl TypedOp for PlaneConv {
     }
 
     as_op!();
+}
+
+/// Convolutions of one input whose outputs a concat joins along channels
+/// (the two expands of a fire module): each writes its channels of the one
+/// output, so that nothing copies them after.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlaneConvConcat(pub Vec<PlaneConv>);
+
+impl Op for PlaneConvConcat {
+    fn name(&self) -> StaticName {
+        "PlaneConvConcat".into()
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for PlaneConvConcat {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let input = args_1!(inputs);
+        Ok(tvec!(convolve_into_one(&self.0, &input)?.into_tvalue()))
+    }
+}
+
+impl TypedOp for PlaneConvConcat {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        let (first, c) = match &self.0[..] {
+            [first, ..] => (first.output_facts(inputs)?.remove(0), first.channel_axis()),
+            [] => bail!("no convolution to concatenate"),
+        };
+        let mut shape = first.shape.to_tvec();
+        for conv in &self.0[1..] {
+            let fact = conv.output_facts(inputs)?.remove(0);
+            let mut other = fact.shape.to_tvec();
+            other[c] = shape[c].clone();
+            ensure!(
+                other == shape,
+                "{conv:?} gives {:?}, unlike {first:?}",
+                fact.shape
+            );
+            shape[c] = shape[c].clone() + fact.shape[c].clone();
+        }
+        Ok(tvec!(f32::fact(shape)))
+    }
+
+    as_op!();
+}
+
+/// Runs `convs`, all of the same input and all giving the same planes, into
+/// one tensor: their output channels one after the other.
+fn convolve_into_one(convs: &[PlaneConv], input: &Tensor) -> TractResult<Tensor> {
+    let geometries: TVec<Geometry> = (convs.iter())
+        .map(|conv| Geometry::new(&conv.pool_spec, input.shape()))
+        .collect::<TractResult<_>>()?;
+    let Some(first) = convs.first() else {
+        bail!("no convolution to run");
+    };
+    let mut output_shape = first.pool_spec.output_shape(input.shape())?.shape.to_vec();
+    let channels: usize = convs.iter().map(|c| c.pool_spec.output_channels).sum();
+    output_shape[first.channel_axis()] = channels;
+    let positions = geometries[0].positions();
+    ensure!(geometries.iter().all(|g| g.positions() == positions));
+    let mut output = unsafe { Tensor::uninitialized_dt(f32::datum_type(), &output_shape)? };
+    let src_plain = input.try_as_plain_ram()?;
+    let src = src_plain.as_slice::<f32>()?;
+    let mut dst_plain = output.try_as_plain_ram_mut()?;
+    let dst = dst_plain.as_slice_mut::<f32>()?;
+    let image_out = channels * positions;
+    if image_out > 0 {
+        PATCHES.with_borrow_mut(|patches| {
+            let images = src.chunks_exact(geometries[0].image_len());
+            for (image, mut out) in images.zip(dst.chunks_exact_mut(image_out)) {
+                for (conv, geometry) in convs.iter().zip(&geometries) {
+                    let (mine, rest) = out.split_at_mut(conv.pool_spec.output_channels * positions);
+                    // SAFETY: the CPU has AVX2 and FMA (checked in `for_conv`).
+                    unsafe { conv.convolve(geometry, image, mine, patches) };
+                    out = rest;
+                }
+            }
+        });
+    }
+    Ok(output)
 }

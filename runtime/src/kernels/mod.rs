@@ -12,6 +12,7 @@ mod patches;
 #[cfg(target_arch = "x86_64")]
 mod qconv;
 mod quantize;
+mod standardise;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::cnn::{MaxPool, OptMaxPool};
@@ -19,12 +20,13 @@ use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
 use tract_onnx_opl::lrn::Lrn;
 
 #[cfg(target_arch = "x86_64")]
-pub use conv::PlaneConv;
+pub use conv::{PlaneConv, PlaneConvConcat};
 pub use lrn::PlaneLrn;
 pub use max_pool::PlaneMaxPool;
 #[cfg(target_arch = "x86_64")]
 pub use qconv::PlaneQConv;
 pub use quantize::PlaneQuantize;
+pub use standardise::PlaneStandardise;
 
 /// Replaces, in a typed model not yet optimised, each convolution that
 /// [`PlaneConv`] (f32, with the ReLU after it, if any) or [`PlaneQConv`]
@@ -69,6 +71,43 @@ pub(crate) fn swap_convs(model: &mut TypedModel) -> TractResult<()> {
         let input = patch.tap_model(model, node.inputs[0])?;
         let output = patch.wire_node(&node.name, op, &[input])?[0];
         patch.shunt_outside(model, OutletId::new(last, 0), output)?;
+        patch.apply(model)?;
+    }
+    join_concats(model)
+}
+
+/// Replaces each concat of [`PlaneConv`]s of one input along channels, each
+/// read by the concat alone, with a [`PlaneConvConcat`] of them.
+#[cfg(target_arch = "x86_64")]
+fn join_concats(model: &mut TypedModel) -> TractResult<()> {
+    use tract_onnx::tract_core::ops::array::TypedConcat;
+    for id in model.eval_order()? {
+        let outputs = model.output_outlets()?;
+        let node = model.node(id);
+        let Some(concat) = node.op_as::<TypedConcat>() else {
+            continue;
+        };
+        let Some(&first) = node.inputs.first() else {
+            continue;
+        };
+        let source = model.node(first.node).inputs.first().copied();
+        let joinable = |outlet: &OutletId| -> Option<PlaneConv> {
+            let producer = model.node(outlet.node);
+            let conv = producer.op_as::<PlaneConv>()?;
+            let alone = producer.outputs[0].successors.len() == 1 && !outputs.contains(outlet);
+            (alone
+                && conv.channel_axis() == concat.axis
+                && producer.inputs.first() == source.as_ref())
+            .then(|| conv.clone())
+        };
+        let (Some(source), Some(convs)) = (source, node.inputs.iter().map(joinable).collect())
+        else {
+            continue;
+        };
+        let mut patch = TypedModelPatch::new("plane-conv-concat");
+        let input = patch.tap_model(model, source)?;
+        let output = patch.wire_node(&node.name, PlaneConvConcat(convs), &[input])?[0];
+        patch.shunt_outside(model, OutletId::new(id, 0), output)?;
         patch.apply(model)?;
     }
     Ok(())

@@ -106,24 +106,38 @@ impl Geometry {
         if (self.top, self.left, ph, pw) == (0, 0, self.h, self.w) {
             return image;
         }
-        padded.resize(self.channels * ph * pw, pad);
+        // Every write is of whole spans of `SPAN` elements, which may run
+        // on past their end into what is written after them: the next part
+        // of the row, the next row or plane, or the slack. A loop of short
+        // fills or copies made a call to memset or memcpy for each, which
+        // took longer than the copies.
+        padded.resize(self.channels * ph * pw + SPAN, pad);
         let columns = self.w.min(pw.saturating_sub(self.left));
         let rows = self.h.min(ph.saturating_sub(self.top));
-        for (plane, out) in image
-            .chunks_exact(self.h * self.w)
-            .zip(padded.chunks_exact_mut(ph * pw))
-        {
-            let (above, rest) = out.split_at_mut(self.top * pw);
-            let (middle, below) = rest.split_at_mut(rows * pw);
-            above.fill(pad);
-            below.fill(pad);
-            for (row, out) in plane.chunks_exact(self.w).zip(middle.chunks_exact_mut(pw)) {
-                let (left, rest) = out.split_at_mut(self.left);
-                let (copied, right) = rest.split_at_mut(columns);
-                left.fill(pad);
-                copy_short(copied, &row[..columns]);
-                right.fill(pad);
+        let fill = |padded: &mut [T], len: usize| {
+            for at in (0..len).step_by(SPAN) {
+                padded[at..][..SPAN].copy_from_slice(&[pad; SPAN]);
             }
+        };
+        for c in 0..self.channels {
+            let (plane, out) = (c * self.h * self.w, c * ph * pw);
+            fill(&mut padded[out..], self.top * pw);
+            for y in 0..rows {
+                let (src, dst) = (plane + y * self.w, out + (self.top + y) * pw);
+                fill(&mut padded[dst..], self.left);
+                let dst = dst + self.left;
+                if src + columns.next_multiple_of(SPAN) <= image.len() {
+                    for at in (0..columns).step_by(SPAN) {
+                        copy_n::<T, SPAN>(&mut padded[dst + at..], &image[src + at..]);
+                    }
+                } else {
+                    // The image's last row, which spans would read past.
+                    copy_short(&mut padded[dst..][..columns], &image[src..][..columns]);
+                }
+                fill(&mut padded[dst + columns..], pw - self.left - columns);
+            }
+            let below = out + (self.top + rows) * pw;
+            fill(&mut padded[below..], out + ph * pw - below);
         }
         padded
     }
@@ -145,28 +159,55 @@ impl Geometry {
         let (ph, pw) = self.padded_dims();
         let Patches { padded, matrix } = patches;
         let padded = self.pad(image, pad, padded);
-        let positions = self.positions();
+        let (positions, out_w) = (self.positions(), self.out_w);
         // Every row's positions are written below; what lies past them may
-        // keep old contents.
-        matrix.resize(self.taps() * width, pad);
-        let mut rows = matrix.chunks_exact_mut(width);
-        for plane in padded.chunks_exact(ph * pw) {
-            for start in (0..kh).flat_map(|ky| (0..kw).map(move |kx| ky * pw + kx)) {
-                let row = rows.next().expect("a row per tap");
-                if self.out_w == pw {
+        // keep old contents. The slack takes the last copy's overrun.
+        matrix.resize(self.taps() * width + SPAN, pad);
+        let spans = out_w.div_ceil(SPAN);
+        let mut row = 0;
+        for plane in (0..self.channels).map(|c| c * ph * pw) {
+            for start in (0..kh).flat_map(|ky| (0..kw).map(move |kx| plane + ky * pw + kx)) {
+                let last = (self.out_h - 1) * pw + spans * SPAN;
+                if out_w == pw {
                     // Whole rows of the plane: one run.
-                    copy_short(&mut row[..positions], &plane[start..][..positions]);
+                    copy_short(
+                        &mut matrix[row..][..positions],
+                        &padded[start..][..positions],
+                    );
+                } else if start + last <= padded.len() {
+                    // Each output row in whole spans of `SPAN` elements,
+                    // which run on into the next row (rewritten after) or
+                    // past the positions, into the slack or the next tap.
+                    let (src, dst) = (&padded[start..], &mut matrix[row..]);
+                    assert!(dst.len() >= (self.out_h - 1) * out_w + spans * SPAN);
+                    for y in 0..self.out_h {
+                        for i in (0..spans).map(|i| i * SPAN) {
+                            // SAFETY: the two checks above bound the last
+                            // span of the last row, of both slices.
+                            unsafe {
+                                let from = src.as_ptr().add(y * pw + i);
+                                let to = dst.as_mut_ptr().add(y * out_w + i);
+                                std::ptr::copy_nonoverlapping(from, to, SPAN);
+                            }
+                        }
+                    }
                 } else {
-                    let out_rows = row.chunks_exact_mut(self.out_w).take(self.out_h);
-                    for (out, src) in out_rows.zip(plane[start..].chunks(pw)) {
-                        copy_short(out, &src[..self.out_w]);
+                    // The last rows of the image, which spans would read
+                    // past: row by row, exactly.
+                    let rows = matrix[row..].chunks_exact_mut(out_w).take(self.out_h);
+                    for (out, src) in rows.zip(padded[start..].chunks(pw)) {
+                        copy_short(out, &src[..out_w]);
                     }
                 }
+                row += width;
             }
         }
         matrix
     }
 }
+
+/// Elements [`Geometry::im2col`] copies as one move.
+const SPAN: usize = 8;
 
 /// Buffers for [`Geometry::im2col`], kept from one evaluation to the next
 /// so that a run does not allocate them anew.

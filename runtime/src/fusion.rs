@@ -1,0 +1,319 @@
+//! Rewrites of a file's ONNX graph, in memory, before tract reads it: chains
+//! of ONNX ops that squeezebox runs as one op of its own become one node
+//! that tract's reader, taught the op, builds. Matching the ONNX graph, not
+//! tract's typed one, pins the chain to exactly what the exporter writes,
+//! attributes and constants included; any other graph is left as it is.
+
+use std::ops::Range;
+
+use models::graph::RAW_SIZE;
+use tract_onnx::data_resolver::MmapDataResolver;
+use tract_onnx::pb::attribute_proto::AttributeType;
+use tract_onnx::pb::tensor_proto::DataType;
+use tract_onnx::pb::{AttributeProto, GraphProto, NodeProto};
+use tract_onnx::prelude::*;
+
+use crate::kernels::PlaneStandardise;
+
+/// Parses an ONNX file into a tract model, with the fusions above.
+pub(crate) fn parse(mut bytes: &[u8]) -> TractResult<InferenceModel> {
+    let mut onnx = tract_onnx::onnx();
+    onnx.op_register
+        .insert(PlaneStandardise::OP_TYPE, PlaneStandardise::parse);
+    let mut proto = onnx.proto_model_for_read(&mut bytes)?;
+    if let Some(graph) = proto.graph.as_mut() {
+        fuse_standardisation(graph);
+    }
+    onnx.model_for_proto_model(&proto)
+}
+
+/// Replaces the exporter's per-image standardisation (`preprocess` in
+/// `models/src/onnx/export.rs`): Cast to float, Transpose to NCHW, an
+/// optional Slice (the crop), ReduceMean, Sub, Mul, ReduceMean, Sqrt, Max
+/// with a constant floor, Div. Its intermediate tensors must have no other
+/// reader and not be outputs of the graph.
+pub(crate) fn fuse_standardisation(graph: &mut GraphProto) {
+    let Some((chain, fused)) = standardisation(graph) else {
+        return;
+    };
+    let last = *chain.last().expect("the chain has ten nodes or more");
+    let gone: Vec<String> = (chain.iter())
+        .filter(|&&i| i != last)
+        .flat_map(|&i| graph.node[i].output.clone())
+        .collect();
+    graph.node[last] = fused;
+    let mut dropped = chain;
+    dropped.retain(|&i| i != last);
+    dropped.sort_unstable();
+    for i in dropped.into_iter().rev() {
+        graph.node.remove(i);
+    }
+    graph.value_info.retain(|v| !gone.contains(&v.name));
+}
+
+/// The indices of the standardisation's nodes, in order, and the node that
+/// replaces them.
+fn standardisation(graph: &GraphProto) -> Option<(Vec<usize>, NodeProto)> {
+    let g = Graph(graph);
+    let input = graph.input.first()?.name.as_str();
+    let cast = g.only_reader(input)?;
+    let to = g.node(cast).get_attr::<i64>("to").ok()?;
+    g.is(cast, "Cast", &[input]).then_some(())?;
+    (to == DataType::Float as i64).then_some(())?;
+    let nchw = g.only_reader(g.out(cast))?;
+    let perm = g.node(nchw).get_attr_slice::<i64>("perm").ok()?;
+    (g.is(nchw, "Transpose", &[g.out(cast)]) && perm == [0, 3, 1, 2]).then_some(())?;
+    let mut chain = vec![cast, nchw];
+    let mut x = g.out(nchw);
+    let mut window = [0..RAW_SIZE, 0..RAW_SIZE];
+    if let [crop] = g.readers(x)?[..] {
+        window = g.crop(crop, x)?;
+        chain.push(crop);
+        x = g.out(crop);
+    }
+    let [a, b] = g.readers(x)?[..] else {
+        return None;
+    };
+    let (mean, centre) = if g.is_mean(a, x) { (a, b) } else { (b, a) };
+    let centred = g.out(centre);
+    let mean_ok = g.is_mean(mean, x) && g.readers(g.out(mean))? == [centre];
+    (mean_ok && g.is(centre, "Sub", &[x, g.out(mean)])).then_some(())?;
+    let [a, b] = g.readers(centred)?[..] else {
+        return None;
+    };
+    let (square, divide) = if g.node(a).op_type == "Mul" {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    g.is(square, "Mul", &[centred, centred]).then_some(())?;
+    let var = g.only_reader(g.out(square))?;
+    let std = g.only_reader(g.out(var))?;
+    (g.is_mean(var, g.out(square)) && g.is(std, "Sqrt", &[g.out(var)])).then_some(())?;
+    let floored = g.only_reader(g.out(std))?;
+    let floor_name = g.node(floored).input.get(1)?;
+    let floor = g.constant(floor_name)?;
+    (floor.len() == 1).then_some(())?;
+    let floor = *floor
+        .try_as_plain_ram()
+        .ok()?
+        .as_slice::<f32>()
+        .ok()?
+        .first()?;
+    (floor.is_finite() && floor > 0.0).then_some(())?;
+    (g.is(floored, "Max", &[g.out(std), floor_name])).then_some(())?;
+    (g.readers(g.out(floored))? == [divide]).then_some(())?;
+    g.is(divide, "Div", &[centred, g.out(floored)])
+        .then_some(())?;
+    chain.extend([mean, centre, square, var, std, floored, divide]);
+    let [rows, cols] = window;
+    let fused = NodeProto {
+        name: g.node(divide).name.clone(),
+        op_type: PlaneStandardise::OP_TYPE.into(),
+        domain: "ai.squeezebox".into(),
+        input: vec![input.into()],
+        output: vec![g.out(divide).into()],
+        attribute: vec![window_attr("rows", &rows), window_attr("cols", &cols), {
+            AttributeProto {
+                name: "floor".into(),
+                r#type: AttributeType::Float as i32,
+                f: floor,
+                ..Default::default()
+            }
+        }],
+        ..Default::default()
+    };
+    Some((chain, fused))
+}
+
+fn window_attr(name: &str, window: &Range<usize>) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Ints as i32,
+        ints: vec![window.start as i64, window.end as i64],
+        ..Default::default()
+    }
+}
+
+/// Lookups in a graph by node index and tensor name.
+struct Graph<'g>(&'g GraphProto);
+
+impl<'g> Graph<'g> {
+    fn node(&self, i: usize) -> &'g NodeProto {
+        &self.0.node[i]
+    }
+
+    /// The first output of node `i`.
+    fn out(&self, i: usize) -> &'g str {
+        self.0.node[i].output.first().map_or("", String::as_str)
+    }
+
+    /// Whether node `i` is `op_type` on exactly `inputs`, with one output.
+    fn is(&self, i: usize, op_type: &str, inputs: &[&str]) -> bool {
+        let node = self.node(i);
+        node.op_type == op_type && node.input == inputs && node.output.len() == 1
+    }
+
+    /// The nodes reading `tensor`, or none if the graph outputs it.
+    fn readers(&self, tensor: &str) -> Option<Vec<usize>> {
+        if self.0.output.iter().any(|o| o.name == tensor) {
+            return None;
+        }
+        let reads = |n: &NodeProto| n.input.iter().any(|i| i == tensor);
+        Some(
+            (0..self.0.node.len())
+                .filter(|&i| reads(self.node(i)))
+                .collect(),
+        )
+    }
+
+    fn only_reader(&self, tensor: &str) -> Option<usize> {
+        match self.readers(tensor)?[..] {
+            [only] => Some(only),
+            _ => None,
+        }
+    }
+
+    /// Whether node `i` is the mean of `x` over all but the batch axis,
+    /// keeping the axes (opset 13's ReduceMean, whose axes are attributes).
+    fn is_mean(&self, i: usize, x: &str) -> bool {
+        let node = self.node(i);
+        let axes = node.get_attr_slice::<i64>("axes").ok();
+        let keepdims = node.get_attr_opt::<i64>("keepdims").ok().flatten();
+        self.is(i, "ReduceMean", &[x]) && axes == Some(&[1, 2, 3]) && keepdims.unwrap_or(1) == 1
+    }
+
+    /// The rows and columns kept by node `i`, if it is a Slice of `x`
+    /// (NCHW) on the spatial axes with constant bounds and unit steps.
+    fn crop(&self, i: usize, x: &str) -> Option<[Range<usize>; 2]> {
+        let node = self.node(i);
+        let [input, starts, ends, axes] = &node.input[..] else {
+            return None;
+        };
+        (node.op_type == "Slice" && input == x && node.output.len() == 1).then_some(())?;
+        let ints = |name: &str| -> Option<Vec<i64>> {
+            let ints = self.constant(name)?.cast_to::<i64>().ok()?.into_owned();
+            let ints = ints
+                .try_as_plain_ram()
+                .ok()?
+                .as_slice::<i64>()
+                .ok()?
+                .to_vec();
+            Some(ints)
+        };
+        let (starts, ends, axes) = (ints(starts)?, ints(ends)?, ints(axes)?);
+        (starts.len() == axes.len() && ends.len() == axes.len()).then_some(())?;
+        let mut window = [0..RAW_SIZE, 0..RAW_SIZE];
+        for ((&axis, &start), &end) in axes.iter().zip(&starts).zip(&ends) {
+            let side = match axis {
+                2 | -2 => &mut window[0],
+                3 | -1 => &mut window[1],
+                _ => return None,
+            };
+            let end = end.min(RAW_SIZE as i64);
+            (0 <= start && start < end).then_some(())?;
+            *side = start as usize..end as usize;
+        }
+        Some(window)
+    }
+
+    /// The value of the initializer `name`.
+    fn constant(&self, name: &str) -> Option<Tensor> {
+        let proto = self.0.initializer.iter().find(|t| t.name == name)?;
+        tract_onnx::tensor::load_tensor(&MmapDataResolver, proto, None).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tract_onnx::pb::{GraphProto, ValueInfoProto};
+    use tract_onnx::prelude::Framework;
+
+    use super::fuse_standardisation;
+    use crate::kernels::PlaneStandardise;
+
+    /// The graph of the shipped file `name`.
+    fn shipped(name: &str) -> GraphProto {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../models")
+            .join(name);
+        let bytes = std::fs::read(path).unwrap();
+        let proto = tract_onnx::onnx()
+            .proto_model_for_read(&mut &bytes[..])
+            .unwrap();
+        proto.graph.unwrap()
+    }
+
+    #[test]
+    fn the_exporters_standardisation_becomes_one_node_for_the_first_conv() {
+        for name in ["squeeze1.onnx", "squeeze1.int8.onnx"] {
+            let mut graph = shipped(name);
+            let before = graph.node.len();
+            fuse_standardisation(&mut graph);
+            // Cast, Transpose, Slice, two means, Sub, Mul, Sqrt, Max, Div.
+            assert_eq!(graph.node.len(), before - 9, "{name}");
+            let fused: Vec<_> = (graph.node.iter())
+                .filter(|n| n.op_type == PlaneStandardise::OP_TYPE)
+                .collect();
+            let [fused] = fused[..] else {
+                panic!("{name}: {} fused nodes", fused.len())
+            };
+            assert_eq!(fused.input, [graph.input[0].name.clone()]);
+            let ints = |a: usize| fused.attribute[a].ints.clone();
+            // squeeze1 takes the centre 24x24 of 32x32 pictures.
+            assert_eq!((ints(0), ints(1)), (vec![4, 28], vec![4, 28]), "{name}");
+            assert_eq!(fused.attribute[2].f, 1.0 / (3.0f32 * 24.0 * 24.0).sqrt());
+            let readers = graph
+                .node
+                .iter()
+                .filter(|n| n.input.contains(&fused.output[0]));
+            let readers: Vec<_> = readers.map(|n| n.op_type.as_str()).collect();
+            let first = if name.contains("int8") {
+                "QuantizeLinear"
+            } else {
+                "Conv"
+            };
+            assert_eq!(readers, [first], "{name}");
+        }
+    }
+
+    /// Each edit makes the chain compute something else, or expose a
+    /// tensor the fused op would not produce.
+    #[test]
+    fn a_chain_that_differs_is_left_as_it_is() {
+        let node = |g: &GraphProto, name: &str| -> usize {
+            g.node.iter().position(|n| n.name == name).unwrap()
+        };
+        type Edit = fn(&mut GraphProto, usize);
+        let edits: [(&str, Edit); 5] = [
+            ("pre.centre", |g, i| {
+                let name = g.node[i].output[0].clone();
+                g.output.push(ValueInfoProto {
+                    name,
+                    ..Default::default()
+                });
+            }),
+            ("pre.nchw", |g, i| {
+                g.node[i].attribute[0].ints = vec![0, 3, 2, 1]
+            }),
+            ("pre.mean", |g, i| g.node[i].attribute[0].ints = vec![2, 3]),
+            ("pre.std_adjusted", |g, i| g.node[i].op_type = "Min".into()),
+            ("pre.crop", |g, i| {
+                g.node[i].input.push("pre.crop.axes".into())
+            }),
+        ];
+        for (name, edit) in edits {
+            let mut graph = shipped("squeeze1.onnx");
+            let i = node(&graph, name);
+            edit(&mut graph, i);
+            let before = graph.clone();
+            fuse_standardisation(&mut graph);
+            assert_eq!(graph, before, "editing {name}");
+        }
+        let mut graph = shipped("squeeze1.onnx");
+        fuse_standardisation(&mut graph);
+        let fused = graph.clone();
+        fuse_standardisation(&mut graph);
+        assert_eq!(graph, fused, "a second pass changes nothing");
+    }
+}
