@@ -191,8 +191,12 @@ fn squeezebox_ops_replace_tracts_and_give_its_answers() {
     for (arch, mut swapped) in [
         ("tuto", vec!["PlaneStandardise", "PlaneLrn", "PlaneMaxPool"]),
         ("alex4", vec!["PlaneStandardise", "PlaneMaxPool"]),
-        ("squeeze1", vec!["PlaneStandardise", "PlaneMaxPool"]),
+        (
+            "squeeze1",
+            vec!["PlaneStandardise", "PlaneMaxPool", "PlaneMean"],
+        ),
     ] {
+        swapped.push("PlaneSoftmax");
         if conv {
             swapped.push("PlaneConv");
             if arch == "squeeze1" {
@@ -220,7 +224,7 @@ fn squeezebox_ops_replace_tracts_and_give_its_answers() {
             let tracts = |o: &String| o.contains("MatMul") || o == "Concat" || o == "TypedConcat";
             assert!(!ops.iter().any(tracts), "{ops:?}");
         }
-        for op in ["Lrn", "MaxPool", "OptMaxPool"] {
+        for op in ["Lrn", "MaxPool", "OptMaxPool", "Softmax", "Reduce<Sum>"] {
             assert!(
                 !ops.iter().any(|o| o == op),
                 "{arch} still has {op}: {ops:?}"

@@ -7,25 +7,30 @@
 mod conv;
 mod lrn;
 mod max_pool;
+mod mean;
 #[cfg(target_arch = "x86_64")]
 mod patches;
 #[cfg(target_arch = "x86_64")]
 mod qconv;
 mod quantize;
+mod softmax;
 mod standardise;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::cnn::{MaxPool, OptMaxPool};
 use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
+use tract_onnx::tract_core::ops::nn::Softmax;
 use tract_onnx_opl::lrn::Lrn;
 
 #[cfg(target_arch = "x86_64")]
 pub use conv::{PlaneConv, PlaneConvConcat};
 pub use lrn::PlaneLrn;
 pub use max_pool::PlaneMaxPool;
+pub use mean::PlaneMean;
 #[cfg(target_arch = "x86_64")]
 pub use qconv::PlaneQConv;
 pub use quantize::PlaneQuantize;
+pub use softmax::PlaneSoftmax;
 pub use standardise::PlaneStandardise;
 
 /// Replaces, in a typed model not yet optimised, each convolution that
@@ -152,6 +157,52 @@ pub(crate) fn swap_in(model: &mut TypedModel) -> TractResult<()> {
             model.node_mut(id).op = op;
         }
     }
+    join_means(model)
+}
+
+/// Replaces each sum over trailing axes whose only reader multiplies it by
+/// a constant scalar (a global average pool) with a [`PlaneMean`].
+fn join_means(model: &mut TypedModel) -> TractResult<()> {
+    use tract_onnx::tract_core::ops::binary::TypedBinOp;
+    use tract_onnx::tract_core::ops::math::Mul;
+    use tract_onnx::tract_core::ops::nn::Reduce;
+    for id in model.eval_order()? {
+        let node = model.node(id);
+        let Some(reduce) = node.op_as::<Reduce>() else {
+            continue;
+        };
+        let sum = OutletId::new(id, 0);
+        let (Some(next), false) = (
+            model.single_succ(id)?,
+            model.output_outlets()?.contains(&sum),
+        ) else {
+            continue;
+        };
+        let is_mul = next.op_as::<TypedBinOp>().is_some_and(|b| b.0.is::<Mul>());
+        let scale = next.inputs.iter().find(|&&i| i != sum);
+        let scale = match (is_mul, next.inputs.len(), scale) {
+            (true, 2, Some(&outlet)) => model.outlet_fact(outlet)?.konst.clone(),
+            _ => None,
+        };
+        let Some(scale) = scale.filter(|s| s.len() == 1 && s.datum_type() == f32::datum_type())
+        else {
+            continue;
+        };
+        let fact = model.outlet_fact(node.inputs[0])?;
+        let scale = *scale
+            .try_as_plain_ram()?
+            .as_slice::<f32>()?
+            .first()
+            .expect("one value");
+        let Some(op) = PlaneMean::for_op(reduce, fact.datum_type, fact.rank(), scale) else {
+            continue;
+        };
+        let mut patch = TypedModelPatch::new("plane-mean");
+        let input = patch.tap_model(model, node.inputs[0])?;
+        let output = patch.wire_node(&node.name, op, &[input])?[0];
+        patch.shunt_outside(model, OutletId::new(next.id, 0), output)?;
+        patch.apply(model)?;
+    }
     Ok(())
 }
 
@@ -166,6 +217,12 @@ fn faster(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Box<dyn Ty
     if let Some(lrn) = node.op_as::<Lrn>() {
         let dt = model.outlet_fact(node.inputs[0])?.datum_type;
         return Ok(PlaneLrn::for_op(lrn, dt).map(|op| Box::new(op) as _));
+    }
+    if let Some(op) = node.op_as::<Softmax>() {
+        let fact = model.outlet_fact(node.inputs[0])?;
+        return Ok(
+            PlaneSoftmax::for_op(op, fact.datum_type, fact.rank()).map(|op| Box::new(op) as _)
+        );
     }
     if let Some(op) = node.op_as::<ElementWiseOp>() {
         let input = model.outlet_fact(node.inputs[0])?.datum_type;
@@ -182,7 +239,7 @@ mod tests {
     use tract_onnx::tract_core::ops::nn::DataFormat;
     use tract_onnx_opl::lrn::Lrn;
 
-    use super::{PlaneLrn, PlaneMaxPool, PlaneQuantize};
+    use super::{PlaneLrn, PlaneMaxPool, PlaneQuantize, PlaneSoftmax};
 
     /// Deterministic values in [-4, 4): the same every run.
     fn values(len: usize, seed: u64) -> Vec<f32> {
@@ -593,5 +650,39 @@ mod tests {
             size: 3,
         };
         assert!(PlaneLrn::for_op(&op, f16::datum_type()).is_none());
+    }
+
+    #[test]
+    fn softmax_matches_tracts_within_float_rounding() {
+        use tract_onnx::tract_core::ops::nn::{Softmax, SoftmaxKind};
+        for (i, shape) in [
+            vec![1, 10],
+            vec![3, 10],
+            vec![2, 1000],
+            vec![4],
+            vec![2, 3, 7],
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let len = shape.iter().product();
+            // Logits up to ±40, where exp overflows unless the max goes first.
+            let xs: Vec<f32> = values(len, 80 + i as u64)
+                .iter()
+                .map(|v| v * 10.0)
+                .collect();
+            let input = Tensor::from_shape(&shape, &xs).unwrap();
+            let tracts = Softmax::new(tvec![shape.len() - 1], None, SoftmaxKind::Softmax);
+            let ours = PlaneSoftmax::for_op(&tracts, f32::datum_type(), shape.len()).unwrap();
+            assert_close(
+                &run(&ours, &input),
+                &run(&tracts, &input),
+                &format!("{shape:?}"),
+            );
+        }
+        let log = Softmax::new(tvec![1], None, SoftmaxKind::LogSoftmax);
+        assert!(PlaneSoftmax::for_op(&log, f32::datum_type(), 2).is_none());
+        let first = Softmax::new(tvec![0], None, SoftmaxKind::Softmax);
+        assert!(PlaneSoftmax::for_op(&first, f32::datum_type(), 2).is_none());
     }
 }
