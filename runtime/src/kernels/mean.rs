@@ -22,7 +22,7 @@ impl PlaneMean {
     pub fn for_op(reduce: &Reduce, dt: DatumType, rank: usize, scale: f32) -> Option<PlaneMean> {
         let mut axes = reduce.axes.clone();
         axes.sort_unstable();
-        let trailing = (rank - axes.len()..rank).eq(axes.iter().copied());
+        let trailing = (rank.checked_sub(axes.len())?..rank).eq(axes.iter().copied());
         let sum = matches!(reduce.reducer, Reducer::Sum);
         (sum && trailing && !axes.is_empty() && dt == f32::datum_type()).then_some(PlaneMean {
             axes: axes.len(),
