@@ -3,7 +3,7 @@
 # qemu that the ARM builds label pictures as the x86-64 build does.
 #
 #   bash scripts/cross.sh [--target aarch64|armv7|all] [--profile NAME]
-#                         [--check] [--model FILE]...
+#                         [--check] [--model FILE]... [--x86 FILE]
 #
 #   --target   which board family (default: all)
 #   --profile  cargo profile (default: release, what users get; scripts/test.sh
@@ -12,10 +12,13 @@
 #              and, under qemu, the ARM builds; fail unless each ARM build
 #              gives the same top-1 and every probability within 1e-4
 #   --model    the model to check with (repeatable; default models/squeeze1.onnx)
+#   --x86      the x86-64 label-image to check against (default: build one
+#              with the same profile; scripts/test.sh passes the one its
+#              tests just built, which saves CI a build)
 #
 # Installs what it needs on Debian, idempotently: Debian's own Rust toolchain
-# (beside rustup's, which cannot add targets here), the aarch64 std, std's
-# source for armv7 (built with -Zbuild-std), the gcc cross compilers and
+# (beside rustup's, which cannot add targets here), std's source (built
+# with -Zbuild-std for both targets), the gcc cross compilers and
 # qemu-user. Binaries: target/cross/<target>/<profile>/label-image.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +27,7 @@ targets=(aarch64 armv7)
 profile=release
 check=0
 models=()
+x86=
 while (($#)); do
     case "$1" in
         --target)
@@ -36,6 +40,7 @@ while (($#)); do
         --profile) profile="${2:?--profile takes a cargo profile name}"; shift 2 ;;
         --check) check=1; shift ;;
         --model) models+=("${2:?--model takes a file}"); shift 2 ;;
+        --x86) x86="${2:?--x86 takes a file}"; shift 2 ;;
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "cross.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -57,13 +62,7 @@ rust_ok() {
 apt_updated=0
 apt_update() {
     ((apt_updated)) && return
-    if ! as_root apt-get update -qq; then
-        # A mirror mid-sync fails one index (seen: bookworm-security armhf),
-        # and apt then keeps the whole suite's stale lists, without Rust 1.96.
-        # No armhf-architecture package is installed here, so do without.
-        say "apt-get update failed; retrying with the amd64 and arm64 indexes only"
-        as_root apt-get update -qq -o APT::Architectures::=amd64 -o APT::Architectures::=arm64
-    fi
+    as_root apt-get update -qq
     apt_updated=1
 }
 
@@ -77,18 +76,14 @@ apt_install() {
     fi
 }
 
-rust_pkgs=(rustc-web cargo-web)
+rust_pkgs=(rustc-web cargo-web rust-web-src)
 for t in "${targets[@]}"; do
     case "$t" in
-        aarch64) rust_pkgs+=(libstd-rust-web-dev:arm64); apt_install gcc-aarch64-linux-gnu libc6-dev-arm64-cross ;;
-        armv7) rust_pkgs+=(rust-web-src); apt_install gcc-arm-linux-gnueabihf libc6-dev-armhf-cross ;;
+        aarch64) apt_install gcc-aarch64-linux-gnu libc6-dev-arm64-cross ;;
+        armv7) apt_install gcc-arm-linux-gnueabihf libc6-dev-armhf-cross ;;
     esac
 done
 ((check)) && apt_install qemu-user
-foreign=$(dpkg --print-foreign-architectures)
-for arch in arm64 armhf; do
-    grep -qx "$arch" <<<"$foreign" || { as_root dpkg --add-architecture "$arch"; apt_updated=0; }
-done
 apt_install "${rust_pkgs[@]}"
 if ! rust_ok; then
     say "Debian's rustc is $(/usr/bin/rustc --version | awk '{print $2}'); upgrading to bookworm-security's"
@@ -109,15 +104,11 @@ for t in "${targets[@]}"; do
     tt=$(triple "$t")
     say "building label-image for $tt ($profile profile)"
     start=$SECONDS
-    case "$t" in
-        aarch64)
-            RUSTC=/usr/bin/rustc nice -n 10 /usr/bin/cargo build --locked -q \
-                --profile "$profile" -p label-image --target "$tt" ;;
-        armv7)
-            # Debian ships no armhf std for 1.96: build it from rust-web-src.
-            RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc nice -n 10 /usr/bin/cargo build --locked -q \
-                -Zbuild-std=std,panic_abort --profile "$profile" -p label-image --target "$tt" ;;
-    esac
+    # std is built from rust-web-src, as part of the program: Debian ships
+    # no armhf std for 1.96, and the aarch64 one carries unwind tables
+    # (0.7 MB) that panic = "abort" never reads, and code LTO cannot drop.
+    RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc nice -n 10 /usr/bin/cargo build --locked -q \
+        -Zbuild-std=std,panic_abort --profile "$profile" -p label-image --target "$tt"
     bin="$CARGO_TARGET_DIR/$tt/$profile/label-image"
     say "$bin: $(stat -c %s "$bin") bytes, built in $((SECONDS - start)) s"
 done
@@ -126,9 +117,12 @@ done
 
 # The reference: x86-64, built by the usual (rustup) toolchain.
 unset CARGO_TARGET_DIR
-say "building label-image for x86-64 ($profile profile)"
-nice -n 10 cargo build --locked -q --profile "$profile" -p label-image
-x86="target/$profile/label-image"
+if [[ -z $x86 ]]; then
+    say "building label-image for x86-64 ($profile profile)"
+    nice -n 10 cargo build --locked -q --profile "$profile" -p label-image
+    x86="target/$profile/label-image"
+fi
+[[ -x $x86 ]] || die "$x86 is no x86-64 label-image (--x86)"
 python=.venv/bin/python
 [[ -x $python ]] || die "$python is missing: run scripts/setup.sh first"
 

@@ -17,6 +17,7 @@ mod softmax;
 mod standardise;
 
 use tract_onnx::prelude::*;
+use tract_onnx::tract_core::ops::binary::{BinMiniOp, TypedBinOp};
 use tract_onnx::tract_core::ops::cnn::{MaxPool, OptMaxPool};
 use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
 use tract_onnx::tract_core::ops::nn::Softmax;
@@ -128,24 +129,38 @@ pub(crate) fn swap_convs(_: &mut TypedModel) -> TractResult<()> {
 /// `node`'s output, where nothing else reads that output.
 #[cfg(target_arch = "x86_64")]
 fn relu_after(model: &TypedModel, node: &TypedNode) -> TractResult<Option<usize>> {
-    use tract_onnx::tract_core::ops::binary::TypedBinOp;
     use tract_onnx::tract_core::ops::math::Max;
-    let readers = &node.outputs[0].successors;
-    if readers.len() != 1 || model.output_outlets()?.contains(&OutletId::new(node.id, 0)) {
-        return Ok(None);
-    }
-    let next = model.node(readers[0].node);
-    let is_max = next.op_as::<TypedBinOp>().is_some_and(|b| b.0.is::<Max>());
-    let zero = next.inputs.iter().find(|i| i.node != node.id);
-    let zero = match (is_max, zero) {
-        (true, Some(&outlet)) => model.outlet_fact(outlet)?.konst.clone(),
-        _ => None,
-    };
-    let all_zero = zero.is_some_and(|z| {
-        z.to_plain_array_view::<f32>()
+    let relu = const_operand_after::<Max>(model, node)?.filter(|(_, zero)| {
+        zero.to_plain_array_view::<f32>()
             .is_ok_and(|v| v.iter().all(|&x| x == 0.0))
     });
-    Ok(all_zero.then_some(next.id))
+    Ok(relu.map(|(next, _)| next))
+}
+
+/// The node and its constant operand, where `node`'s output is read only
+/// by a binary op `B` (and is no graph output) whose other operand is a
+/// constant: the pattern of a ReLU or a scale after a convolution or sum.
+fn const_operand_after<B: BinMiniOp>(
+    model: &TypedModel,
+    node: &TypedNode,
+) -> TractResult<Option<(usize, Arc<Tensor>)>> {
+    let out = OutletId::new(node.id, 0);
+    let (Some(next), false) = (
+        model.single_succ(node.id)?,
+        model.output_outlets()?.contains(&out),
+    ) else {
+        return Ok(None);
+    };
+    let is_b = next.op_as::<TypedBinOp>().is_some_and(|b| b.0.is::<B>());
+    let other = next.inputs.iter().find(|&&i| i != out);
+    Ok(match (is_b, next.inputs.len(), other) {
+        (true, 2, Some(&outlet)) => model
+            .outlet_fact(outlet)?
+            .konst
+            .clone()
+            .map(|k| (next.id, k)),
+        _ => None,
+    })
 }
 
 /// Replaces, in an optimised model, every op a squeezebox op does faster.
@@ -163,7 +178,6 @@ pub(crate) fn swap_in(model: &mut TypedModel) -> TractResult<()> {
 /// Replaces each sum over trailing axes whose only reader multiplies it by
 /// a constant scalar (a global average pool) with a [`PlaneMean`].
 fn join_means(model: &mut TypedModel) -> TractResult<()> {
-    use tract_onnx::tract_core::ops::binary::TypedBinOp;
     use tract_onnx::tract_core::ops::math::Mul;
     use tract_onnx::tract_core::ops::nn::Reduce;
     for id in model.eval_order()? {
@@ -171,23 +185,12 @@ fn join_means(model: &mut TypedModel) -> TractResult<()> {
         let Some(reduce) = node.op_as::<Reduce>() else {
             continue;
         };
-        let sum = OutletId::new(id, 0);
-        let (Some(next), false) = (
-            model.single_succ(id)?,
-            model.output_outlets()?.contains(&sum),
-        ) else {
+        let Some((next, scale)) = const_operand_after::<Mul>(model, node)? else {
             continue;
         };
-        let is_mul = next.op_as::<TypedBinOp>().is_some_and(|b| b.0.is::<Mul>());
-        let scale = next.inputs.iter().find(|&&i| i != sum);
-        let scale = match (is_mul, next.inputs.len(), scale) {
-            (true, 2, Some(&outlet)) => model.outlet_fact(outlet)?.konst.clone(),
-            _ => None,
-        };
-        let Some(scale) = scale.filter(|s| s.len() == 1 && s.datum_type() == f32::datum_type())
-        else {
+        if scale.len() != 1 || scale.datum_type() != f32::datum_type() {
             continue;
-        };
+        }
         let fact = model.outlet_fact(node.inputs[0])?;
         let scale = *scale
             .try_as_plain_ram()?
@@ -200,7 +203,7 @@ fn join_means(model: &mut TypedModel) -> TractResult<()> {
         let mut patch = TypedModelPatch::new("plane-mean");
         let input = patch.tap_model(model, node.inputs[0])?;
         let output = patch.wire_node(&node.name, op, &[input])?[0];
-        patch.shunt_outside(model, OutletId::new(next.id, 0), output)?;
+        patch.shunt_outside(model, OutletId::new(next, 0), output)?;
         patch.apply(model)?;
     }
     Ok(())
