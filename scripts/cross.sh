@@ -62,7 +62,15 @@ rust_ok() {
 apt_updated=0
 apt_update() {
     ((apt_updated)) && return
-    as_root apt-get update -qq
+    if ! as_root apt-get update -qq; then
+        # A mirror mid-sync fails one index (seen: bookworm-security armhf,
+        # on a machine where an older version of this script had added the
+        # armhf and arm64 architectures), and apt then keeps the whole
+        # suite's stale lists, without Rust 1.96. Nothing here needs those
+        # architectures' packages now, so do without their indexes.
+        say "apt-get update failed; retrying with the amd64 index only"
+        as_root apt-get update -qq -o APT::Architectures::=amd64
+    fi
     apt_updated=1
 }
 
