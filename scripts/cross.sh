@@ -46,6 +46,8 @@ while (($#)); do
     esac
 done
 ((${#models[@]})) || models=(models/squeeze1.onnx)
+# Checked before the builds, which take minutes.
+[[ -z $x86 || -x $x86 ]] || { echo "cross.sh: $x86 is no x86-64 label-image (--x86)" >&2; exit 2; }
 
 say() { printf '\033[1mcross:\033[0m %s\n' "$*"; }
 die() { printf '\033[1mcross:\033[0m error: %s\n' "$*" >&2; exit 1; }
@@ -130,7 +132,6 @@ if [[ -z $x86 ]]; then
     nice -n 10 cargo build --locked -q --profile "$profile" -p label-image
     x86="target/$profile/label-image"
 fi
-[[ -x $x86 ]] || die "$x86 is no x86-64 label-image (--x86)"
 python=.venv/bin/python
 [[ -x $python ]] || die "$python is missing: run scripts/setup.sh first"
 
