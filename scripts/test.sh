@@ -7,6 +7,10 @@ bash scripts/setup.sh
 cargo test --workspace --locked "$@"
 # label-image cross-built for aarch64 and armv7 must label the sample
 # pictures as x86-64 does, under qemu: the x86-64 one the tests above
-# built, whose kernels are the same. The cross-ci profile is release
-# without fat LTO, to keep this within CI's budget.
-bash scripts/cross.sh --check --profile cross-ci --x86 target/debug/label-image
+# built in target/debug, whose kernels are the same. Arguments for cargo
+# (--release, --profile) may have put it elsewhere and left a stale one
+# there, so with any, cross.sh builds its own. The cross-ci profile is
+# release without fat LTO, to keep this within CI's budget.
+reference=(--x86 target/debug/label-image)
+(($#)) && reference=()
+bash scripts/cross.sh --check --profile cross-ci "${reference[@]}"
