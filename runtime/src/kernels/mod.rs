@@ -15,6 +15,8 @@ mod qconv;
 mod quantize;
 mod softmax;
 mod standardise;
+#[cfg(target_arch = "x86_64")]
+mod winograd;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::binary::{BinMiniOp, TypedBinOp};
@@ -57,9 +59,7 @@ pub(crate) fn swap_convs(model: &mut TypedModel) -> TractResult<()> {
             continue;
         };
         let dt = facts[0].datum_type;
-        let positions: Option<usize> = (facts[0].shape.as_concrete())
-            .and_then(|shape| conv.pool_spec.output_shape(shape).ok())
-            .map(|shape| shape.hw_dims().iter().product());
+        let shape: Option<Vec<usize>> = facts[0].shape.as_concrete().map(<[usize]>::to_vec);
         drop(facts);
         let (op, last): (Box<dyn TypedOp>, usize) = if conv.q_params.is_some() {
             match PlaneQConv::for_conv(conv, dt, &consts)? {
@@ -68,7 +68,7 @@ pub(crate) fn swap_convs(model: &mut TypedModel) -> TractResult<()> {
             }
         } else {
             let relu = relu_after(model, node)?;
-            match PlaneConv::for_conv(conv, dt, &consts, relu.is_some(), positions)? {
+            match PlaneConv::for_conv(conv, dt, &consts, relu.is_some(), shape.as_deref())? {
                 Some(op) => (Box::new(op), relu.unwrap_or(id)),
                 None => continue,
             }
@@ -383,6 +383,10 @@ mod tests {
             (24, 7, 3, [1, 24, 10, 12], PaddingSpec::Valid, true),
             // Channels in whole vector pairs, positions in no whole tile.
             (16, 32, 3, [2, 16, 5, 7], same(3), false),
+            // Even planes for Winograd: rows of more than one vector of
+            // tiles, whole or not.
+            (8, 16, 3, [1, 8, 20, 36], same(3), true),
+            (9, 4, 3, [2, 9, 6, 18], same(3), false),
             (5, 7, 3, [1, 5, 7, 9], PaddingSpec::SameUpper, false),
             (
                 2,
@@ -445,15 +449,8 @@ mod tests {
             ];
             // Both layouts of the weights: the one for planes of unknown
             // size and the one for planes of this size.
-            let positions = conv
-                .pool_spec
-                .output_shape(&shape)
-                .unwrap()
-                .hw_dims()
-                .iter()
-                .product();
-            let ops = [None, Some(positions)].map(|positions| {
-                PlaneConv::for_conv(&conv, f32::datum_type(), &consts, relu, positions)
+            let ops = [None, Some(&shape[..])].map(|shape| {
+                PlaneConv::for_conv(&conv, f32::datum_type(), &consts, relu, shape)
                     .unwrap()
                     .expect("an f32 stride-1 conv on an AVX2 machine")
             });

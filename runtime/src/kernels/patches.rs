@@ -77,6 +77,19 @@ impl Geometry {
         self.kernel == (1, 1) && self.out_h == self.h && self.out_w == self.w
     }
 
+    /// Whether the kernel is 3x3 and padded by one on every side, over
+    /// planes of even height and width: the convolutions that
+    /// [`winograd`](super::winograd) does.
+    pub fn is_same_3x3_even(&self) -> bool {
+        self.kernel == (3, 3)
+            && (self.top, self.left) == (1, 1)
+            && (self.out_h, self.out_w) == (self.h, self.w)
+            && self.h > 0
+            && self.w > 0
+            && self.h.is_multiple_of(2)
+            && self.w.is_multiple_of(2)
+    }
+
     /// The same convolution over an image whose channels are packed `g` to
     /// an element.
     pub fn in_groups(self, g: usize) -> Geometry {
@@ -157,7 +170,7 @@ impl Geometry {
     ) -> &'a [T] {
         let (kh, kw) = self.kernel;
         let (ph, pw) = self.padded_dims();
-        let Patches { padded, matrix } = patches;
+        let Patches { padded, matrix, .. } = patches;
         let padded = self.pad(image, pad, padded);
         let (positions, out_w) = (self.positions(), self.out_w);
         // Every row's positions are written below; what lies past them may
@@ -209,14 +222,18 @@ impl Geometry {
 /// Elements [`Geometry::im2col`] copies as one move.
 const SPAN: usize = 8;
 
-/// Buffers for [`Geometry::im2col`], kept from one evaluation to the next
-/// so that a run does not allocate them anew.
+/// Buffers for [`Geometry::im2col`] and [`winograd`](super::winograd),
+/// kept from one evaluation to the next so that a run does not allocate
+/// them anew.
 #[derive(Default)]
 pub struct Patches<T> {
-    /// The image with its padding.
-    padded: Vec<T>,
-    /// The patch matrix.
-    matrix: Vec<T>,
+    /// The image with its padding, or for Winograd its rows' even and odd
+    /// columns.
+    pub(super) padded: Vec<T>,
+    /// The patch matrix, or the transformed tiles.
+    pub(super) matrix: Vec<T>,
+    /// The products in the transform domain.
+    pub(super) products: Vec<T>,
 }
 
 /// `dst = src` in moves of 8, 4, 2 and 1 elements, inlined: the rows of a
