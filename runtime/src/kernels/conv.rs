@@ -50,9 +50,10 @@ enum Weights {
     /// for planes whose positions fill no whole pair of vectors but whose
     /// channels do (squeeze1's 6x6 planes), so that no product is wasted.
     ByTap(Arc<Vec<f32>>),
-    /// [`winograd::transform_weights`]: for 3x3 kernels padded by one over
-    /// planes of even height and width, and no others.
-    Winograd(Arc<Vec<f32>>),
+    /// [`winograd::transform_weights`] for the products' layout: for 3x3
+    /// kernels padded by one over planes of even height and width, and no
+    /// others.
+    Winograd(winograd::Products, Arc<Vec<f32>>),
 }
 
 /// tract compares ops to merge twins; a NaN weight only makes an op unequal
@@ -65,7 +66,8 @@ impl fmt::Debug for PlaneConv {
         let layout = match self.weights {
             Weights::Panels(_) => "panels",
             Weights::ByTap(_) => "by tap",
-            Weights::Winograd(_) => "winograd",
+            Weights::Winograd(winograd::Products::Panels, _) => "winograd, panels",
+            Weights::Winograd(winograd::Products::ByTap, _) => "winograd, by tap",
         };
         write!(
             f,
@@ -105,13 +107,14 @@ impl PlaneConv {
             weights.len()
         );
         let geometry = shape.and_then(|shape| Geometry::new(spec, shape).ok());
-        let winograd = geometry.as_ref().is_some_and(winograd::pays);
+        let (co, ci) = (spec.output_channels, spec.input_channels);
+        let winograd = (geometry.as_ref()).and_then(|g| winograd::Products::paying(g, co));
         let pair = 2 * VECTOR;
         let by_tap = spec.output_channels.is_multiple_of(pair)
             && geometry.is_some_and(|g| !g.positions().is_multiple_of(pair));
-        let weights = if winograd {
-            let (co, ci) = (spec.output_channels, spec.input_channels);
-            Weights::Winograd(Arc::new(winograd::transform_weights(weights, co, ci)))
+        let weights = if let Some(products) = winograd {
+            let transformed = winograd::transform_weights(weights, co, ci, products);
+            Weights::Winograd(products, Arc::new(transformed))
         } else if by_tap {
             let mut by_tap = vec![0.0; weights.len()];
             for (o, filter) in weights.chunks_exact(taps).enumerate() {
@@ -134,7 +137,7 @@ impl PlaneConv {
     /// Whether the weights' layout serves images of geometry `g`: the
     /// Winograd layout serves the shapes it was chosen for alone.
     fn serves(&self, g: &Geometry) -> bool {
-        !matches!(self.weights, Weights::Winograd(_)) || g.is_same_3x3_even()
+        !matches!(self.weights, Weights::Winograd(..)) || g.is_same_3x3_even()
     }
 
     /// The channels' axis: 1 of `[N, C, H, W]`, 0 of `[C, H, W]`.
@@ -158,67 +161,21 @@ impl PlaneConv {
         let (positions, co) = (g.positions(), self.pool_spec.output_channels);
         // Whole tiles of output positions; past the last position the tiles
         // read stale patches, whose products they do not write.
-        let epilogue = (&self.bias[..], self.relu);
+        let epilogue = (Some(&self.bias[..]), self.relu);
         match &self.weights {
             Weights::Panels(panels) => {
                 let width = positions.next_multiple_of(VECTOR);
                 let source = patch_matrix(g, image, width, patches);
-                multiply(
-                    panels,
-                    source,
-                    (g.taps(), width),
-                    (Some(epilogue.0), epilogue.1),
-                    out,
-                    co,
-                )
+                multiply(panels, source, (g.taps(), width), epilogue, out, co)
             }
             Weights::ByTap(by_tap) => {
                 let width = positions.next_multiple_of(ROWS);
                 let source = patch_matrix(g, image, width, patches);
-                self.multiply_by_tap(by_tap, source, g.taps(), width, out)
+                multiply_by_tap(by_tap, source, (g.taps(), width), epilogue, out, co)
             }
-            Weights::Winograd(weights) => {
-                winograd::convolve(g, image, weights, epilogue, out, patches)
-            }
-        }
-    }
-
-    /// Writes `ROWS` output positions by 16 channels at a time into `out`,
-    /// `[O, positions]`, from `source`, whose `taps` rows are `width` (a
-    /// multiple of `ROWS`) apart, and the weights `by_tap`, `[taps][O]`.
-    /// Channels go across, so that each tile's weights stay in the cache
-    /// while it walks the positions.
-    fn multiply_by_tap(
-        &self,
-        by_tap: &[f32],
-        source: &[f32],
-        taps: usize,
-        width: usize,
-        out: &mut [f32],
-    ) {
-        let co = self.pool_spec.output_channels;
-        let positions = out.len() / co;
-        assert!(source.len() >= taps * width && width >= positions && width.is_multiple_of(ROWS));
-        assert!(by_tap.len() == taps * co && co.is_multiple_of(2 * VECTOR));
-        assert!(self.bias.len() >= co && out.len() == co * positions);
-        for channel in (0..co).step_by(2 * VECTOR) {
-            for position in (0..positions).step_by(ROWS) {
-                // SAFETY: the CPU has AVX2 and FMA (checked in `for_conv`);
-                // the asserts above keep every read and write in bounds.
-                unsafe {
-                    channel_tile(
-                        (source.as_ptr().add(position), width),
-                        (by_tap.as_ptr().add(channel), co),
-                        taps,
-                        &self.bias[channel..],
-                        self.relu,
-                        (
-                            out.as_mut_ptr().add(channel * positions + position),
-                            positions,
-                        ),
-                        (positions - position).min(ROWS),
-                    );
-                }
+            Weights::Winograd(products, weights) => {
+                let epilogue = (&self.bias[..], self.relu);
+                winograd::convolve(g, image, (*products, weights), epilogue, out, patches)
             }
         }
     }
@@ -283,6 +240,48 @@ pub(super) fn multiply(
                     2 => t.run::<2>(w, src, taps, &bias, dst, valid),
                     _ => t.run::<1>(w, src, taps, &bias, dst, valid),
                 }
+            }
+        }
+    }
+}
+
+/// Writes `ROWS` output positions by 16 channels at a time into `out`,
+/// `[co, positions]`, from `source`, whose `taps` rows are `width` apart
+/// (at least `positions` rounded up to `ROWS`), and the weights `by_tap`,
+/// `[taps][co]`, with the channels' bias (zero where `None`) and ReLU if
+/// asked. Channels go across, so that each tile's weights stay in the
+/// cache while it walks the positions.
+pub(super) fn multiply_by_tap(
+    by_tap: &[f32],
+    source: &[f32],
+    (taps, width): (usize, usize),
+    (bias, relu): (Option<&[f32]>, bool),
+    out: &mut [f32],
+    co: usize,
+) {
+    let positions = out.len() / co;
+    assert!(source.len() >= taps * width && width >= positions.next_multiple_of(ROWS));
+    assert!(by_tap.len() == taps * co && co.is_multiple_of(2 * VECTOR));
+    assert!(bias.is_none_or(|b| b.len() >= co) && out.len() == co * positions);
+    assert!(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"));
+    for channel in (0..co).step_by(2 * VECTOR) {
+        let bias = bias.map_or(&[0.0; 2 * VECTOR][..], |b| &b[channel..]);
+        for position in (0..positions).step_by(ROWS) {
+            // SAFETY: the CPU has AVX2 and FMA (asserted above); the
+            // asserts above keep every read and write in bounds.
+            unsafe {
+                channel_tile(
+                    (source.as_ptr().add(position), width),
+                    (by_tap.as_ptr().add(channel), co),
+                    taps,
+                    bias,
+                    relu,
+                    (
+                        out.as_mut_ptr().add(channel * positions + position),
+                        positions,
+                    ),
+                    (positions - position).min(ROWS),
+                );
             }
         }
     }

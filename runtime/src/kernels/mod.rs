@@ -386,6 +386,7 @@ mod tests {
             // Even planes for Winograd: rows of more than one vector of
             // tiles, whole or not.
             (8, 16, 3, [1, 8, 20, 36], same(3), true),
+            (16, 32, 3, [2, 16, 6, 6], same(3), false),
             (9, 4, 3, [2, 9, 6, 18], same(3), false),
             (5, 7, 3, [1, 5, 7, 9], PaddingSpec::SameUpper, false),
             (

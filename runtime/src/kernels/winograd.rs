@@ -14,7 +14,7 @@
 
 use std::arch::x86_64::*;
 
-use super::conv::multiply;
+use super::conv::{multiply, multiply_by_tap};
 use super::patches::{pack_panels, Geometry, Patches, ROWS, VECTOR};
 
 /// Points of the transform domain: one 4x4 tile.
@@ -25,21 +25,45 @@ const POINTS: usize = 16;
 /// has 3).
 const MIN_CHANNELS: usize = 8;
 
-/// Whether `g` is a convolution this module does, and does with fewer
-/// multiply-adds than im2col, by a margin for the transforms: its tiles
-/// must fill most of the lanes of their vectors. squeeze1's 12x12 planes
-/// do (36 tiles in 40 lanes); its 6x6 planes do not (9 tiles in 16 lanes,
-/// where im2col fills every lane).
-pub fn pays(g: &Geometry) -> bool {
-    g.is_same_3x3_even()
-        && g.channels >= MIN_CHANNELS
-        && 4 * POINTS * Tiles::new(g).width < 3 * 9 * g.positions()
+/// How the 16 matrix products take their operands: as [`multiply`] (panels
+/// of output channels by vectors of tiles) or as [`multiply_by_tap`]
+/// (vectors of channels by a few tiles), whichever fills its lanes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Products {
+    Panels,
+    ByTap,
+}
+
+impl Products {
+    /// The layout for convolutions of geometry `g` to `co` channels, if
+    /// this module does them, and does them with fewer multiply-adds than
+    /// im2col by a margin for the transforms: the products' tiles must fill
+    /// most of their lanes. squeeze1's 12x12 planes fill vectors of tiles
+    /// (36 tiles in 40 lanes); its 6x6 planes fill no vector (9 tiles in
+    /// 16 lanes) but their channels do, 16 to a tile of 6 tiles (9 in 12).
+    pub fn paying(g: &Geometry, co: usize) -> Option<Products> {
+        if !g.is_same_3x3_even() || g.channels < MIN_CHANNELS {
+            return None;
+        }
+        let tiles = Tiles::new(g);
+        // Lanes of products per input and output channel: Winograd's,
+        // against 3/4 of im2col's 9 per position.
+        let pays = |lanes: usize| 4 * POINTS * lanes < 3 * 9 * g.positions();
+        if pays(tiles.count.next_multiple_of(VECTOR)) {
+            Some(Products::Panels)
+        } else if co.is_multiple_of(2 * VECTOR) && pays(tiles.count.next_multiple_of(ROWS)) {
+            Some(Products::ByTap)
+        } else {
+            None
+        }
+    }
 }
 
 /// `weights`, `[O][C][3][3]`, as `G g Gᵀ` for each filter: `[point][O, C]`,
-/// each point's matrix packed as [`pack_panels`] does for `C` taps.
-/// Computed in f64, so that the weights carry no rounding of their own.
-pub fn transform_weights(weights: &[f32], co: usize, ci: usize) -> Vec<f32> {
+/// each point's matrix packed as [`pack_panels`] does for `C` taps, or
+/// `[C][O]` for [`Products::ByTap`]. Computed in f64, so that the weights
+/// carry no rounding of their own.
+pub fn transform_weights(weights: &[f32], co: usize, ci: usize, products: Products) -> Vec<f32> {
     const G: [[f64; 3]; 4] = [
         [1.0, 0.0, 0.0],
         [0.5, 0.5, 0.5],
@@ -60,15 +84,19 @@ pub fn transform_weights(weights: &[f32], co: usize, ci: usize) -> Vec<f32> {
             u[filter] = sum as f32;
         }
     }
+    let by_tap = |u: &Vec<f32>| (0..ci * co).map(|i| u[i % co * ci + i / co]).collect();
     (points.iter())
-        .flat_map(|u| pack_panels::<f32, 1>(u, ci))
+        .flat_map(|u| match products {
+            Products::Panels => pack_panels::<f32, 1>(u, ci),
+            Products::ByTap => by_tap(u),
+        })
         .collect()
 }
 
 /// One image, `[C, H, W]`, into `out`, `[O, H, W]`: the input transform,
-/// the 16 matrix products with `weights` (from [`transform_weights`]),
-/// then the output transform with `bias` (one per channel, in whole
-/// panels) and ReLU if asked.
+/// the 16 matrix products with `weights` (from [`transform_weights`] for
+/// `products`), then the output transform with `bias` (one per channel, in
+/// whole panels) and ReLU if asked.
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA; `g` must be [`Geometry::is_same_3x3_even`].
@@ -76,29 +104,39 @@ pub fn transform_weights(weights: &[f32], co: usize, ci: usize) -> Vec<f32> {
 pub unsafe fn convolve(
     g: &Geometry,
     image: &[f32],
-    weights: &[f32],
+    (products, weights): (Products, &[f32]),
     (bias, relu): (&[f32], bool),
     out: &mut [f32],
     patches: &mut Patches<f32>,
 ) {
     assert!(g.is_same_3x3_even());
     let (ci, co) = (g.channels, out.len() / g.positions());
-    assert_eq!(weights.len(), POINTS * co.div_ceil(ROWS) * ROWS * ci);
     let tiles = Tiles::new(g);
+    // Panels store whole vectors of tiles, rows `width` apart; by tap, rows
+    // of `count` tiles.
+    let (stride, panels) = match products {
+        Products::Panels => (tiles.width, co.div_ceil(ROWS) * ROWS),
+        Products::ByTap => (tiles.count, co),
+    };
+    assert_eq!(weights.len(), POINTS * panels * ci);
     let Patches {
         padded,
         matrix,
-        products,
+        products: point_products,
     } = patches;
     let inputs = tiles.transform_input(image, ci, padded, matrix);
-    products.resize(POINTS * co * tiles.width, 0.0);
+    // The output transform's last vector reads up to `VECTOR` past.
+    point_products.resize(POINTS * co * stride + VECTOR, 0.0);
     let point_weights = weights.chunks_exact(weights.len() / POINTS);
     let point_inputs = inputs.chunks_exact(ci * tiles.width);
-    let point_products = products.chunks_exact_mut(co * tiles.width);
-    for ((u, v), m) in point_weights.zip(point_inputs).zip(point_products) {
-        multiply(u, v, (ci, tiles.width), (None, false), m, co);
+    for (p, (u, v)) in point_weights.zip(point_inputs).enumerate() {
+        let m = &mut point_products[p * co * stride..][..co * stride];
+        match products {
+            Products::Panels => multiply(u, v, (ci, tiles.width), (None, false), m, co),
+            Products::ByTap => multiply_by_tap(u, v, (ci, tiles.width), (None, false), m, co),
+        }
     }
-    tiles.transform_output(products, (bias, relu), out);
+    tiles.transform_output((point_products, stride), (bias, relu), out);
 }
 
 /// The tiles of a plane, each two rows and columns of outputs.
@@ -109,7 +147,8 @@ struct Tiles {
     /// `rows * columns`.
     count: usize,
     /// From one row of the transformed input to the next: the tiles, and
-    /// past them the slack that the last vector of tiles writes.
+    /// past them the slack that the last vector of tiles writes and that
+    /// the last tile of 6 reads ([`multiply_by_tap`]).
     width: usize,
     /// Vectors of tiles across a row of tiles.
     chunks: usize,
@@ -123,7 +162,9 @@ impl Tiles {
             rows,
             columns,
             count: rows * columns,
-            width: ((rows - 1) * columns + chunks * VECTOR).next_multiple_of(VECTOR),
+            width: ((rows - 1) * columns + chunks * VECTOR)
+                .max((rows * columns).next_multiple_of(ROWS))
+                .next_multiple_of(VECTOR),
             chunks,
         }
     }
@@ -193,20 +234,20 @@ impl Tiles {
         matrix
     }
 
-    /// `Aᵀ m A` of every tile's products `m`, `[point][O][count]`, plus the
+    /// `Aᵀ m A` of every tile's products `m`, `[point][O][stride]`, plus the
     /// channel's bias and ReLU if asked, to its 2x2 outputs in `out`,
     /// `[O, 2 * rows, 2 * columns]`.
     #[inline(always)]
     unsafe fn transform_output(
         &self,
-        products: &[f32],
+        (products, stride): (&[f32], usize),
         (bias, relu): (&[f32], bool),
         out: &mut [f32],
     ) {
         let out_w = 2 * self.columns;
         let co = out.len() / (4 * self.count);
-        let point = co * self.width;
-        assert!(products.len() >= POINTS * point);
+        let point = co * stride;
+        assert!(stride >= self.count && products.len() >= POINTS * point + VECTOR);
         assert!(bias.len() >= co);
         let zero = _mm256_setzero_ps();
         for (k, &bias) in bias[..co].iter().enumerate() {
@@ -215,12 +256,12 @@ impl Tiles {
                 // Last vector first: what it writes past the row goes to the
                 // next rows' first vectors, written after.
                 for q in (0..self.chunks).rev() {
-                    let t = k * self.width + ty * self.columns + VECTOR * q;
+                    let t = k * stride + ty * self.columns + VECTOR * q;
                     let mut m = [zero; POINTS];
                     for (p, m) in m.iter_mut().enumerate() {
                         // SAFETY: the assert above bounds the last vector
                         // of the last channel of the last point, which
-                        // ends at `width` in its row.
+                        // ends at most `VECTOR` past the row's tiles.
                         *m = _mm256_loadu_ps(products.as_ptr().add(p * point + t));
                     }
                     // `Aᵀ m`: the sums and differences down the columns.
