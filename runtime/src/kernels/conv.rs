@@ -161,17 +161,23 @@ impl PlaneConv {
         let (positions, co) = (g.positions(), self.pool_spec.output_channels);
         // Whole tiles of output positions; past the last position the tiles
         // read stale patches, whose products they do not write.
-        let epilogue = (Some(&self.bias[..]), self.relu);
+        let product = |source, width| Product {
+            source,
+            taps: g.taps(),
+            width,
+            bias: Some(&self.bias),
+            relu: self.relu,
+        };
         match &self.weights {
             Weights::Panels(panels) => {
                 let width = positions.next_multiple_of(VECTOR);
                 let source = patch_matrix(g, image, width, patches);
-                multiply(panels, source, (g.taps(), width), epilogue, out, co)
+                multiply(panels, &product(source, width), out, co)
             }
             Weights::ByTap(by_tap) => {
                 let width = positions.next_multiple_of(ROWS);
                 let source = patch_matrix(g, image, width, patches);
-                multiply_by_tap(by_tap, source, (g.taps(), width), epilogue, out, co)
+                multiply_by_tap(by_tap, &product(source, width), out, co)
             }
             Weights::Winograd(products, weights) => {
                 let epilogue = (&self.bias[..], self.relu);
@@ -198,18 +204,27 @@ fn patch_matrix<'a>(
     }
 }
 
+/// The right operand of a matrix product, and what follows it.
+pub(super) struct Product<'a> {
+    /// `taps` rows, `width` apart, of positions.
+    pub source: &'a [f32],
+    pub taps: usize,
+    pub width: usize,
+    /// One per output channel, in whole panels; zero where `None`.
+    pub bias: Option<&'a [f32]>,
+    pub relu: bool,
+}
+
 /// Writes `ROWS` output channels at a time into `out`, `[co, positions]`,
-/// from `panels` and `source`, whose `taps` rows are `width` apart, with
-/// the channels' bias (zero where `None`; whole panels of values) and
-/// ReLU if asked.
-pub(super) fn multiply(
-    panels: &[f32],
-    source: &[f32],
-    (taps, width): (usize, usize),
-    (bias, relu): (Option<&[f32]>, bool),
-    out: &mut [f32],
-    co: usize,
-) {
+/// from `panels` and the `product`'s source, with its bias and ReLU.
+pub(super) fn multiply(panels: &[f32], product: &Product, out: &mut [f32], co: usize) {
+    let &Product {
+        source,
+        taps,
+        width,
+        bias,
+        relu,
+    } = product;
     let positions = out.len() / co;
     assert!(source.len() >= taps * width && width >= positions);
     assert_eq!(out.len(), co * positions);
@@ -246,36 +261,28 @@ pub(super) fn multiply(
 }
 
 /// Writes `ROWS` output positions by 16 channels at a time into `out`,
-/// `[co, positions]`, from `source`, whose `taps` rows are `width` apart
-/// (at least `positions` rounded up to `ROWS`), and the weights `by_tap`,
-/// `[taps][co]`, with the channels' bias (zero where `None`) and ReLU if
-/// asked. Channels go across, so that each tile's weights stay in the
-/// cache while it walks the positions.
-pub(super) fn multiply_by_tap(
-    by_tap: &[f32],
-    source: &[f32],
-    (taps, width): (usize, usize),
-    (bias, relu): (Option<&[f32]>, bool),
-    out: &mut [f32],
-    co: usize,
-) {
+/// `[co, positions]`, from `p`'s source (its `width` at least
+/// `positions` rounded up to `ROWS`) and the weights `by_tap`,
+/// `[taps][co]`, with its bias and ReLU. Channels go across, so that each
+/// tile's weights stay in the cache while it walks the positions.
+pub(super) fn multiply_by_tap(by_tap: &[f32], p: &Product, out: &mut [f32], co: usize) {
     let positions = out.len() / co;
-    assert!(source.len() >= taps * width && width >= positions.next_multiple_of(ROWS));
-    assert!(by_tap.len() == taps * co && co.is_multiple_of(2 * VECTOR));
-    assert!(bias.is_none_or(|b| b.len() >= co) && out.len() == co * positions);
+    assert!(p.source.len() >= p.taps * p.width && p.width >= positions.next_multiple_of(ROWS));
+    assert!(by_tap.len() == p.taps * co && co.is_multiple_of(2 * VECTOR));
+    assert!(p.bias.is_none_or(|b| b.len() >= co) && out.len() == co * positions);
     assert!(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"));
     for channel in (0..co).step_by(2 * VECTOR) {
-        let bias = bias.map_or(&[0.0; 2 * VECTOR][..], |b| &b[channel..]);
+        let bias = p.bias.map_or(&[0.0; 2 * VECTOR][..], |b| &b[channel..]);
         for position in (0..positions).step_by(ROWS) {
             // SAFETY: the CPU has AVX2 and FMA (asserted above); the
             // asserts above keep every read and write in bounds.
             unsafe {
                 channel_tile(
-                    (source.as_ptr().add(position), width),
+                    (p.source.as_ptr().add(position), p.width),
                     (by_tap.as_ptr().add(channel), co),
-                    taps,
+                    p.taps,
                     bias,
-                    relu,
+                    p.relu,
                     (
                         out.as_mut_ptr().add(channel * positions + position),
                         positions,

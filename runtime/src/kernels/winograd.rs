@@ -14,7 +14,7 @@
 
 use std::arch::x86_64::*;
 
-use super::conv::{multiply, multiply_by_tap};
+use super::conv::{multiply, multiply_by_tap, Product};
 use super::patches::{pack_panels, Geometry, Patches, ROWS, VECTOR};
 
 /// Points of the transform domain: one 4x4 tile.
@@ -131,9 +131,16 @@ pub unsafe fn convolve(
     let point_inputs = inputs.chunks_exact(ci * tiles.width);
     for (p, (u, v)) in point_weights.zip(point_inputs).enumerate() {
         let m = &mut point_products[p * co * stride..][..co * stride];
+        let product = Product {
+            source: v,
+            taps: ci,
+            width: tiles.width,
+            bias: None,
+            relu: false,
+        };
         match products {
-            Products::Panels => multiply(u, v, (ci, tiles.width), (None, false), m, co),
-            Products::ByTap => multiply_by_tap(u, v, (ci, tiles.width), (None, false), m, co),
+            Products::Panels => multiply(u, &product, m, co),
+            Products::ByTap => multiply_by_tap(u, &product, m, co),
         }
     }
     tiles.transform_output((point_products, stride), (bias, relu), out);
