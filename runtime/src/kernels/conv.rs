@@ -110,7 +110,7 @@ impl PlaneConv {
         let (co, ci) = (spec.output_channels, spec.input_channels);
         let winograd = (geometry.as_ref()).and_then(|g| winograd::Products::paying(g, co));
         let pair = 2 * VECTOR;
-        let by_tap = spec.output_channels.is_multiple_of(pair)
+        let by_tap = co.is_multiple_of(pair)
             && geometry.is_some_and(|g| !g.positions().is_multiple_of(pair));
         let weights = if let Some(products) = winograd {
             let transformed = winograd::transform_weights(weights, co, ci, products);
@@ -159,8 +159,6 @@ impl PlaneConv {
         patches: &mut Patches<f32>,
     ) {
         let (positions, co) = (g.positions(), self.pool_spec.output_channels);
-        // Whole tiles of output positions; past the last position the tiles
-        // read stale patches, whose products they do not write.
         let product = |source, width| Product {
             source,
             taps: g.taps(),
@@ -168,6 +166,8 @@ impl PlaneConv {
             bias: Some(&self.bias),
             relu: self.relu,
         };
+        // Whole tiles of output positions; past the last position the tiles
+        // read stale patches, whose products they do not write.
         match &self.weights {
             Weights::Panels(panels) => {
                 let width = positions.next_multiple_of(VECTOR);
