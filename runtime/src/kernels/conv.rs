@@ -23,7 +23,9 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, PoolSpec};
 
-use super::patches::{is_plain, pack_panels, per_channel, tiles, Geometry, Patches, ROWS, VECTOR};
+use super::patches::{
+    self, is_plain, pack_panels, per_channel, tiles, Geometry, Patches, ROWS, VECTOR,
+};
 use super::winograd;
 
 /// A 2-D, stride-1, undilated, ungrouped f32 convolution over `[N, C, H, W]`
@@ -116,13 +118,7 @@ impl PlaneConv {
             let transformed = winograd::transform_weights(weights, co, ci, products);
             Weights::Winograd(products, Arc::new(transformed))
         } else if by_tap {
-            let mut by_tap = vec![0.0; weights.len()];
-            for (o, filter) in weights.chunks_exact(taps).enumerate() {
-                for (t, &w) in filter.iter().enumerate() {
-                    by_tap[t * spec.output_channels + o] = w;
-                }
-            }
-            Weights::ByTap(Arc::new(by_tap))
+            Weights::ByTap(Arc::new(patches::by_tap(weights, taps)))
         } else {
             Weights::Panels(Arc::new(pack_panels::<f32, 1>(weights, taps)))
         };

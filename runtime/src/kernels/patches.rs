@@ -286,6 +286,19 @@ pub fn pack_panels<T: Copy + Default, const G: usize>(weights: &[T], taps: usize
     panels
 }
 
+/// `weights`, `[O, taps]`, as `[taps][O]`: for tiles that take a vector
+/// of output channels per tap.
+pub fn by_tap<T: Copy + Default>(weights: &[T], taps: usize) -> Vec<T> {
+    let co = weights.len() / taps;
+    let mut by_tap = vec![T::default(); weights.len()];
+    for (o, filter) in weights.chunks_exact(taps).enumerate() {
+        for (t, &w) in filter.iter().enumerate() {
+            by_tap[t * co + o] = w;
+        }
+    }
+    by_tap
+}
+
 /// One value per output channel, from a scalar or a vector of `co` cast to
 /// `T`, padded with `T::default()` to whole panels.
 pub fn per_channel<T: Datum + Copy + Default>(values: &Tensor, co: usize) -> TractResult<Vec<T>> {

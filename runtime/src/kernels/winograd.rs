@@ -15,7 +15,7 @@
 use std::arch::x86_64::*;
 
 use super::conv::{multiply, multiply_by_tap, Product};
-use super::patches::{pack_panels, Geometry, Patches, ROWS, VECTOR};
+use super::patches::{by_tap, pack_panels, Geometry, Patches, ROWS, VECTOR};
 
 /// Points of the transform domain: one 4x4 tile.
 const POINTS: usize = 16;
@@ -84,11 +84,10 @@ pub fn transform_weights(weights: &[f32], co: usize, ci: usize, products: Produc
             u[filter] = sum as f32;
         }
     }
-    let by_tap = |u: &Vec<f32>| (0..ci * co).map(|i| u[i % co * ci + i / co]).collect();
     (points.iter())
         .flat_map(|u| match products {
             Products::Panels => pack_panels::<f32, 1>(u, ci),
-            Products::ByTap => by_tap(u),
+            Products::ByTap => by_tap(u, ci),
         })
         .collect()
 }
