@@ -62,7 +62,7 @@ pub(crate) fn swap_convs(model: &mut TypedModel) -> TractResult<()> {
         let shape: Option<Vec<usize>> = facts[0].shape.as_concrete().map(<[usize]>::to_vec);
         drop(facts);
         let (op, last): (Box<dyn TypedOp>, usize) = if conv.q_params.is_some() {
-            match PlaneQConv::for_conv(conv, dt, &consts)? {
+            match PlaneQConv::for_conv(conv, dt, &consts, shape.as_deref())? {
                 Some(op) => (Box::new(op), id),
                 None => continue,
             }
@@ -506,6 +506,7 @@ mod tests {
                 .collect();
             tensor1(&v).cast_to_dt(dt).unwrap().into_owned()
         };
+        let mut winograds = 0;
         for (i, (mut conv, shape, _)) in conv_cases().into_iter().enumerate() {
             let (input_dt, output_dt) = match i % 2 {
                 0 => (i8::datum_type(), u8::datum_type()),
@@ -548,16 +549,23 @@ mod tests {
                 tensor0(y_scale),
             ]
             .map(|t| t.into_arc_tensor());
-            let ours = PlaneQConv::with_dot(&conv, input_dt, &consts, dot)
-                .unwrap()
-                .expect("an int8 stride-1 conv");
+            // Both layouts of the weights: the one for planes of unknown
+            // size and the one for planes of this size (Winograd's, where
+            // it pays, which must give the other's outputs exactly).
+            let [direct, sized] = [None, Some(&shape[..])].map(|shape| {
+                PlaneQConv::with_dot(&conv, input_dt, &consts, shape, dot)
+                    .unwrap()
+                    .expect("an int8 stride-1 conv")
+            });
             let inputs = std::iter::once(input.clone().into_tvalue())
                 .chain(consts.iter().map(|t| t.clone().into_tvalue()))
                 .collect();
             let expected = conv.eval_out_of_plan(inputs).unwrap().unwrap().remove(0);
-            let got = run(&ours, &input);
+            let got = run(&direct, &input);
             assert_eq!(got.shape(), expected.shape(), "case {i}");
             assert_eq!(got.datum_type(), expected.datum_type(), "case {i}");
+            assert_eq!(run(&sized, &input), got, "case {i}: {sized:?}");
+            winograds += format!("{sized:?}").contains("winograd") as usize;
             let as_i32 = |t: &Tensor| -> Vec<i32> {
                 let t = t.cast_to::<i32>().unwrap();
                 t.to_plain_array_view::<i32>()
@@ -581,6 +589,11 @@ mod tests {
                 "case {i}: {clamped} outputs clamped"
             );
         }
+        // squeeze1's 12x12 expand, the batch of 8x10 planes, the two
+        // planes of more than one vector of tiles (one of an odd number of
+        // channels); not the 6x6 planes, whose tiles fill no vector.
+        let expected = if dot == super::qconv::Dot::Avx2 { 4 } else { 0 };
+        assert_eq!(winograds, expected, "{dot:?}: Winograd layouts");
     }
 
     #[test]

@@ -11,8 +11,11 @@
 //! `vpmaddubsw` would saturate. The zero point costs nothing at run time:
 //! an int8 activation `x` is read as the byte `x + 128`, padding as
 //! `x0 + 128`, and the constant `(x0 + 128) * sum(weights)` is taken off
-//! the bias at load.
+//! the bias at load. On CPUs without VNNI, 3x3 convolutions padded by one
+//! over even planes take Winograd's F(2x2, 3x3) in integers instead
+//! ([`winograd`](super::winograd)), with the same outputs.
 
+use std::arch::x86_64::*;
 use std::fmt;
 use std::sync::Arc;
 
@@ -21,6 +24,7 @@ use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, PoolSpec};
 
 use super::patches::{is_plain, pack_panels, per_channel, tiles, Geometry, Patches, ROWS, VECTOR};
+use super::winograd;
 
 /// The dot-product instruction a [`PlaneQConv`] runs, which decides how
 /// many channels share a 32-bit word of the patch matrix and the panels.
@@ -47,7 +51,7 @@ impl Dot {
     }
 
     /// Channels per 32-bit word.
-    fn group(self) -> usize {
+    pub(super) fn group(self) -> usize {
         match self {
             Dot::Vnni => 4,
             Dot::Avx2 => 2,
@@ -71,9 +75,7 @@ impl Dot {
 pub struct PlaneQConv {
     pub pool_spec: PoolSpec,
     dot: Dot,
-    /// `[panel][group of taps][ROWS]` words of a group's weights, as
-    /// [`pack_panels`] lays them out.
-    panels: Arc<Vec<u32>>,
+    weights: Weights,
     /// The bias less the zero-point constant, one per output channel.
     offsets: Arc<Vec<i32>>,
     /// `x_scale * k_scale / y_scale` as f32 bits (so that the op is `Eq`),
@@ -89,12 +91,26 @@ pub struct PlaneQConv {
     range: (i32, i32),
 }
 
+/// Words of a group of taps' weights, as [`Dot::word`] packs them.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Weights {
+    /// `[panel][group of taps][ROWS]`, as [`pack_panels`] lays them out.
+    Panels(Arc<Vec<u32>>),
+    /// [`winograd::transform_int8_weights`]: for 3x3 kernels padded by one
+    /// over planes of even height and width, and no others; AVX2's words.
+    Winograd(Arc<Vec<u32>>),
+}
+
 impl fmt::Debug for PlaneQConv {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = &self.pool_spec;
+        let layout = match self.weights {
+            Weights::Panels(_) => "panels",
+            Weights::Winograd(_) => "winograd",
+        };
         write!(
             f,
-            "PlaneQConv({}->{}, {:?}, {:?}, {:?}, {:?})",
+            "PlaneQConv({}->{}, {:?}, {:?}, {:?}, {:?}, {layout})",
             s.input_channels, s.output_channels, s.kernel_shape, s.padding, self.output, self.dot
         )
     }
@@ -104,14 +120,16 @@ impl PlaneQConv {
     /// The replacement for `conv`, whose inputs after the activations are
     /// `consts` (kernel, bias, then zero point and scale of the input, the
     /// kernel and the output), if it is one this op does and this CPU has
-    /// the instructions for it.
+    /// the instructions for it. The weights' layout suits an input of
+    /// `shape`, where known: Winograd's serves those shapes alone.
     pub fn for_conv(
         conv: &Conv,
         input: DatumType,
         consts: &[Arc<Tensor>],
+        shape: Option<&[usize]>,
     ) -> TractResult<Option<PlaneQConv>> {
         match Dot::available().next() {
-            Some(dot) => PlaneQConv::with_dot(conv, input, consts, dot),
+            Some(dot) => PlaneQConv::with_dot(conv, input, consts, shape, dot),
             None => Ok(None),
         }
     }
@@ -121,6 +139,7 @@ impl PlaneQConv {
         conv: &Conv,
         input: DatumType,
         consts: &[Arc<Tensor>],
+        shape: Option<&[usize]>,
         dot: Dot,
     ) -> TractResult<Option<PlaneQConv>> {
         let [kernel, bias, x0, x_scale, k0, k_scale, y0, y_scale] = consts else {
@@ -144,8 +163,8 @@ impl PlaneQConv {
             return Ok(None);
         }
         let spec = &conv.pool_spec;
-        let co = spec.output_channels;
-        let taps = spec.input_channels * spec.kernel_shape.iter().product::<usize>();
+        let (co, ci) = (spec.output_channels, spec.input_channels);
+        let taps = ci * spec.kernel_shape.iter().product::<usize>();
         let weights = kernel.as_bytes();
         ensure!(
             weights.len() == co * taps,
@@ -179,13 +198,23 @@ impl PlaneQConv {
         } else {
             (0, 255)
         };
+        let geometry = shape.and_then(|shape| Geometry::new(spec, shape).ok());
+        let winograd = dot == Dot::Avx2
+            && geometry.and_then(|g| winograd::Products::paying(&g, co))
+                == Some(winograd::Products::Panels);
+        let weights = if winograd {
+            Weights::Winograd(Arc::new(winograd::transform_int8_weights(&weights, co, ci)))
+        } else {
+            let weights: Vec<i32> = weights.iter().map(|&w| w.into()).collect();
+            Weights::Panels(Arc::new(pack_panels::<u32, 1>(
+                &by_groups(&weights, ci, taps, dot),
+                groups_of_taps(spec, dot),
+            )))
+        };
         Ok(Some(PlaneQConv {
             pool_spec: spec.clone(),
             dot,
-            panels: Arc::new(pack_panels::<u32, 1>(
-                &by_groups(&weights, spec.input_channels, taps, dot),
-                groups_of_taps(spec, dot),
-            )),
+            weights,
             offsets: Arc::new(offsets),
             scales: Arc::new(scales),
             signed_input,
@@ -199,6 +228,11 @@ impl PlaneQConv {
     fn eval_q(&self, input: &Tensor) -> TractResult<Tensor> {
         let spec = &self.pool_spec;
         let geometry = Geometry::new(spec, input.shape())?;
+        ensure!(
+            !matches!(self.weights, Weights::Winograd(_)) || geometry.is_same_3x3_even(),
+            "{self:?} does not take an input of {:?}",
+            input.shape()
+        );
         let image_len = geometry.image_len();
         let geometry = geometry.in_groups(self.dot.group());
         let output_shape = spec.output_shape(input.shape())?.shape.to_vec();
@@ -255,67 +289,90 @@ impl PlaneQConv {
         } else {
             by_words::<2>(image, plane, flip, zero, words)
         }
-        let positions = g.positions();
-        let width = positions.next_multiple_of(VECTOR);
+        let (positions, co) = (g.positions(), self.pool_spec.output_channels);
         let pad = self.dot.word(|_| zero as i32);
-        let source = if g.is_pointwise() && width == positions {
-            &scratch.image
-        } else {
-            g.im2col(&scratch.image, width, pad, &mut scratch.patches)
+        let requantize = Requantize {
+            offsets: &self.offsets,
+            scales: &self.scales,
+            zero: self.output_zero,
+            range: self.range,
         };
-        self.multiply::<VNNI>(source, g.taps(), width, out);
+        match &self.weights {
+            Weights::Panels(panels) => {
+                let width = positions.next_multiple_of(VECTOR);
+                let source = if g.is_pointwise() && width == positions {
+                    &scratch.image
+                } else {
+                    g.im2col(&scratch.image, width, pad, &mut scratch.patches)
+                };
+                multiply::<VNNI, _>(panels, source, (g.taps(), width), out, co, &requantize);
+            }
+            Weights::Winograd(weights) => {
+                let image = (&scratch.image[..], pad);
+                let patches = &mut scratch.patches;
+                winograd::convolve_int8(g, image, weights, &requantize, out, patches);
+            }
+        }
     }
+}
 
-    /// Writes `ROWS` output channels at a time into `out`, `[O, positions]`,
-    /// from `source`, `groups` words of taps for `width` positions.
-    ///
-    /// # Safety
-    /// As for [`PlaneQConv::convolve`].
-    #[inline(always)]
-    unsafe fn multiply<const VNNI: bool>(
-        &self,
-        source: &[u32],
-        groups: usize,
-        width: usize,
-        out: &mut [u8],
-    ) {
-        let co = self.pool_spec.output_channels;
-        let positions = out.len() / co;
-        assert!(source.len() >= groups * width && width >= positions);
-        assert_eq!(out.len(), co * positions);
-        let panels = self.panels.chunks_exact(groups * ROWS);
-        let rows = self
-            .offsets
-            .chunks_exact(ROWS)
-            .zip(self.scales.chunks_exact(ROWS));
-        for (panel, (weights, (offsets, scales))) in panels.zip(rows).enumerate() {
-            let t = Tile {
-                width,
-                stride: positions,
-                rows: (co - panel * ROWS).min(ROWS),
-                offsets: offsets.try_into().expect("ROWS offsets"),
-                scales: scales.try_into().expect("ROWS scales"),
-                zero: self.output_zero,
-                range: self.range,
-            };
-            let dst = out[panel * ROWS * positions..].as_mut_ptr();
-            // SAFETY: the CPU has the instructions (this function's
-            // contract); the asserts above keep every read of a
-            // tile in bounds, and it writes only its rows and positions
-            // that exist.
-            unsafe {
-                let w = weights.as_ptr();
-                for (column, vectors) in tiles(width) {
-                    let (src, dst) = (source.as_ptr().add(column), dst.add(column));
-                    let valid = (positions - column).min(vectors * VECTOR);
-                    match vectors {
-                        2 => t.run::<2, VNNI>(w, src, groups, dst, valid),
-                        _ => t.run::<1, VNNI>(w, src, groups, dst, valid),
-                    }
+/// Writes `ROWS` output channels at a time into `out`, `[co, positions]`:
+/// the products of `panels` and `source`, `groups` words of taps for
+/// `width` positions, through `sink`.
+///
+/// # Safety
+/// As for [`PlaneQConv::convolve`].
+#[inline(always)]
+unsafe fn multiply<const VNNI: bool, S: Sink>(
+    panels: &[u32],
+    source: &[u32],
+    (groups, width): (usize, usize),
+    out: &mut [S::Out],
+    co: usize,
+    sink: &S,
+) {
+    let positions = out.len() / co;
+    assert!(source.len() >= groups * width && width >= positions);
+    assert_eq!(out.len(), co * positions);
+    for (panel, weights) in panels.chunks_exact(groups * ROWS).enumerate() {
+        let t = Tile {
+            width,
+            stride: positions,
+            first: panel * ROWS,
+            rows: (co - panel * ROWS).min(ROWS),
+        };
+        let dst = out[panel * ROWS * positions..].as_mut_ptr();
+        // SAFETY: the CPU has the instructions (this function's contract);
+        // the asserts above keep every read of a tile in bounds, and it
+        // writes only its rows and positions that exist.
+        unsafe {
+            let w = weights.as_ptr();
+            for (column, vectors) in tiles(width) {
+                let (src, dst) = (source.as_ptr().add(column), dst.add(column));
+                let valid = (positions - column).min(vectors * VECTOR);
+                match vectors {
+                    2 => t.run::<2, VNNI, S>(w, src, groups, sink, dst, valid),
+                    _ => t.run::<1, VNNI, S>(w, src, groups, sink, dst, valid),
                 }
             }
         }
     }
+}
+
+/// [`multiply`]'s sums as they are, with AVX2's `vpmaddwd`: Winograd's
+/// products, `[co][width]`.
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn sums_avx2(
+    panels: &[u32],
+    source: &[u32],
+    (groups, width): (usize, usize),
+    out: &mut [u32],
+    co: usize,
+) {
+    multiply::<false, _>(panels, source, (groups, width), out, co, &Sums)
 }
 
 /// Words of taps per output channel: `ceil(C / g) * kh * kw` for `g`
@@ -324,14 +381,15 @@ fn groups_of_taps(spec: &PoolSpec, dot: Dot) -> usize {
     spec.input_channels.div_ceil(dot.group()) * spec.kernel_shape.iter().product::<usize>()
 }
 
-/// `weights`, `[O, C, kh, kw]` with `taps` per output, as words of `g`
-/// channels' weights, `[O, C / g, kh, kw]` to match [`by_words`], with
-/// zeros for the channels that pad `C` to a multiple of `g`.
-fn by_groups(weights: &[i8], channels: usize, taps: usize, dot: Dot) -> Vec<u32> {
+/// `weights`, `[O, C, kh, kw]` with `taps` per output (int8, or 16-bit
+/// for Winograd), as words of `g` channels' weights, `[O, C / g, kh, kw]`
+/// to match [`by_words`], with zeros for the channels that pad `C` to a
+/// multiple of `g`.
+pub(super) fn by_groups(weights: &[i32], channels: usize, taps: usize, dot: Dot) -> Vec<u32> {
     let g = dot.group();
     let window = taps / channels;
     let padded = channels.next_multiple_of(g) * window;
-    let mut ordered = vec![0i8; weights.len() / taps * padded];
+    let mut ordered = vec![0; weights.len() / taps * padded];
     for (filter, out) in weights
         .chunks_exact(taps)
         .zip(ordered.chunks_exact_mut(padded))
@@ -343,7 +401,7 @@ fn by_groups(weights: &[i8], channels: usize, taps: usize, dot: Dot) -> Vec<u32>
         }
     }
     let words = ordered.chunks_exact(g);
-    words.map(|w| dot.word(|c| w[c] as i32)).collect()
+    words.map(|w| dot.word(|c| w[c])).collect()
 }
 
 /// `image`, `[C, H, W]` bytes with planes of `plane`, as `[ceil(C / G), H,
@@ -395,45 +453,138 @@ struct Scratch {
     patches: Patches<u32>,
 }
 
-/// How a tile reads, requantizes and writes one panel.
-struct Tile<'a> {
+/// What a tile does with its rows' sums.
+trait Sink {
+    type Out;
+    /// The sum output channel `k`'s row starts from.
+    fn start(&self, k: usize) -> i32;
+    /// Stores the first `n` (at most [`VECTOR`]) of `sums`, output
+    /// channel `k`'s, at `dst`.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2; `dst` must hold `n` outputs.
+    unsafe fn store(&self, k: usize, sums: __m256i, dst: *mut Self::Out, n: usize);
+}
+
+/// How sums become output bytes: from the channel's offset, scaled,
+/// rounded half to even, moved to the output's zero point and clamped to
+/// its range.
+pub(super) struct Requantize<'a> {
+    /// One per output channel, in whole panels.
+    pub offsets: &'a [i32],
+    /// One per output channel (f32 bits), in whole panels.
+    pub scales: &'a [u32],
+    pub zero: i32,
+    pub range: (i32, i32),
+}
+
+impl Requantize<'_> {
+    /// Output channel `k`'s `sums`, offset included, as outputs in range.
+    #[inline(always)]
+    pub(super) unsafe fn apply(&self, k: usize, sums: __m256i) -> __m256i {
+        let scale = _mm256_set1_ps(f32::from_bits(self.scales[k]));
+        // Rounds half to even: the MXCSR default.
+        let q = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_cvtepi32_ps(sums), scale));
+        let q = _mm256_add_epi32(q, _mm256_set1_epi32(self.zero));
+        let q = _mm256_max_epi32(q, _mm256_set1_epi32(self.range.0));
+        _mm256_min_epi32(q, _mm256_set1_epi32(self.range.1))
+    }
+
+    /// Outputs in range as bytes, in the low eight lanes: in range
+    /// already, so the saturating packs only narrow.
+    #[inline(always)]
+    pub(super) unsafe fn narrow(&self, q: __m256i) -> __m128i {
+        let halves = (_mm256_castsi256_si128(q), _mm256_extracti128_si256::<1>(q));
+        let shorts = _mm_packs_epi32(halves.0, halves.1);
+        if self.range.0 < 0 {
+            _mm_packs_epi16(shorts, shorts)
+        } else {
+            _mm_packus_epi16(shorts, shorts)
+        }
+    }
+}
+
+impl Sink for Requantize<'_> {
+    type Out = u8;
+
+    #[inline(always)]
+    fn start(&self, k: usize) -> i32 {
+        self.offsets[k]
+    }
+
+    #[inline(always)]
+    unsafe fn store(&self, k: usize, sums: __m256i, dst: *mut u8, n: usize) {
+        let bytes = self.narrow(self.apply(k, sums));
+        if n == VECTOR {
+            _mm_storel_epi64(dst.cast(), bytes);
+        } else {
+            let mut lanes = [0u8; 16];
+            _mm_storeu_si128(lanes.as_mut_ptr().cast(), bytes);
+            std::ptr::copy_nonoverlapping(lanes.as_ptr(), dst, n);
+        }
+    }
+}
+
+/// The sums as they are, from zero: Winograd's products, which its output
+/// transform takes on.
+struct Sums;
+
+impl Sink for Sums {
+    type Out = u32;
+
+    #[inline(always)]
+    fn start(&self, _: usize) -> i32 {
+        0
+    }
+
+    #[inline(always)]
+    unsafe fn store(&self, _: usize, sums: __m256i, dst: *mut u32, n: usize) {
+        if n == VECTOR {
+            _mm256_storeu_si256(dst.cast(), sums);
+        } else {
+            let mut lanes = [0u32; VECTOR];
+            _mm256_storeu_si256(lanes.as_mut_ptr().cast(), sums);
+            std::ptr::copy_nonoverlapping(lanes.as_ptr(), dst, n);
+        }
+    }
+}
+
+/// How a tile reads and writes one panel.
+struct Tile {
     /// From one group's row of the patch matrix to the next.
     width: usize,
     /// From one output channel's row to the next.
     stride: usize,
+    /// The panel's first output channel.
+    first: usize,
     /// The output channels of the panel that exist.
     rows: usize,
-    offsets: &'a [i32; ROWS],
-    scales: &'a [u32; ROWS],
-    zero: i32,
-    range: (i32, i32),
 }
 
-impl Tile<'_> {
-    /// `ROWS x (V * 8)` outputs: the offset, plus for each group of taps
-    /// their weights times the inputs, then scaled, rounded half to even,
-    /// moved to the output's zero point and clamped to its range; of
-    /// these, the first `valid` of each of `self.rows` rows go to `dst`.
-    /// Inlined into its callers, which enable the instructions it uses.
+impl Tile {
+    /// `ROWS x (V * 8)` outputs: the sink's start, plus for each group of
+    /// taps their weights times the inputs; of these, the first `valid` of
+    /// each of `self.rows` rows go through `sink` to `dst`. Inlined into
+    /// its callers, which enable the instructions it uses.
     ///
     /// # Safety
     /// The CPU must have AVX2, and with `VNNI` AVX-512 VL and VNNI;
     /// `weights` must hold `groups * ROWS` words, `source` `V * 8` words at
-    /// each of `groups` rows `width` words apart, and `dst` `valid` bytes
+    /// each of `groups` rows `width` words apart, and `dst` `valid` outputs
     /// at each of `self.rows` rows `self.stride` apart.
     #[inline(always)]
-    unsafe fn run<const V: usize, const VNNI: bool>(
+    unsafe fn run<const V: usize, const VNNI: bool, S: Sink>(
         &self,
         weights: *const u32,
         source: *const u32,
         groups: usize,
-        dst: *mut u8,
+        sink: &S,
+        dst: *mut S::Out,
         valid: usize,
     ) {
-        use std::arch::x86_64::*;
         let mut acc = [[_mm256_setzero_si256(); V]; ROWS];
-        for (row, &offset) in acc.iter_mut().zip(self.offsets) {
-            *row = [_mm256_set1_epi32(offset); V];
+        for (r, row) in acc.iter_mut().enumerate() {
+            *row = [_mm256_set1_epi32(sink.start(self.first + r)); V];
         }
         for group in 0..groups {
             let src = source.add(group * self.width);
@@ -453,34 +604,11 @@ impl Tile<'_> {
                 }
             }
         }
-        let (zero, lo, hi) = (
-            _mm256_set1_epi32(self.zero),
-            _mm256_set1_epi32(self.range.0),
-            _mm256_set1_epi32(self.range.1),
-        );
         for (r, row) in acc.iter().enumerate().take(self.rows) {
-            let scale = _mm256_set1_ps(f32::from_bits(self.scales[r]));
             for (i, &v) in row.iter().enumerate() {
-                // Rounds half to even: the MXCSR default.
-                let q = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_cvtepi32_ps(v), scale));
-                let q = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(q, zero), lo), hi);
-                // In range already, so the saturating packs only narrow.
-                let halves = (_mm256_castsi256_si128(q), _mm256_extracti128_si256::<1>(q));
-                let shorts = _mm_packs_epi32(halves.0, halves.1);
-                let bytes = if self.range.0 < 0 {
-                    _mm_packs_epi16(shorts, shorts)
-                } else {
-                    _mm_packus_epi16(shorts, shorts)
-                };
-                let dst = dst.add(r * self.stride + i * VECTOR);
-                match valid.saturating_sub(i * VECTOR) {
-                    0 => {}
-                    n if n >= VECTOR => _mm_storel_epi64(dst.cast(), bytes),
-                    n => {
-                        let mut lanes = [0u8; 16];
-                        _mm_storeu_si128(lanes.as_mut_ptr().cast(), bytes);
-                        std::ptr::copy_nonoverlapping(lanes.as_ptr(), dst, n);
-                    }
+                let n = valid.saturating_sub(i * VECTOR).min(VECTOR);
+                if n > 0 {
+                    sink.store(self.first + r, v, dst.add(r * self.stride + i * VECTOR), n);
                 }
             }
         }

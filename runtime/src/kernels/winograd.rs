@@ -8,6 +8,14 @@
 //! convolutions are bound by their multiply-adds, so 2.25x fewer of them
 //! is what pays; the transforms are a few additions per value.
 //!
+//! int8 convolutions on CPUs without VNNI take the same transforms in
+//! integers: their products are 16-bit pairs already (`vpmaddwd`), the
+//! inputs' transforms stay within 16 bits and the weights' are whole
+//! numbers when scaled by 4, so the sums are exact and the outputs are the
+//! direct convolution's, bit for bit. With VNNI, whose `vpdpbusd` takes
+//! bytes, twice as many per instruction, Winograd's 16-bit products would
+//! give back most of what they save.
+//!
 //! With `d` a tile, `g` a filter and `Y` the tile's outputs:
 //! `Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A`, the matrices as in Lavin and Gray,
 //! "Fast Algorithms for Convolutional Neural Networks" (2015).
@@ -16,6 +24,7 @@ use std::arch::x86_64::*;
 
 use super::conv::{multiply, multiply_by_tap, Product};
 use super::patches::{by_tap, pack_panels, Geometry, Patches, ROWS, VECTOR};
+use super::qconv::{self, Dot, Requantize};
 
 /// Points of the transform domain: one 4x4 tile.
 const POINTS: usize = 16;
@@ -59,35 +68,61 @@ impl Products {
     }
 }
 
-/// `weights`, `[O][C][3][3]`, as `G g Gᵀ` for each filter: `[point][O, C]`,
-/// each point's matrix packed as [`pack_panels`] does for `C` taps, or
-/// `[C][O]` for [`Products::ByTap`]. Computed in f64, so that the weights
-/// carry no rounding of their own.
-pub fn transform_weights(weights: &[f32], co: usize, ci: usize, products: Products) -> Vec<f32> {
+/// `G g Gᵀ` of each 3x3 filter `g` of `weights`, `[O][C][3][3]`: `[point][O,
+/// C]`, in f64, so that the transformed weights carry no rounding of their
+/// own (every value is a whole number of quarters of the weights').
+fn transform_filters(weights: &[f64]) -> Vec<Vec<f64>> {
     const G: [[f64; 3]; 4] = [
         [1.0, 0.0, 0.0],
         [0.5, 0.5, 0.5],
         [0.5, -0.5, 0.5],
         [0.0, 0.0, 1.0],
     ];
-    assert_eq!(weights.len(), co * ci * 9);
-    let mut points = vec![vec![0.0f32; co * ci]; POINTS];
+    let mut points = vec![vec![0.0; weights.len() / 9]; POINTS];
     for (filter, g) in weights.chunks_exact(9).enumerate() {
         for (point, u) in points.iter_mut().enumerate() {
             let (i, j) = (point / 4, point % 4);
             let mut sum = 0.0;
             for (a, row) in g.chunks_exact(3).enumerate() {
                 for (b, &w) in row.iter().enumerate() {
-                    sum += G[i][a] * f64::from(w) * G[j][b];
+                    sum += G[i][a] * w * G[j][b];
                 }
             }
-            u[filter] = sum as f32;
+            u[filter] = sum;
         }
     }
-    (points.iter())
-        .flat_map(|u| match products {
-            Products::Panels => pack_panels::<f32, 1>(u, ci),
-            Products::ByTap => by_tap(u, ci),
+    points
+}
+
+/// `weights`, `[O][C][3][3]`, as `G g Gᵀ` for each filter: `[point][O, C]`,
+/// each point's matrix packed as [`pack_panels`] does for `C` taps, or
+/// `[C][O]` for [`Products::ByTap`].
+pub fn transform_weights(weights: &[f32], co: usize, ci: usize, products: Products) -> Vec<f32> {
+    assert_eq!(weights.len(), co * ci * 9);
+    let weights: Vec<f64> = weights.iter().map(|&w| f64::from(w)).collect();
+    (transform_filters(&weights).iter())
+        .flat_map(|u| {
+            let u: Vec<f32> = u.iter().map(|&v| v as f32).collect();
+            match products {
+                Products::Panels => pack_panels::<f32, 1>(&u, ci),
+                Products::ByTap => by_tap(&u, ci),
+            }
+        })
+        .collect()
+}
+
+/// int8 `weights`, `[O][C][3][3]`, as `4 G g Gᵀ` for each filter (whole
+/// numbers, at most 9 * 128 in size): `[point][O, C]`, each point's matrix
+/// in words of two channels' 16-bit values, packed in panels as
+/// [`convolve_int8`]'s products take them.
+pub fn transform_int8_weights(weights: &[i8], co: usize, ci: usize) -> Vec<u32> {
+    assert_eq!(weights.len(), co * ci * 9);
+    let weights: Vec<f64> = weights.iter().map(|&w| f64::from(w)).collect();
+    (transform_filters(&weights).iter())
+        .flat_map(|u| {
+            let u: Vec<i32> = u.iter().map(|&v| (4.0 * v) as i32).collect();
+            let words = qconv::by_groups(&u, ci, ci, Dot::Avx2);
+            pack_panels::<u32, 1>(&words, ci.div_ceil(Dot::Avx2.group()))
         })
         .collect()
 }
@@ -108,7 +143,6 @@ pub unsafe fn convolve(
     out: &mut [f32],
     patches: &mut Patches<f32>,
 ) {
-    assert!(g.is_same_3x3_even());
     let (ci, co) = (g.channels, out.len() / g.positions());
     let tiles = Tiles::new(g);
     // Panels store whole vectors of tiles, rows `width` apart; by tap, rows
@@ -117,19 +151,10 @@ pub unsafe fn convolve(
         Products::Panels => (tiles.width, co.div_ceil(ROWS) * ROWS),
         Products::ByTap => (tiles.count, co),
     };
-    assert_eq!(weights.len(), POINTS * panels * ci);
-    let Patches {
-        padded,
-        matrix,
-        products: point_products,
-    } = patches;
-    let inputs = tiles.transform_input(image, ci, padded, matrix);
-    // The output transform's last vector reads up to `VECTOR` past.
-    point_products.resize(POINTS * co * stride + VECTOR, 0.0);
-    let point_weights = weights.chunks_exact(weights.len() / POINTS);
-    let point_inputs = inputs.chunks_exact(ci * tiles.width);
-    for (p, (u, v)) in point_weights.zip(point_inputs).enumerate() {
-        let m = &mut point_products[p * co * stride..][..co * stride];
+    let len = panels * ci;
+    assert_eq!(weights.len(), POINTS * len);
+    let multiply_point = |p: usize, v: &[f32], m: &mut [f32]| {
+        let u = &weights[p * len..][..len];
         let product = Product {
             source: v,
             taps: ci,
@@ -141,8 +166,274 @@ pub unsafe fn convolve(
             Products::Panels => multiply(u, &product, m, co),
             Products::ByTap => multiply_by_tap(u, &product, m, co),
         }
+    };
+    let bias = Bias { bias, relu };
+    let image = (image, 0.0);
+    transform_multiply::<Floats, _>(
+        g,
+        &tiles,
+        image,
+        (stride, multiply_point),
+        &bias,
+        out,
+        patches,
+    )
+}
+
+/// One image of int8 activations, `[C / 2, H, W]` words of two channels'
+/// bytes (as [`PlaneQConv`](super::PlaneQConv) packs them for AVX2) padded
+/// by `pad`, into `out`, `[O, H, W]`: the input transform, the 16 integer
+/// matrix products with `weights` (from [`transform_int8_weights`]), then
+/// the output transform, requantized.
+///
+/// # Safety
+/// The CPU must have AVX2; `g`, the geometry of the words, must be
+/// [`Geometry::is_same_3x3_even`].
+#[target_feature(enable = "avx2")]
+pub unsafe fn convolve_int8(
+    g: &Geometry,
+    image: (&[u32], u32),
+    weights: &[u32],
+    requantize: &Requantize,
+    out: &mut [u8],
+    patches: &mut Patches<u32>,
+) {
+    let (groups, co) = (g.channels, out.len() / g.positions());
+    let tiles = Tiles::new(g);
+    let len = co.div_ceil(ROWS) * ROWS * groups;
+    assert_eq!(weights.len(), POINTS * len);
+    let multiply_point = |p: usize, v: &[u32], m: &mut [u32]| {
+        qconv::sums_avx2(&weights[p * len..][..len], v, (groups, tiles.width), m, co)
+    };
+    let products = (tiles.width, multiply_point);
+    transform_multiply::<Pairs, _>(g, &tiles, image, products, requantize, out, patches)
+}
+
+/// The steps both kinds share: the input transform of `image` (its planes
+/// padded by its second value), for each point `multiply(point, inputs,
+/// products)` from its transformed inputs, `[C][width]`, to its products,
+/// `[O][stride]`, then the output transform through `epilogue`.
+#[inline(always)]
+unsafe fn transform_multiply<I: Lanes, E: Epilogue>(
+    g: &Geometry,
+    tiles: &Tiles,
+    (image, pad): (&[I::T], I::T),
+    (stride, multiply): (usize, impl Fn(usize, &[I::T], &mut [I::T])),
+    epilogue: &E,
+    out: &mut [E::Out],
+    patches: &mut Patches<I::T>,
+) where
+    E::L: Lanes<T = I::T>,
+{
+    let (ci, co) = (g.channels, out.len() / g.positions());
+    let Patches {
+        padded,
+        matrix,
+        products,
+    } = patches;
+    let inputs = tiles.transform_input::<I>(image, ci, pad, padded, matrix);
+    // The output transform's last vector reads up to `VECTOR` past.
+    products.resize(POINTS * co * stride + VECTOR, I::T::default());
+    for (p, v) in inputs.chunks_exact(ci * tiles.width).enumerate() {
+        multiply(p, v, &mut products[p * co * stride..][..co * stride]);
     }
-    tiles.transform_output((point_products, stride), (bias, relu), out);
+    tiles.transform_output((products, stride), epilogue, out);
+}
+
+/// The vector arithmetic of the transforms, on elements of type `T`.
+trait Lanes {
+    type T: Copy + Default;
+    type V: Copy;
+    unsafe fn zero() -> Self::V;
+    unsafe fn load(from: *const Self::T) -> Self::V;
+    unsafe fn store(to: *mut Self::T, v: Self::V);
+    unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
+    unsafe fn sub(a: Self::V, b: Self::V) -> Self::V;
+}
+
+/// f32 values.
+struct Floats;
+
+/// Words of two channels' 16-bit values: int8 activations, whose
+/// transforms stay within ±1,020.
+struct Pairs;
+
+/// 32-bit sums: the int8 products.
+struct Sums;
+
+impl Lanes for Floats {
+    type T = f32;
+    type V = __m256;
+    #[inline(always)]
+    unsafe fn zero() -> __m256 {
+        _mm256_setzero_ps()
+    }
+    #[inline(always)]
+    unsafe fn load(from: *const f32) -> __m256 {
+        _mm256_loadu_ps(from)
+    }
+    #[inline(always)]
+    unsafe fn store(to: *mut f32, v: __m256) {
+        _mm256_storeu_ps(to, v)
+    }
+    #[inline(always)]
+    unsafe fn add(a: __m256, b: __m256) -> __m256 {
+        _mm256_add_ps(a, b)
+    }
+    #[inline(always)]
+    unsafe fn sub(a: __m256, b: __m256) -> __m256 {
+        _mm256_sub_ps(a, b)
+    }
+}
+
+impl Lanes for Pairs {
+    type T = u32;
+    type V = __m256i;
+    #[inline(always)]
+    unsafe fn zero() -> __m256i {
+        _mm256_setzero_si256()
+    }
+    #[inline(always)]
+    unsafe fn load(from: *const u32) -> __m256i {
+        _mm256_loadu_si256(from.cast())
+    }
+    #[inline(always)]
+    unsafe fn store(to: *mut u32, v: __m256i) {
+        _mm256_storeu_si256(to.cast(), v)
+    }
+    #[inline(always)]
+    unsafe fn add(a: __m256i, b: __m256i) -> __m256i {
+        _mm256_add_epi16(a, b)
+    }
+    #[inline(always)]
+    unsafe fn sub(a: __m256i, b: __m256i) -> __m256i {
+        _mm256_sub_epi16(a, b)
+    }
+}
+
+impl Lanes for Sums {
+    type T = u32;
+    type V = __m256i;
+    #[inline(always)]
+    unsafe fn zero() -> __m256i {
+        _mm256_setzero_si256()
+    }
+    #[inline(always)]
+    unsafe fn load(from: *const u32) -> __m256i {
+        _mm256_loadu_si256(from.cast())
+    }
+    #[inline(always)]
+    unsafe fn store(to: *mut u32, v: __m256i) {
+        _mm256_storeu_si256(to.cast(), v)
+    }
+    #[inline(always)]
+    unsafe fn add(a: __m256i, b: __m256i) -> __m256i {
+        _mm256_add_epi32(a, b)
+    }
+    #[inline(always)]
+    unsafe fn sub(a: __m256i, b: __m256i) -> __m256i {
+        _mm256_sub_epi32(a, b)
+    }
+}
+
+/// What becomes of a channel's outputs after the output transform.
+trait Epilogue {
+    /// The products' lanes.
+    type L: Lanes;
+    type Out: Copy;
+    /// Writes row `(left, right)` of output channel `k`'s tiles, the tiles'
+    /// left and right outputs, side by side: `n` outputs from `at` in
+    /// `out`. Whole vectors where `out` has room: what they write past the
+    /// `n` outputs is the next outputs', written after.
+    unsafe fn store(
+        &self,
+        k: usize,
+        row: (<Self::L as Lanes>::V, <Self::L as Lanes>::V),
+        out: &mut [Self::Out],
+        at: usize,
+        n: usize,
+    );
+}
+
+/// f32 outputs: the channel's bias, then ReLU if asked.
+struct Bias<'a> {
+    bias: &'a [f32],
+    relu: bool,
+}
+
+impl Epilogue for Bias<'_> {
+    type L = Floats;
+    type Out = f32;
+
+    #[inline(always)]
+    unsafe fn store(
+        &self,
+        k: usize,
+        (left, right): (__m256, __m256),
+        out: &mut [f32],
+        at: usize,
+        n: usize,
+    ) {
+        let b = _mm256_set1_ps(self.bias[k]);
+        let (left, right) = (finish(left, b, self.relu), finish(right, b, self.relu));
+        let (lo, hi) = (
+            _mm256_unpacklo_ps(left, right),
+            _mm256_unpackhi_ps(left, right),
+        );
+        let pairs = [
+            _mm256_permute2f128_ps(lo, hi, 0x20),
+            _mm256_permute2f128_ps(lo, hi, 0x31),
+        ];
+        if at + 2 * VECTOR <= out.len() {
+            let dst = out[at..][..2 * VECTOR].as_mut_ptr();
+            _mm256_storeu_ps(dst, pairs[0]);
+            _mm256_storeu_ps(dst.add(VECTOR), pairs[1]);
+        } else {
+            let mut lanes = [0.0f32; 2 * VECTOR];
+            _mm256_storeu_ps(lanes.as_mut_ptr(), pairs[0]);
+            _mm256_storeu_ps(lanes[VECTOR..].as_mut_ptr(), pairs[1]);
+            out[at..][..n].copy_from_slice(&lanes[..n]);
+        }
+    }
+}
+
+/// int8 outputs: the transform's sums are four times the convolution's
+/// (the weights are `4 G g Gᵀ`), so a shift right by two gives them
+/// exactly; then the channel's offset, and requantization.
+impl Epilogue for Requantize<'_> {
+    type L = Sums;
+    type Out = u8;
+
+    #[inline(always)]
+    unsafe fn store(
+        &self,
+        k: usize,
+        (left, right): (__m256i, __m256i),
+        out: &mut [u8],
+        at: usize,
+        n: usize,
+    ) {
+        let offset = _mm256_set1_epi32(self.offsets[k]);
+        let (left, right) = (
+            self.apply(k, _mm256_add_epi32(_mm256_srai_epi32::<2>(left), offset)),
+            self.apply(k, _mm256_add_epi32(_mm256_srai_epi32::<2>(right), offset)),
+        );
+        let (lo, hi) = (
+            _mm256_unpacklo_epi32(left, right),
+            _mm256_unpackhi_epi32(left, right),
+        );
+        let bytes = _mm_unpacklo_epi64(
+            self.narrow(_mm256_permute2x128_si256(lo, hi, 0x20)),
+            self.narrow(_mm256_permute2x128_si256(lo, hi, 0x31)),
+        );
+        if at + 2 * VECTOR <= out.len() {
+            _mm_storeu_si128(out[at..][..2 * VECTOR].as_mut_ptr().cast(), bytes);
+        } else {
+            let mut lanes = [0u8; 2 * VECTOR];
+            _mm_storeu_si128(lanes.as_mut_ptr().cast(), bytes);
+            out[at..][..n].copy_from_slice(&lanes[..n]);
+        }
+    }
 }
 
 /// The tiles of a plane, each two rows and columns of outputs.
@@ -162,6 +453,7 @@ struct Tiles {
 
 impl Tiles {
     fn new(g: &Geometry) -> Tiles {
+        assert!(g.is_same_3x3_even());
         let (rows, columns) = (g.out_h / 2, g.out_w / 2);
         let chunks = columns.div_ceil(VECTOR);
         Tiles {
@@ -175,20 +467,21 @@ impl Tiles {
         }
     }
 
-    /// `Bᵀ d B` of every tile `d` of the padded `image`, `[C, H, W]`, as
-    /// `[point][C][width]` in `matrix`. Each plane's rows go first to
-    /// `split`, their even and odd columns apart (the padding's zeros
-    /// around them); then for each tile row, a vector of tiles at a time,
-    /// `Bᵀ d` down the four rows of the columns each tile starts at and of
-    /// those one on, and `(Bᵀ d) B` across from them: no lane shuffles.
+    /// `Bᵀ d B` of every tile `d` of `image`, `[C, H, W]` padded by `pad`,
+    /// as `[point][C][width]` in `matrix`. Each plane's rows go first to
+    /// `split`, their even and odd columns apart (the padding around them);
+    /// then for each tile row, a vector of tiles at a time, `Bᵀ d` down the
+    /// four rows of the columns each tile starts at and of those one on,
+    /// and `(Bᵀ d) B` across from them: no lane shuffles.
     #[inline(always)]
-    unsafe fn transform_input<'a>(
+    unsafe fn transform_input<'a, L: Lanes>(
         &self,
-        image: &[f32],
+        image: &[L::T],
         channels: usize,
-        split: &mut Vec<f32>,
-        matrix: &'a mut Vec<f32>,
-    ) -> &'a [f32] {
+        pad: L::T,
+        split: &mut Vec<L::T>,
+        matrix: &'a mut Vec<L::T>,
+    ) -> &'a [L::T] {
         let (h, w) = (2 * self.rows, 2 * self.columns);
         assert!(image.len() >= channels * h * w);
         // Padded row `r` (image row `r - 1`) is `[even | odd]`, each `half`
@@ -196,11 +489,11 @@ impl Tiles {
         let half = VECTOR * self.chunks + VECTOR;
         let row = 2 * half;
         split.clear();
-        split.resize((h + 2) * row, 0.0);
-        matrix.resize(POINTS * channels * self.width, 0.0);
+        split.resize((h + 2) * row, pad);
+        matrix.resize(POINTS * channels * self.width, L::T::default());
         for (c, plane) in image.chunks_exact(h * w).take(channels).enumerate() {
             // Padded column 2j + 1 is image column 2j, and 2j + 2 is 2j + 1.
-            // The padding (column 0 and w + 1, rows 0 and h + 1) stays zero.
+            // The padding (column 0 and w + 1, rows 0 and h + 1) stays.
             for (y, pixels) in plane.chunks_exact(w).enumerate() {
                 let (even, odd) = split[(y + 1) * row..][..row].split_at_mut(half);
                 for (j, pair) in pixels.chunks_exact(2).enumerate() {
@@ -214,16 +507,16 @@ impl Tiles {
                 let rows = split[2 * ty * row..][..4 * row].as_ptr();
                 for q in 0..self.chunks {
                     let at = VECTOR * q;
-                    let e0 = down(rows, row, at);
-                    let e1 = down(rows, row, at + 1);
-                    let o0 = down(rows, row, half + at);
-                    let o1 = down(rows, row, half + at + 1);
+                    let e0 = down::<L>(rows, row, at);
+                    let e1 = down::<L>(rows, row, at + 1);
+                    let o0 = down::<L>(rows, row, half + at);
+                    let o1 = down::<L>(rows, row, half + at + 1);
                     for i in 0..4 {
                         let across = [
-                            _mm256_sub_ps(e0[i], e1[i]),
-                            _mm256_add_ps(o0[i], e1[i]),
-                            _mm256_sub_ps(e1[i], o0[i]),
-                            _mm256_sub_ps(o0[i], o1[i]),
+                            L::sub(e0[i], e1[i]),
+                            L::add(o0[i], e1[i]),
+                            L::sub(e1[i], o0[i]),
+                            L::sub(o0[i], o1[i]),
                         ];
                         for (j, v) in across.into_iter().enumerate() {
                             // The last vector of a row ends at `width` at
@@ -231,7 +524,7 @@ impl Tiles {
                             // tile row's, rewritten after, or the slack.
                             let to =
                                 ((i * 4 + j) * channels + c) * self.width + ty * self.columns + at;
-                            _mm256_storeu_ps(matrix[to..][..VECTOR].as_mut_ptr(), v);
+                            L::store(matrix[to..][..VECTOR].as_mut_ptr(), v);
                         }
                     }
                 }
@@ -240,24 +533,22 @@ impl Tiles {
         matrix
     }
 
-    /// `Aᵀ m A` of every tile's products `m`, `[point][O][stride]`, plus the
-    /// channel's bias and ReLU if asked, to its 2x2 outputs in `out`,
-    /// `[O, 2 * rows, 2 * columns]`.
+    /// `Aᵀ m A` of every tile's products `m`, `[point][O][stride]`, to its
+    /// 2x2 outputs in `out`, `[O, 2 * rows, 2 * columns]`, through
+    /// `epilogue`.
     #[inline(always)]
-    unsafe fn transform_output(
+    unsafe fn transform_output<E: Epilogue>(
         &self,
-        (products, stride): (&[f32], usize),
-        (bias, relu): (&[f32], bool),
-        out: &mut [f32],
+        (products, stride): (&[<E::L as Lanes>::T], usize),
+        epilogue: &E,
+        out: &mut [E::Out],
     ) {
         let out_w = 2 * self.columns;
         let co = out.len() / (4 * self.count);
         let point = co * stride;
         assert!(stride >= self.count && products.len() >= POINTS * point + VECTOR);
-        assert!(bias.len() >= co);
-        let zero = _mm256_setzero_ps();
-        for (k, &bias) in bias[..co].iter().enumerate() {
-            let b = _mm256_set1_ps(bias);
+        let zero = E::L::zero();
+        for k in 0..co {
             for ty in 0..self.rows {
                 // Last vector first: what it writes past the row goes to the
                 // next rows' first vectors, written after.
@@ -268,42 +559,18 @@ impl Tiles {
                         // SAFETY: the assert above bounds the last vector
                         // of the last channel of the last point, which
                         // ends at most `VECTOR` past the row's tiles.
-                        *m = _mm256_loadu_ps(products.as_ptr().add(p * point + t));
+                        *m = E::L::load(products.as_ptr().add(p * point + t));
                     }
-                    // `Aᵀ m`: the sums and differences down the columns.
+                    // `Aᵀ m` down the columns, then `(Aᵀ m) A` across.
                     let (mut s, mut d) = ([zero; 4], [zero; 4]);
                     for j in 0..4 {
-                        s[j] = sum3(m[j], m[4 + j], m[8 + j]);
-                        d[j] = diff3(m[4 + j], m[8 + j], m[12 + j]);
+                        (s[j], d[j]) = a_t::<E::L>([m[j], m[4 + j], m[8 + j], m[12 + j]]);
                     }
-                    let rows = [
-                        (sum3(s[0], s[1], s[2]), diff3(s[1], s[2], s[3])),
-                        (sum3(d[0], d[1], d[2]), diff3(d[1], d[2], d[3])),
-                    ];
+                    let rows = [a_t::<E::L>(s), a_t::<E::L>(d)];
                     let n = 2 * (self.columns - VECTOR * q).min(VECTOR);
-                    for (dy, (left, right)) in rows.into_iter().enumerate() {
-                        let (left, right) = (finish(left, b, relu), finish(right, b, relu));
-                        let (lo, hi) = (
-                            _mm256_unpacklo_ps(left, right),
-                            _mm256_unpackhi_ps(left, right),
-                        );
-                        let pairs = [
-                            _mm256_permute2f128_ps(lo, hi, 0x20),
-                            _mm256_permute2f128_ps(lo, hi, 0x31),
-                        ];
+                    for (dy, row) in rows.into_iter().enumerate() {
                         let at = (k * 2 * self.rows + 2 * ty + dy) * out_w + 2 * VECTOR * q;
-                        if at + 2 * VECTOR <= out.len() {
-                            // Whole vectors: what they write past the `n`
-                            // outputs is the next outputs', written after.
-                            let dst = out[at..][..2 * VECTOR].as_mut_ptr();
-                            _mm256_storeu_ps(dst, pairs[0]);
-                            _mm256_storeu_ps(dst.add(VECTOR), pairs[1]);
-                        } else {
-                            let mut lanes = [0.0f32; 2 * VECTOR];
-                            _mm256_storeu_ps(lanes.as_mut_ptr(), pairs[0]);
-                            _mm256_storeu_ps(lanes[VECTOR..].as_mut_ptr(), pairs[1]);
-                            out[at..][..n].copy_from_slice(&lanes[..n]);
-                        }
+                        epilogue.store(k, row, out, at, n);
                     }
                 }
             }
@@ -317,29 +584,26 @@ impl Tiles {
 /// # Safety
 /// `rows` must hold `3 * stride + at + VECTOR` values.
 #[inline(always)]
-unsafe fn down(rows: *const f32, stride: usize, at: usize) -> [__m256; 4] {
-    let mut r = [_mm256_setzero_ps(); 4];
+unsafe fn down<L: Lanes>(rows: *const L::T, stride: usize, at: usize) -> [L::V; 4] {
+    let mut r = [L::zero(); 4];
     for (i, r) in r.iter_mut().enumerate() {
-        *r = _mm256_loadu_ps(rows.add(i * stride + at));
+        *r = L::load(rows.add(i * stride + at));
     }
     [
-        _mm256_sub_ps(r[0], r[2]),
-        _mm256_add_ps(r[1], r[2]),
-        _mm256_sub_ps(r[2], r[1]),
-        _mm256_sub_ps(r[1], r[3]),
+        L::sub(r[0], r[2]),
+        L::add(r[1], r[2]),
+        L::sub(r[2], r[1]),
+        L::sub(r[1], r[3]),
     ]
 }
 
-/// `a + b + c`.
+/// `Aᵀ v`: `(v0 + v1 + v2, v1 - v2 - v3)`.
 #[inline(always)]
-unsafe fn sum3(a: __m256, b: __m256, c: __m256) -> __m256 {
-    _mm256_add_ps(_mm256_add_ps(a, b), c)
-}
-
-/// `a - b - c`.
-#[inline(always)]
-unsafe fn diff3(a: __m256, b: __m256, c: __m256) -> __m256 {
-    _mm256_sub_ps(_mm256_sub_ps(a, b), c)
+unsafe fn a_t<L: Lanes>(v: [L::V; 4]) -> (L::V, L::V) {
+    (
+        L::add(L::add(v[0], v[1]), v[2]),
+        L::sub(L::sub(v[1], v[2]), v[3]),
+    )
 }
 
 /// `v + bias`, then ReLU if asked.
