@@ -589,10 +589,10 @@ mod tests {
                 "case {i}: {clamped} outputs clamped"
             );
         }
-        // squeeze1's 12x12 expand, the batch of 8x10 planes, the two
-        // planes of more than one vector of tiles (one of an odd number of
-        // channels); not the 6x6 planes, whose tiles fill no vector.
-        let expected = if dot == super::qconv::Dot::Avx2 { 4 } else { 0 };
+        // squeeze1's 12x12 and 6x6 expands, the batches of 8x10 and 6x6
+        // planes, the two planes of more than one vector of tiles (one of an
+        // odd number of channels).
+        let expected = if dot == super::qconv::Dot::Avx2 { 6 } else { 0 };
         assert_eq!(winograds, expected, "{dot:?}: Winograd layouts");
     }
 

@@ -96,9 +96,10 @@ pub struct PlaneQConv {
 enum Weights {
     /// `[panel][group of taps][ROWS]`, as [`pack_panels`] lays them out.
     Panels(Arc<Vec<u32>>),
-    /// [`winograd::transform_int8_weights`]: for 3x3 kernels padded by one
-    /// over planes of even height and width, and no others; AVX2's words.
-    Winograd(Arc<Vec<u32>>),
+    /// [`winograd::transform_int8_weights`] for the products' layout: for
+    /// 3x3 kernels padded by one over planes of even height and width, and
+    /// no others; AVX2's words.
+    Winograd(winograd::Products, Arc<Vec<u32>>),
 }
 
 impl fmt::Debug for PlaneQConv {
@@ -106,7 +107,8 @@ impl fmt::Debug for PlaneQConv {
         let s = &self.pool_spec;
         let layout = match self.weights {
             Weights::Panels(_) => "panels",
-            Weights::Winograd(_) => "winograd",
+            Weights::Winograd(winograd::Products::Panels, _) => "winograd, panels",
+            Weights::Winograd(winograd::Products::ByTap, _) => "winograd, by tap",
         };
         write!(
             f,
@@ -199,11 +201,12 @@ impl PlaneQConv {
             (0, 255)
         };
         let geometry = shape.and_then(|shape| Geometry::new(spec, shape).ok());
-        let winograd = dot == Dot::Avx2
-            && geometry.and_then(|g| winograd::Products::paying(&g, co))
-                == Some(winograd::Products::Panels);
-        let weights = if winograd {
-            Weights::Winograd(Arc::new(winograd::transform_int8_weights(&weights, co, ci)))
+        let winograd = geometry
+            .and_then(|g| winograd::Products::paying(&g, co))
+            .filter(|_| dot == Dot::Avx2);
+        let weights = if let Some(products) = winograd {
+            let transformed = winograd::transform_int8_weights(&weights, co, ci, products);
+            Weights::Winograd(products, Arc::new(transformed))
         } else {
             let weights: Vec<i32> = weights.iter().map(|&w| w.into()).collect();
             Weights::Panels(Arc::new(pack_panels::<u32, 1>(
@@ -229,7 +232,7 @@ impl PlaneQConv {
         let spec = &self.pool_spec;
         let geometry = Geometry::new(spec, input.shape())?;
         ensure!(
-            !matches!(self.weights, Weights::Winograd(_)) || geometry.is_same_3x3_even(),
+            !matches!(self.weights, Weights::Winograd(..)) || geometry.is_same_3x3_even(),
             "{self:?} does not take an input of {:?}",
             input.shape()
         );
@@ -307,9 +310,9 @@ impl PlaneQConv {
                 };
                 multiply::<VNNI, _>(panels, source, (g.taps(), width), out, co, &requantize);
             }
-            Weights::Winograd(weights) => {
+            Weights::Winograd(products, weights) => {
                 let image = (&scratch.image[..], pad);
-                let patches = &mut scratch.patches;
+                let (weights, patches) = ((*products, &weights[..]), &mut scratch.patches);
                 winograd::convolve_int8(g, image, weights, &requantize, out, patches);
             }
         }
@@ -373,6 +376,48 @@ pub(super) unsafe fn sums_avx2(
     co: usize,
 ) {
     multiply::<false, _>(panels, source, (groups, width), out, co, &Sums)
+}
+
+/// Winograd's products by tap with AVX2's `vpmaddwd`, `[co][positions]`:
+/// `ROWS` positions (broadcast from `source`, `groups` rows `width` apart)
+/// by 16 channels (`by_tap`, `[groups][co]` words) at a time, for planes
+/// whose tiles fill no vector but whose channels do.
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn sums_by_tap_avx2(
+    by_tap: &[u32],
+    source: &[u32],
+    (groups, width): (usize, usize),
+    out: &mut [u32],
+    co: usize,
+) {
+    let positions = out.len() / co;
+    assert!(source.len() >= groups * width && width >= positions.next_multiple_of(ROWS));
+    assert!(by_tap.len() == groups * co && co.is_multiple_of(2 * VECTOR));
+    let zero = [[_mm256_setzero_si256(); 2]; ROWS];
+    let mut lanes = [0u32; 2 * VECTOR];
+    for channel in (0..co).step_by(2 * VECTOR) {
+        for position in (0..positions).step_by(ROWS) {
+            // SAFETY: the asserts above bound both operands' reads.
+            let acc = accumulate::<2, false>(
+                zero,
+                groups,
+                (source.as_ptr().add(position), width),
+                (by_tap.as_ptr().add(channel), co),
+            );
+            let valid = (positions - position).min(ROWS);
+            for (p, row) in acc.iter().enumerate().take(valid) {
+                for (i, &v) in row.iter().enumerate() {
+                    _mm256_storeu_si256(lanes[i * VECTOR..].as_mut_ptr().cast(), v);
+                }
+                for (c, &v) in lanes.iter().enumerate() {
+                    out[(channel + c) * positions + position + p] = v;
+                }
+            }
+        }
+    }
 }
 
 /// Words of taps per output channel: `ceil(C / g) * kh * kw` for `g`
@@ -451,6 +496,42 @@ struct Scratch {
     image: Vec<u32>,
     /// Its patch matrix, `[taps / G][width]` words of `G` taps.
     patches: Patches<u32>,
+}
+
+/// `acc` plus, for each of `groups` groups of taps, its `ROWS` words at
+/// `broadcasts` times its `V` vectors of words at `vectors`, each operand's
+/// pointer moving by its step from one group to the next. With VNNI the
+/// vectors must be the activations: `vpdpbusd` takes them unsigned.
+///
+/// # Safety
+/// The CPU must have AVX2, and with `VNNI` AVX-512 VL and VNNI; both
+/// operands must hold their words for `groups` groups.
+#[inline(always)]
+unsafe fn accumulate<const V: usize, const VNNI: bool>(
+    mut acc: [[__m256i; V]; ROWS],
+    groups: usize,
+    (broadcasts, b_step): (*const u32, usize),
+    (vectors, v_step): (*const u32, usize),
+) -> [[__m256i; V]; ROWS] {
+    for group in 0..groups {
+        let src = vectors.add(group * v_step);
+        let mut b = [_mm256_setzero_si256(); V];
+        for (i, v) in b.iter_mut().enumerate() {
+            *v = _mm256_loadu_si256(src.add(i * VECTOR).cast());
+        }
+        let w = broadcasts.add(group * b_step);
+        for (r, row) in acc.iter_mut().enumerate() {
+            let a = _mm256_set1_epi32(w.add(r).read() as i32);
+            for (sum, &v) in row.iter_mut().zip(&b) {
+                *sum = if VNNI {
+                    _mm256_dpbusd_epi32(*sum, v, a)
+                } else {
+                    _mm256_add_epi32(*sum, _mm256_madd_epi16(v, a))
+                };
+            }
+        }
+    }
+    acc
 }
 
 /// What a tile does with its rows' sums.
@@ -586,24 +667,7 @@ impl Tile {
         for (r, row) in acc.iter_mut().enumerate() {
             *row = [_mm256_set1_epi32(sink.start(self.first + r)); V];
         }
-        for group in 0..groups {
-            let src = source.add(group * self.width);
-            let mut b = [_mm256_setzero_si256(); V];
-            for (i, v) in b.iter_mut().enumerate() {
-                *v = _mm256_loadu_si256(src.add(i * VECTOR).cast());
-            }
-            let w = weights.add(group * ROWS);
-            for (r, row) in acc.iter_mut().enumerate() {
-                let a = _mm256_set1_epi32(w.add(r).read() as i32);
-                for (sum, &v) in row.iter_mut().zip(&b) {
-                    *sum = if VNNI {
-                        _mm256_dpbusd_epi32(*sum, v, a)
-                    } else {
-                        _mm256_add_epi32(*sum, _mm256_madd_epi16(v, a))
-                    };
-                }
-            }
-        }
+        let acc = accumulate::<V, VNNI>(acc, groups, (weights, ROWS), (source, self.width));
         for (r, row) in acc.iter().enumerate().take(self.rows) {
             for (i, &v) in row.iter().enumerate() {
                 let n = valid.saturating_sub(i * VECTOR).min(VECTOR);

@@ -37,7 +37,7 @@ const MIN_CHANNELS: usize = 8;
 /// How the 16 matrix products take their operands: as [`multiply`] (panels
 /// of output channels by vectors of tiles) or as [`multiply_by_tap`]
 /// (vectors of channels by a few tiles), whichever fills its lanes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Products {
     Panels,
     ByTap,
@@ -113,16 +113,25 @@ pub fn transform_weights(weights: &[f32], co: usize, ci: usize, products: Produc
 
 /// int8 `weights`, `[O][C][3][3]`, as `4 G g Gᵀ` for each filter (whole
 /// numbers, at most 9 * 128 in size): `[point][O, C]`, each point's matrix
-/// in words of two channels' 16-bit values, packed in panels as
+/// in words of two channels' 16-bit values, packed in panels or by tap as
 /// [`convolve_int8`]'s products take them.
-pub fn transform_int8_weights(weights: &[i8], co: usize, ci: usize) -> Vec<u32> {
+pub fn transform_int8_weights(
+    weights: &[i8],
+    co: usize,
+    ci: usize,
+    products: Products,
+) -> Vec<u32> {
     assert_eq!(weights.len(), co * ci * 9);
     let weights: Vec<f64> = weights.iter().map(|&w| f64::from(w)).collect();
+    let groups = ci.div_ceil(Dot::Avx2.group());
     (transform_filters(&weights).iter())
         .flat_map(|u| {
             let u: Vec<i32> = u.iter().map(|&v| (4.0 * v) as i32).collect();
             let words = qconv::by_groups(&u, ci, ci, Dot::Avx2);
-            pack_panels::<u32, 1>(&words, ci.div_ceil(Dot::Avx2.group()))
+            match products {
+                Products::Panels => pack_panels::<u32, 1>(&words, groups),
+                Products::ByTap => by_tap(&words, groups),
+            }
         })
         .collect()
 }
@@ -145,13 +154,7 @@ pub unsafe fn convolve(
 ) {
     let (ci, co) = (g.channels, out.len() / g.positions());
     let tiles = Tiles::new(g);
-    // Panels store whole vectors of tiles, rows `width` apart; by tap, rows
-    // of `count` tiles.
-    let (stride, panels) = match products {
-        Products::Panels => (tiles.width, co.div_ceil(ROWS) * ROWS),
-        Products::ByTap => (tiles.count, co),
-    };
-    let len = panels * ci;
+    let (stride, len) = layout(&tiles, products, co, ci);
     assert_eq!(weights.len(), POINTS * len);
     let multiply_point = |p: usize, v: &[f32], m: &mut [f32]| {
         let u = &weights[p * len..][..len];
@@ -183,8 +186,8 @@ pub unsafe fn convolve(
 /// One image of int8 activations, `[C / 2, H, W]` words of two channels'
 /// bytes (as [`PlaneQConv`](super::PlaneQConv) packs them for AVX2) padded
 /// by `pad`, into `out`, `[O, H, W]`: the input transform, the 16 integer
-/// matrix products with `weights` (from [`transform_int8_weights`]), then
-/// the output transform, requantized.
+/// matrix products with `weights` (from [`transform_int8_weights`] for
+/// `products`), then the output transform, requantized.
 ///
 /// # Safety
 /// The CPU must have AVX2; `g`, the geometry of the words, must be
@@ -193,20 +196,35 @@ pub unsafe fn convolve(
 pub unsafe fn convolve_int8(
     g: &Geometry,
     image: (&[u32], u32),
-    weights: &[u32],
+    (products, weights): (Products, &[u32]),
     requantize: &Requantize,
     out: &mut [u8],
     patches: &mut Patches<u32>,
 ) {
     let (groups, co) = (g.channels, out.len() / g.positions());
     let tiles = Tiles::new(g);
-    let len = co.div_ceil(ROWS) * ROWS * groups;
+    let (stride, len) = layout(&tiles, products, co, groups);
     assert_eq!(weights.len(), POINTS * len);
     let multiply_point = |p: usize, v: &[u32], m: &mut [u32]| {
-        qconv::sums_avx2(&weights[p * len..][..len], v, (groups, tiles.width), m, co)
+        let (u, operands) = (&weights[p * len..][..len], (groups, tiles.width));
+        match products {
+            Products::Panels => qconv::sums_avx2(u, v, operands, m, co),
+            Products::ByTap => qconv::sums_by_tap_avx2(u, v, operands, m, co),
+        }
     };
-    let products = (tiles.width, multiply_point);
+    let products = (stride, multiply_point);
     transform_multiply::<Pairs, _>(g, &tiles, image, products, requantize, out, patches)
+}
+
+/// From one output channel's products to the next, and the length of a
+/// point's weights, for `co` outputs of `taps` weights each: panels store
+/// whole vectors of tiles, rows `width` apart, and pad the channels to
+/// whole panels; by tap, rows of `count` tiles.
+fn layout(tiles: &Tiles, products: Products, co: usize, taps: usize) -> (usize, usize) {
+    match products {
+        Products::Panels => (tiles.width, co.div_ceil(ROWS) * ROWS * taps),
+        Products::ByTap => (tiles.count, co * taps),
+    }
 }
 
 /// The steps both kinds share: the input transform of `image` (its planes
