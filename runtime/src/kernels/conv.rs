@@ -24,7 +24,8 @@ use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, PoolSpec};
 
 use super::patches::{
-    self, is_plain, pack_panels, per_channel, tiles, Geometry, Patches, ROWS, VECTOR,
+    self, accumulate, is_plain, pack_panels, per_channel, tiles, Geometry, MultiplyAdd, Patches,
+    ROWS, VECTOR,
 };
 use super::winograd;
 
@@ -290,38 +291,19 @@ pub(super) fn multiply_by_tap(by_tap: &[f32], p: &Product, out: &mut [f32], co: 
     }
 }
 
-/// `acc` plus, for each of `taps` taps, its `ROWS` values at `broadcasts`
-/// times its `V` vectors at `vectors`, each operand's pointer moving by its
-/// step from one tap to the next. With `V = 2` the twelve accumulators,
-/// two vectors and one broadcast value fit the sixteen registers, so
-/// nothing spills in the loop.
-///
-/// # Safety
-/// The CPU must have AVX2 and FMA; both operands must hold their values
-/// for `taps` taps.
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn accumulate<const V: usize>(
-    mut acc: [[__m256; V]; ROWS],
-    taps: usize,
-    (broadcasts, b_step): (*const f32, usize),
-    (vectors, v_step): (*const f32, usize),
-) -> [[__m256; V]; ROWS] {
-    for tap in 0..taps {
-        let src = vectors.add(tap * v_step);
-        let mut b = [_mm256_setzero_ps(); V];
-        for (i, v) in b.iter_mut().enumerate() {
-            *v = _mm256_loadu_ps(src.add(i * VECTOR));
-        }
-        let w = broadcasts.add(tap * b_step);
-        for (r, row) in acc.iter_mut().enumerate() {
-            let a = _mm256_broadcast_ss(&*w.add(r));
-            for (sum, &v) in row.iter_mut().zip(&b) {
-                *sum = _mm256_fmadd_ps(a, v, *sum);
-            }
-        }
+/// f32 fused multiply-adds.
+struct Fma;
+
+impl MultiplyAdd for Fma {
+    type V = __m256;
+    #[inline(always)]
+    unsafe fn broadcast(from: *const f32) -> __m256 {
+        _mm256_broadcast_ss(&*from)
     }
-    acc
+    #[inline(always)]
+    unsafe fn multiply_add(sum: __m256, a: __m256, v: __m256) -> __m256 {
+        _mm256_fmadd_ps(a, v, sum)
+    }
 }
 
 /// One tile of [`PlaneConv::multiply_by_tap`]: the outputs of `ROWS`
@@ -345,7 +327,7 @@ unsafe fn channel_tile(
     valid: usize,
 ) {
     let bias = [0, 1].map(|i| _mm256_loadu_ps(bias[i * VECTOR..][..VECTOR].as_ptr()));
-    let acc = accumulate::<2>([bias; ROWS], taps, source, weights);
+    let acc = accumulate::<Fma, 2>([bias; ROWS], taps, source, weights);
     let zero = _mm256_setzero_ps();
     let mut lanes = [0.0f32; 2 * VECTOR];
     for (p, row) in acc.iter().enumerate().take(valid) {
@@ -401,7 +383,7 @@ impl Tile {
         for (row, &b) in acc.iter_mut().zip(bias) {
             *row = [_mm256_set1_ps(b); V];
         }
-        let acc = accumulate(acc, taps, (weights, ROWS), (source, self.width));
+        let acc = accumulate::<Fma, V>(acc, taps, (weights, ROWS), (source, self.width));
         let zero = _mm256_setzero_ps();
         for (r, row) in acc.iter().enumerate().take(self.rows) {
             for (i, &v) in row.iter().enumerate() {

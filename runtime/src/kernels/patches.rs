@@ -4,6 +4,8 @@
 //! the patch matrix is one f32, or for int8 dot products a 32-bit word of
 //! four channels' bytes, whose `G = 4` weights sit together in the panels.
 
+use std::arch::x86_64::*;
+
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PoolSpec};
@@ -314,6 +316,91 @@ pub fn per_channel<T: Datum + Copy + Default>(values: &Tensor, co: usize) -> Tra
         n => bail!("{n} values for {co} output channels"),
     }
     Ok(padded)
+}
+
+/// A 256-bit register of [`VECTOR`] elements: f32 values, or 32-bit words
+/// of channels.
+pub trait Vector: Copy {
+    type T: Copy + Default;
+    unsafe fn zero() -> Self;
+    unsafe fn load(from: *const Self::T) -> Self;
+    unsafe fn store(self, to: *mut Self::T);
+}
+
+impl Vector for __m256 {
+    type T = f32;
+    #[inline(always)]
+    unsafe fn zero() -> __m256 {
+        _mm256_setzero_ps()
+    }
+    #[inline(always)]
+    unsafe fn load(from: *const f32) -> __m256 {
+        _mm256_loadu_ps(from)
+    }
+    #[inline(always)]
+    unsafe fn store(self, to: *mut f32) {
+        _mm256_storeu_ps(to, self)
+    }
+}
+
+impl Vector for __m256i {
+    type T = u32;
+    #[inline(always)]
+    unsafe fn zero() -> __m256i {
+        _mm256_setzero_si256()
+    }
+    #[inline(always)]
+    unsafe fn load(from: *const u32) -> __m256i {
+        _mm256_loadu_si256(from.cast())
+    }
+    #[inline(always)]
+    unsafe fn store(self, to: *mut u32) {
+        _mm256_storeu_si256(to.cast(), self)
+    }
+}
+
+/// The multiply-add a micro-kernel repeats: f32 FMA, or a dot product of
+/// words of channels' bytes or 16-bit values.
+pub trait MultiplyAdd {
+    type V: Vector;
+    unsafe fn broadcast(from: *const <Self::V as Vector>::T) -> Self::V;
+    /// `sum + a * v`, `a` a broadcast value. For dot products `v` holds the
+    /// activations, which VNNI's `vpdpbusd` takes unsigned.
+    unsafe fn multiply_add(sum: Self::V, a: Self::V, v: Self::V) -> Self::V;
+}
+
+/// `acc` plus, for each of `steps` steps, its `ROWS` values at
+/// `broadcasts` times its `V` vectors at `vectors`, each operand's pointer
+/// moving by its step from one step to the next. With `V = 2` the twelve
+/// accumulators, two vectors and one broadcast value fit the sixteen
+/// registers, so nothing spills in the loop. Inlined into its callers,
+/// which enable the instructions `M` uses.
+///
+/// # Safety
+/// The CPU must have `M`'s instructions; both operands must hold their
+/// values for `steps` steps.
+#[inline(always)]
+pub unsafe fn accumulate<M: MultiplyAdd, const V: usize>(
+    mut acc: [[M::V; V]; ROWS],
+    steps: usize,
+    (broadcasts, b_step): (*const <M::V as Vector>::T, usize),
+    (vectors, v_step): (*const <M::V as Vector>::T, usize),
+) -> [[M::V; V]; ROWS] {
+    for step in 0..steps {
+        let src = vectors.add(step * v_step);
+        let mut b = [M::V::zero(); V];
+        for (i, v) in b.iter_mut().enumerate() {
+            *v = M::V::load(src.add(i * VECTOR));
+        }
+        let w = broadcasts.add(step * b_step);
+        for (r, row) in acc.iter_mut().enumerate() {
+            let a = M::broadcast(w.add(r));
+            for (sum, &v) in row.iter_mut().zip(&b) {
+                *sum = M::multiply_add(*sum, a, v);
+            }
+        }
+    }
+    acc
 }
 
 /// The micro-kernel's tiles across `width` output positions, a multiple of

@@ -23,7 +23,10 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, PoolSpec};
 
-use super::patches::{is_plain, pack_panels, per_channel, tiles, Geometry, Patches, ROWS, VECTOR};
+use super::patches::{
+    accumulate, is_plain, pack_panels, per_channel, tiles, Geometry, MultiplyAdd, Patches, ROWS,
+    VECTOR,
+};
 use super::winograd;
 
 /// The dot-product instruction a [`PlaneQConv`] runs, which decides how
@@ -362,31 +365,36 @@ unsafe fn multiply<const VNNI: bool, S: Sink>(
     }
 }
 
-/// [`multiply`]'s sums as they are, with AVX2's `vpmaddwd`: Winograd's
-/// products, `[co][width]`.
+/// One of Winograd's int8 products, with AVX2's `vpmaddwd`, into `out`,
+/// `[co][positions]`: the sums as they are, of `weights` laid out for
+/// `products` and `source`, `groups` rows `width` words apart.
 ///
 /// # Safety
 /// The CPU must have AVX2.
 #[target_feature(enable = "avx2")]
-pub(super) unsafe fn sums_avx2(
-    panels: &[u32],
+pub(super) unsafe fn winograd_sums(
+    (products, weights): (winograd::Products, &[u32]),
     source: &[u32],
     (groups, width): (usize, usize),
     out: &mut [u32],
     co: usize,
 ) {
-    multiply::<false, _>(panels, source, (groups, width), out, co, &Sums)
+    match products {
+        winograd::Products::Panels => {
+            multiply::<false, _>(weights, source, (groups, width), out, co, &Sums)
+        }
+        winograd::Products::ByTap => sums_by_tap(weights, source, (groups, width), out, co),
+    }
 }
 
-/// Winograd's products by tap with AVX2's `vpmaddwd`, `[co][positions]`:
-/// `ROWS` positions (broadcast from `source`, `groups` rows `width` apart)
-/// by 16 channels (`by_tap`, `[groups][co]` words) at a time, for planes
+/// [`winograd_sums`] by tap: `ROWS` positions (broadcast from `source`) by
+/// 16 channels (`by_tap`, `[groups][co]` words) at a time, for planes
 /// whose tiles fill no vector but whose channels do.
 ///
 /// # Safety
-/// The CPU must have AVX2.
-#[target_feature(enable = "avx2")]
-pub(super) unsafe fn sums_by_tap_avx2(
+/// As for [`winograd_sums`].
+#[inline(always)]
+unsafe fn sums_by_tap(
     by_tap: &[u32],
     source: &[u32],
     (groups, width): (usize, usize),
@@ -401,7 +409,7 @@ pub(super) unsafe fn sums_by_tap_avx2(
     for channel in (0..co).step_by(2 * VECTOR) {
         for position in (0..positions).step_by(ROWS) {
             // SAFETY: the asserts above bound both operands' reads.
-            let acc = accumulate::<2, false>(
+            let acc = accumulate::<Dots<false>, 2>(
                 zero,
                 groups,
                 (source.as_ptr().add(position), width),
@@ -498,40 +506,24 @@ struct Scratch {
     patches: Patches<u32>,
 }
 
-/// `acc` plus, for each of `groups` groups of taps, its `ROWS` words at
-/// `broadcasts` times its `V` vectors of words at `vectors`, each operand's
-/// pointer moving by its step from one group to the next. With VNNI the
-/// vectors must be the activations: `vpdpbusd` takes them unsigned.
-///
-/// # Safety
-/// The CPU must have AVX2, and with `VNNI` AVX-512 VL and VNNI; both
-/// operands must hold their words for `groups` groups.
-#[inline(always)]
-unsafe fn accumulate<const V: usize, const VNNI: bool>(
-    mut acc: [[__m256i; V]; ROWS],
-    groups: usize,
-    (broadcasts, b_step): (*const u32, usize),
-    (vectors, v_step): (*const u32, usize),
-) -> [[__m256i; V]; ROWS] {
-    for group in 0..groups {
-        let src = vectors.add(group * v_step);
-        let mut b = [_mm256_setzero_si256(); V];
-        for (i, v) in b.iter_mut().enumerate() {
-            *v = _mm256_loadu_si256(src.add(i * VECTOR).cast());
-        }
-        let w = broadcasts.add(group * b_step);
-        for (r, row) in acc.iter_mut().enumerate() {
-            let a = _mm256_set1_epi32(w.add(r).read() as i32);
-            for (sum, &v) in row.iter_mut().zip(&b) {
-                *sum = if VNNI {
-                    _mm256_dpbusd_epi32(*sum, v, a)
-                } else {
-                    _mm256_add_epi32(*sum, _mm256_madd_epi16(v, a))
-                };
-            }
+/// Dot products of words of channels: with VNNI's `vpdpbusd` (bytes) or
+/// AVX2's `vpmaddwd` (16-bit values).
+struct Dots<const VNNI: bool>;
+
+impl<const VNNI: bool> MultiplyAdd for Dots<VNNI> {
+    type V = __m256i;
+    #[inline(always)]
+    unsafe fn broadcast(from: *const u32) -> __m256i {
+        _mm256_set1_epi32(from.read() as i32)
+    }
+    #[inline(always)]
+    unsafe fn multiply_add(sum: __m256i, a: __m256i, v: __m256i) -> __m256i {
+        if VNNI {
+            _mm256_dpbusd_epi32(sum, v, a)
+        } else {
+            _mm256_add_epi32(sum, _mm256_madd_epi16(v, a))
         }
     }
-    acc
 }
 
 /// What a tile does with its rows' sums.
@@ -667,7 +659,7 @@ impl Tile {
         for (r, row) in acc.iter_mut().enumerate() {
             *row = [_mm256_set1_epi32(sink.start(self.first + r)); V];
         }
-        let acc = accumulate::<V, VNNI>(acc, groups, (weights, ROWS), (source, self.width));
+        let acc = accumulate::<Dots<VNNI>, V>(acc, groups, (weights, ROWS), (source, self.width));
         for (r, row) in acc.iter().enumerate().take(self.rows) {
             for (i, &v) in row.iter().enumerate() {
                 let n = valid.saturating_sub(i * VECTOR).min(VECTOR);

@@ -23,7 +23,7 @@
 use std::arch::x86_64::*;
 
 use super::conv::{multiply, multiply_by_tap, Product};
-use super::patches::{by_tap, pack_panels, Geometry, Patches, ROWS, VECTOR};
+use super::patches::{by_tap, pack_panels, Geometry, Patches, Vector, ROWS, VECTOR};
 use super::qconv::{self, Dot, Requantize};
 
 /// Points of the transform domain: one 4x4 tile.
@@ -206,11 +206,8 @@ pub unsafe fn convolve_int8(
     let (stride, len) = layout(&tiles, products, co, groups);
     assert_eq!(weights.len(), POINTS * len);
     let multiply_point = |p: usize, v: &[u32], m: &mut [u32]| {
-        let (u, operands) = (&weights[p * len..][..len], (groups, tiles.width));
-        match products {
-            Products::Panels => qconv::sums_avx2(u, v, operands, m, co),
-            Products::ByTap => qconv::sums_by_tap_avx2(u, v, operands, m, co),
-        }
+        let u = (products, &weights[p * len..][..len]);
+        qconv::winograd_sums(u, v, (groups, tiles.width), m, co)
     };
     let products = (stride, multiply_point);
     transform_multiply::<Pairs, _>(g, &tiles, image, products, requantize, out, patches)
@@ -235,13 +232,13 @@ fn layout(tiles: &Tiles, products: Products, co: usize, taps: usize) -> (usize, 
 unsafe fn transform_multiply<I: Lanes, E: Epilogue>(
     g: &Geometry,
     tiles: &Tiles,
-    (image, pad): (&[I::T], I::T),
-    (stride, multiply): (usize, impl Fn(usize, &[I::T], &mut [I::T])),
+    (image, pad): (&[Element<I>], Element<I>),
+    (stride, multiply): (usize, impl Fn(usize, &[Element<I>], &mut [Element<I>])),
     epilogue: &E,
     out: &mut [E::Out],
-    patches: &mut Patches<I::T>,
+    patches: &mut Patches<Element<I>>,
 ) where
-    E::L: Lanes<T = I::T>,
+    E::L: Lanes<V = I::V>,
 {
     let (ci, co) = (g.channels, out.len() / g.positions());
     let Patches {
@@ -251,49 +248,36 @@ unsafe fn transform_multiply<I: Lanes, E: Epilogue>(
     } = patches;
     let inputs = tiles.transform_input::<I>(image, ci, pad, padded, matrix);
     // The output transform's last vector reads up to `VECTOR` past.
-    products.resize(POINTS * co * stride + VECTOR, I::T::default());
+    products.resize(POINTS * co * stride + VECTOR, Default::default());
     for (p, v) in inputs.chunks_exact(ci * tiles.width).enumerate() {
         multiply(p, v, &mut products[p * co * stride..][..co * stride]);
     }
     tiles.transform_output((products, stride), epilogue, out);
 }
 
-/// The vector arithmetic of the transforms, on elements of type `T`.
+/// The vector arithmetic of the transforms.
 trait Lanes {
-    type T: Copy + Default;
-    type V: Copy;
-    unsafe fn zero() -> Self::V;
-    unsafe fn load(from: *const Self::T) -> Self::V;
-    unsafe fn store(to: *mut Self::T, v: Self::V);
+    type V: Vector;
     unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
     unsafe fn sub(a: Self::V, b: Self::V) -> Self::V;
 }
 
+/// The elements of [`Lanes`].
+type Element<L> = <<L as Lanes>::V as Vector>::T;
+
 /// f32 values.
 struct Floats;
 
-/// Words of two channels' 16-bit values: int8 activations, whose
-/// transforms stay within ±1,020.
-struct Pairs;
+/// Integer lanes of `BITS` bits in 32-bit words: 16 for the int8
+/// activations' pairs of channels, whose transforms stay within ±1,020;
+/// 32 for their products' sums.
+struct Ints<const BITS: u32>;
 
-/// 32-bit sums: the int8 products.
-struct Sums;
+type Pairs = Ints<16>;
+type Sums = Ints<32>;
 
 impl Lanes for Floats {
-    type T = f32;
     type V = __m256;
-    #[inline(always)]
-    unsafe fn zero() -> __m256 {
-        _mm256_setzero_ps()
-    }
-    #[inline(always)]
-    unsafe fn load(from: *const f32) -> __m256 {
-        _mm256_loadu_ps(from)
-    }
-    #[inline(always)]
-    unsafe fn store(to: *mut f32, v: __m256) {
-        _mm256_storeu_ps(to, v)
-    }
     #[inline(always)]
     unsafe fn add(a: __m256, b: __m256) -> __m256 {
         _mm256_add_ps(a, b)
@@ -304,53 +288,21 @@ impl Lanes for Floats {
     }
 }
 
-impl Lanes for Pairs {
-    type T = u32;
+impl<const BITS: u32> Lanes for Ints<BITS> {
     type V = __m256i;
     #[inline(always)]
-    unsafe fn zero() -> __m256i {
-        _mm256_setzero_si256()
-    }
-    #[inline(always)]
-    unsafe fn load(from: *const u32) -> __m256i {
-        _mm256_loadu_si256(from.cast())
-    }
-    #[inline(always)]
-    unsafe fn store(to: *mut u32, v: __m256i) {
-        _mm256_storeu_si256(to.cast(), v)
-    }
-    #[inline(always)]
     unsafe fn add(a: __m256i, b: __m256i) -> __m256i {
-        _mm256_add_epi16(a, b)
+        match BITS {
+            16 => _mm256_add_epi16(a, b),
+            _ => _mm256_add_epi32(a, b),
+        }
     }
     #[inline(always)]
     unsafe fn sub(a: __m256i, b: __m256i) -> __m256i {
-        _mm256_sub_epi16(a, b)
-    }
-}
-
-impl Lanes for Sums {
-    type T = u32;
-    type V = __m256i;
-    #[inline(always)]
-    unsafe fn zero() -> __m256i {
-        _mm256_setzero_si256()
-    }
-    #[inline(always)]
-    unsafe fn load(from: *const u32) -> __m256i {
-        _mm256_loadu_si256(from.cast())
-    }
-    #[inline(always)]
-    unsafe fn store(to: *mut u32, v: __m256i) {
-        _mm256_storeu_si256(to.cast(), v)
-    }
-    #[inline(always)]
-    unsafe fn add(a: __m256i, b: __m256i) -> __m256i {
-        _mm256_add_epi32(a, b)
-    }
-    #[inline(always)]
-    unsafe fn sub(a: __m256i, b: __m256i) -> __m256i {
-        _mm256_sub_epi32(a, b)
+        match BITS {
+            16 => _mm256_sub_epi16(a, b),
+            _ => _mm256_sub_epi32(a, b),
+        }
     }
 }
 
@@ -494,12 +446,12 @@ impl Tiles {
     #[inline(always)]
     unsafe fn transform_input<'a, L: Lanes>(
         &self,
-        image: &[L::T],
+        image: &[Element<L>],
         channels: usize,
-        pad: L::T,
-        split: &mut Vec<L::T>,
-        matrix: &'a mut Vec<L::T>,
-    ) -> &'a [L::T] {
+        pad: Element<L>,
+        split: &mut Vec<Element<L>>,
+        matrix: &'a mut Vec<Element<L>>,
+    ) -> &'a [Element<L>] {
         let (h, w) = (2 * self.rows, 2 * self.columns);
         assert!(image.len() >= channels * h * w);
         // Padded row `r` (image row `r - 1`) is `[even | odd]`, each `half`
@@ -508,7 +460,7 @@ impl Tiles {
         let row = 2 * half;
         split.clear();
         split.resize((h + 2) * row, pad);
-        matrix.resize(POINTS * channels * self.width, L::T::default());
+        matrix.resize(POINTS * channels * self.width, Default::default());
         for (c, plane) in image.chunks_exact(h * w).take(channels).enumerate() {
             // Padded column 2j + 1 is image column 2j, and 2j + 2 is 2j + 1.
             // The padding (column 0 and w + 1, rows 0 and h + 1) stays.
@@ -542,7 +494,7 @@ impl Tiles {
                             // tile row's, rewritten after, or the slack.
                             let to =
                                 ((i * 4 + j) * channels + c) * self.width + ty * self.columns + at;
-                            L::store(matrix[to..][..VECTOR].as_mut_ptr(), v);
+                            v.store(matrix[to..][..VECTOR].as_mut_ptr());
                         }
                     }
                 }
@@ -557,7 +509,7 @@ impl Tiles {
     #[inline(always)]
     unsafe fn transform_output<E: Epilogue>(
         &self,
-        (products, stride): (&[<E::L as Lanes>::T], usize),
+        (products, stride): (&[Element<E::L>], usize),
         epilogue: &E,
         out: &mut [E::Out],
     ) {
@@ -565,7 +517,7 @@ impl Tiles {
         let co = out.len() / (4 * self.count);
         let point = co * stride;
         assert!(stride >= self.count && products.len() >= POINTS * point + VECTOR);
-        let zero = E::L::zero();
+        let zero = <E::L as Lanes>::V::zero();
         for k in 0..co {
             for ty in 0..self.rows {
                 // Last vector first: what it writes past the row goes to the
@@ -577,7 +529,7 @@ impl Tiles {
                         // SAFETY: the assert above bounds the last vector
                         // of the last channel of the last point, which
                         // ends at most `VECTOR` past the row's tiles.
-                        *m = E::L::load(products.as_ptr().add(p * point + t));
+                        *m = Vector::load(products.as_ptr().add(p * point + t));
                     }
                     // `Aᵀ m` down the columns, then `(Aᵀ m) A` across.
                     let (mut s, mut d) = ([zero; 4], [zero; 4]);
@@ -602,10 +554,10 @@ impl Tiles {
 /// # Safety
 /// `rows` must hold `3 * stride + at + VECTOR` values.
 #[inline(always)]
-unsafe fn down<L: Lanes>(rows: *const L::T, stride: usize, at: usize) -> [L::V; 4] {
-    let mut r = [L::zero(); 4];
+unsafe fn down<L: Lanes>(rows: *const Element<L>, stride: usize, at: usize) -> [L::V; 4] {
+    let mut r = [L::V::zero(); 4];
     for (i, r) in r.iter_mut().enumerate() {
-        *r = L::load(rows.add(i * stride + at));
+        *r = L::V::load(rows.add(i * stride + at));
     }
     [
         L::sub(r[0], r[2]),
