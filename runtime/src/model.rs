@@ -282,19 +282,7 @@ fn optimise(
     source: &InferenceModel,
     batch: usize,
 ) -> Result<Arc<TypedRunnableModel>, RuntimeError> {
-    source
-        .clone()
-        .with_input_fact(0, u8::fact([batch, 32, 32, 3]).into())
-        .and_then(|m| m.into_typed())
-        .and_then(|mut m| {
-            kernels::swap_convs(&mut m)?;
-            m.into_optimized()
-        })
-        .and_then(|mut m| {
-            kernels::swap_in(&mut m)?;
-            m.into_runnable()
-        })
-        .map_err(tract_err)
+    kernels::runnable(source.clone(), batch.into()).map_err(tract_err)
 }
 
 fn initializer_values(proto: &ModelProto) -> usize {

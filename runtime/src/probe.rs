@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use models::onnx;
 use tract_onnx::prelude::*;
-use tract_onnx::tract_core::dims;
 
 use crate::model::input;
 use crate::{kernels, RuntimeError};
@@ -45,18 +44,7 @@ impl Probe {
             .map_err(tract_err)?;
         model.select_outputs_by_name(values).map_err(tract_err)?;
         let batch = model.sym("N");
-        let plan = model
-            .with_input_fact(0, u8::fact(dims!(batch, 32, 32, 3)).into())
-            .and_then(|m| m.into_typed())
-            .and_then(|mut m| {
-                kernels::swap_convs(&mut m)?;
-                m.into_optimized()
-            })
-            .and_then(|mut m| {
-                kernels::swap_in(&mut m)?;
-                m.into_runnable()
-            })
-            .map_err(tract_err)?;
+        let plan = kernels::runnable(model, batch.into()).map_err(tract_err)?;
         Ok(Probe {
             names: values.to_vec(),
             plan,

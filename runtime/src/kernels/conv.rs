@@ -24,8 +24,8 @@ use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, PoolSpec};
 
 use super::patches::{
-    self, accumulate, is_plain, pack_panels, per_channel, tiles, Geometry, MultiplyAdd, Patches,
-    ROWS, VECTOR,
+    self, is_plain, multiply, multiply_by_tap, pack_panels, per_channel, Across, Geometry,
+    MultiplyAdd, Patches, Sink, ROWS, VECTOR,
 };
 use super::winograd;
 
@@ -156,11 +156,8 @@ impl PlaneConv {
         patches: &mut Patches<f32>,
     ) {
         let (positions, co) = (g.positions(), self.pool_spec.output_channels);
-        let product = |source, width| Product {
-            source,
-            taps: g.taps(),
-            width,
-            bias: Some(&self.bias),
+        let bias = Bias {
+            bias: &self.bias,
             relu: self.relu,
         };
         // Whole tiles of output positions; past the last position the tiles
@@ -169,16 +166,15 @@ impl PlaneConv {
             Weights::Panels(panels) => {
                 let width = positions.next_multiple_of(VECTOR);
                 let source = patch_matrix(g, image, width, patches);
-                multiply(panels, &product(source, width), out, co)
+                multiply::<Fma, _>(panels, source, (g.taps(), width), out, co, &bias)
             }
             Weights::ByTap(by_tap) => {
                 let width = positions.next_multiple_of(ROWS);
                 let source = patch_matrix(g, image, width, patches);
-                multiply_by_tap(by_tap, &product(source, width), out, co)
+                multiply_by_tap::<Fma, _>(by_tap, (source, g.taps(), width), out, co, &bias)
             }
             Weights::Winograd(products, weights) => {
-                let epilogue = (&self.bias[..], self.relu);
-                winograd::convolve(g, image, (*products, weights), epilogue, out, patches)
+                winograd::convolve(g, image, (*products, weights), &bias, out, patches)
             }
         }
     }
@@ -201,98 +197,60 @@ fn patch_matrix<'a>(
     }
 }
 
-/// The right operand of a matrix product, and what follows it.
-pub(super) struct Product<'a> {
-    /// `taps` rows, `width` apart, of positions.
-    pub source: &'a [f32],
-    pub taps: usize,
-    pub width: usize,
-    /// One per output channel, in whole panels; zero where `None`.
-    pub bias: Option<&'a [f32]>,
+/// f32 outputs: from the channel's bias, then ReLU if asked.
+pub(super) struct Bias<'a> {
+    /// One per output channel, in whole panels.
+    pub bias: &'a [f32],
     pub relu: bool,
 }
 
-/// Writes `ROWS` output channels at a time into `out`, `[co, positions]`,
-/// from `panels` and the `product`'s source, with its bias and ReLU.
-pub(super) fn multiply(panels: &[f32], product: &Product, out: &mut [f32], co: usize) {
-    let &Product {
-        source,
-        taps,
-        width,
-        bias,
-        relu,
-    } = product;
-    let positions = out.len() / co;
-    assert!(source.len() >= taps * width && width >= positions);
-    assert_eq!(out.len(), co * positions);
-    assert!(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"));
-    for (panel, weights) in panels.chunks_exact(taps * ROWS).enumerate() {
-        let bias: [f32; ROWS] = match bias {
-            Some(bias) => bias[panel * ROWS..][..ROWS]
-                .try_into()
-                .expect("ROWS biases"),
-            None => [0.0; ROWS],
-        };
-        let dst = out[panel * ROWS * positions..].as_mut_ptr();
-        let t = Tile {
-            width,
-            stride: positions,
-            rows: (co - panel * ROWS).min(ROWS),
-            relu,
-        };
-        // SAFETY: the CPU has AVX2 and FMA (asserted above); the asserts
-        // above keep every read of a tile in bounds, and it writes only its
-        // rows and positions that exist.
-        unsafe {
-            let w = weights.as_ptr();
-            for (column, vectors) in tiles(width) {
-                let (src, dst) = (source.as_ptr().add(column), dst.add(column));
-                let valid = (positions - column).min(vectors * VECTOR);
-                match vectors {
-                    2 => t.run::<2>(w, src, taps, &bias, dst, valid),
-                    _ => t.run::<1>(w, src, taps, &bias, dst, valid),
-                }
-            }
+impl Bias<'_> {
+    /// `sums`, from the bias already, with ReLU if asked.
+    #[inline(always)]
+    pub(super) unsafe fn relu(&self, sums: __m256) -> __m256 {
+        if self.relu {
+            _mm256_max_ps(sums, _mm256_setzero_ps())
+        } else {
+            sums
         }
     }
 }
 
-/// Writes `ROWS` output positions by 16 channels at a time into `out`,
-/// `[co, positions]`, from `p`'s source (its `width` at least
-/// `positions` rounded up to `ROWS`) and the weights `by_tap`,
-/// `[taps][co]`, with its bias and ReLU. Channels go across, so that each
-/// tile's weights stay in the cache while it walks the positions.
-pub(super) fn multiply_by_tap(by_tap: &[f32], p: &Product, out: &mut [f32], co: usize) {
-    let positions = out.len() / co;
-    assert!(p.source.len() >= p.taps * p.width && p.width >= positions.next_multiple_of(ROWS));
-    assert!(by_tap.len() == p.taps * co && co.is_multiple_of(2 * VECTOR));
-    assert!(p.bias.is_none_or(|b| b.len() >= co) && out.len() == co * positions);
-    assert!(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"));
-    for channel in (0..co).step_by(2 * VECTOR) {
-        let bias = p.bias.map_or(&[0.0; 2 * VECTOR][..], |b| &b[channel..]);
-        for position in (0..positions).step_by(ROWS) {
-            // SAFETY: the CPU has AVX2 and FMA (asserted above); the
-            // asserts above keep every read and write in bounds.
-            unsafe {
-                channel_tile(
-                    (p.source.as_ptr().add(position), p.width),
-                    (by_tap.as_ptr().add(channel), co),
-                    p.taps,
-                    bias,
-                    p.relu,
-                    (
-                        out.as_mut_ptr().add(channel * positions + position),
-                        positions,
-                    ),
-                    (positions - position).min(ROWS),
-                );
-            }
+impl Across<__m256> for Bias<'_> {
+    #[inline(always)]
+    unsafe fn starts(&self, k: usize) -> __m256 {
+        _mm256_loadu_ps(self.bias[k..][..VECTOR].as_ptr())
+    }
+
+    #[inline(always)]
+    unsafe fn finish(&self, sums: __m256) -> __m256 {
+        self.relu(sums)
+    }
+}
+
+impl Sink<__m256> for Bias<'_> {
+    type Out = f32;
+
+    #[inline(always)]
+    unsafe fn start(&self, k: usize) -> __m256 {
+        _mm256_set1_ps(self.bias[k])
+    }
+
+    #[inline(always)]
+    unsafe fn store(&self, _: usize, sums: __m256, dst: *mut f32, n: usize) {
+        let v = self.relu(sums);
+        if n == VECTOR {
+            _mm256_storeu_ps(dst, v);
+        } else {
+            let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lanes);
+            _mm256_maskstore_ps(dst, mask, v);
         }
     }
 }
 
 /// f32 fused multiply-adds.
-struct Fma;
+pub(super) struct Fma;
 
 impl MultiplyAdd for Fma {
     type V = __m256;
@@ -306,101 +264,11 @@ impl MultiplyAdd for Fma {
     }
 }
 
-/// One tile of [`PlaneConv::multiply_by_tap`]: the outputs of `ROWS`
-/// positions (broadcast from `source`, rows `width` apart) by 16 channels
-/// (`weights`, rows `co` apart), with the channels' `bias` and ReLU if
-/// asked, stored across to `dst`, `[channel][position]` with channels
-/// `positions` apart, for the first `valid` positions.
-///
-/// # Safety
-/// The CPU must have AVX2 and FMA; `source` must hold `ROWS` values and
-/// `weights` 16 in each of `taps` rows, `bias` 16 values and `dst` `valid`
-/// at each of 16 rows.
-#[target_feature(enable = "avx2,fma")]
-unsafe fn channel_tile(
-    source: (*const f32, usize),
-    weights: (*const f32, usize),
-    taps: usize,
-    bias: &[f32],
-    relu: bool,
-    (dst, positions): (*mut f32, usize),
-    valid: usize,
-) {
-    let bias = [0, 1].map(|i| _mm256_loadu_ps(bias[i * VECTOR..][..VECTOR].as_ptr()));
-    let acc = accumulate::<Fma, 2>([bias; ROWS], taps, source, weights);
-    let zero = _mm256_setzero_ps();
-    let mut lanes = [0.0f32; 2 * VECTOR];
-    for (p, row) in acc.iter().enumerate().take(valid) {
-        for (i, &v) in row.iter().enumerate() {
-            let v = if relu { _mm256_max_ps(v, zero) } else { v };
-            _mm256_storeu_ps(lanes[i * VECTOR..].as_mut_ptr(), v);
-        }
-        for (c, &v) in lanes.iter().enumerate() {
-            *dst.add(c * positions + p) = v;
-        }
-    }
-}
-
 thread_local! {
     /// The patch matrix and padded image, reused from one evaluation to the
     /// next, so that a run does not allocate (and the allocator does not map
     /// and fault in) them anew.
     static PATCHES: std::cell::RefCell<Patches<f32>> = std::cell::RefCell::default();
-}
-
-/// How a tile reads and writes.
-struct Tile {
-    /// From one tap's row of the patch matrix to the next.
-    width: usize,
-    /// From one output channel's row to the next.
-    stride: usize,
-    /// The output channels of the panel that exist.
-    rows: usize,
-    relu: bool,
-}
-
-impl Tile {
-    /// `ROWS x (V * 8)` outputs: the bias, plus for each tap its `ROWS`
-    /// weights times the `V * 8` inputs of its row of `source`, then ReLU if
-    /// asked; of these, the first `valid` of each of `self.rows` rows go to
-    /// `dst`. `V = 1` does the last, narrower tile.
-    ///
-    /// # Safety
-    /// The CPU must have AVX2 and FMA; `weights` must hold `taps * ROWS`
-    /// values, `source` `V * 8` at each of `taps` rows `width` apart, and
-    /// `dst` `valid` at each of `self.rows` rows `self.stride` apart.
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn run<const V: usize>(
-        &self,
-        weights: *const f32,
-        source: *const f32,
-        taps: usize,
-        bias: &[f32; ROWS],
-        dst: *mut f32,
-        valid: usize,
-    ) {
-        let mut acc = [[_mm256_setzero_ps(); V]; ROWS];
-        for (row, &b) in acc.iter_mut().zip(bias) {
-            *row = [_mm256_set1_ps(b); V];
-        }
-        let acc = accumulate::<Fma, V>(acc, taps, (weights, ROWS), (source, self.width));
-        let zero = _mm256_setzero_ps();
-        for (r, row) in acc.iter().enumerate().take(self.rows) {
-            for (i, &v) in row.iter().enumerate() {
-                let v = if self.relu { _mm256_max_ps(v, zero) } else { v };
-                let dst = dst.add(r * self.stride + i * VECTOR);
-                match valid.saturating_sub(i * VECTOR) {
-                    0 => {}
-                    n if n >= VECTOR => _mm256_storeu_ps(dst, v),
-                    n => {
-                        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-                        let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lanes);
-                        _mm256_maskstore_ps(dst, mask, v);
-                    }
-                }
-            }
-        }
-    }
 }
 
 impl Op for PlaneConv {

@@ -36,13 +36,25 @@ pub use quantize::PlaneQuantize;
 pub use softmax::PlaneSoftmax;
 pub use standardise::PlaneStandardise;
 
+/// `model`, its input `[batch, 32, 32, 3]` raw pixels, typed, optimised
+/// and runnable, with squeezebox's ops in place of tract's where they do
+/// the same faster.
+pub(crate) fn runnable(model: InferenceModel, batch: TDim) -> TractResult<Arc<TypedRunnableModel>> {
+    let input = u8::fact([batch, 32.into(), 32.into(), 3.into()]);
+    let mut typed = model.with_input_fact(0, input.into())?.into_typed()?;
+    swap_convs(&mut typed)?;
+    let mut optimised = typed.into_optimized()?;
+    swap_in(&mut optimised)?;
+    optimised.into_runnable()
+}
+
 /// Replaces, in a typed model not yet optimised, each convolution that
 /// [`PlaneConv`] (f32, with the ReLU after it, if any) or [`PlaneQConv`]
 /// (int8) does, so that tract's optimiser never lowers it to im2col and a
 /// matrix product. Its weights, bias and quantization parameters must be
 /// constants.
 #[cfg(target_arch = "x86_64")]
-pub(crate) fn swap_convs(model: &mut TypedModel) -> TractResult<()> {
+fn swap_convs(model: &mut TypedModel) -> TractResult<()> {
     use tract_onnx::tract_core::ops::cnn::Conv;
     model.compute_const_facts()?;
     for id in model.eval_order()? {
@@ -121,7 +133,7 @@ fn join_concats(model: &mut TypedModel) -> TractResult<()> {
 
 /// Elsewhere tract's own kernels (NEON on ARM boards) keep the convolutions.
 #[cfg(not(target_arch = "x86_64"))]
-pub(crate) fn swap_convs(_: &mut TypedModel) -> TractResult<()> {
+fn swap_convs(_: &mut TypedModel) -> TractResult<()> {
     Ok(())
 }
 
@@ -166,7 +178,7 @@ fn const_operand_after<B: BinMiniOp>(
 /// Replaces, in an optimised model, every op a squeezebox op does faster.
 /// Each replacement has the same inputs and output facts, so the graph
 /// around it is untouched.
-pub(crate) fn swap_in(model: &mut TypedModel) -> TractResult<()> {
+fn swap_in(model: &mut TypedModel) -> TractResult<()> {
     for id in 0..model.nodes().len() {
         if let Some(op) = faster(model, model.node(id))? {
             model.node_mut(id).op = op;

@@ -24,8 +24,7 @@ use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, PoolSpec};
 
 use super::patches::{
-    accumulate, is_plain, pack_panels, per_channel, tiles, Geometry, MultiplyAdd, Patches, ROWS,
-    VECTOR,
+    is_plain, multiply, pack_panels, per_channel, Geometry, MultiplyAdd, Patches, Sink, VECTOR,
 };
 use super::winograd;
 
@@ -311,118 +310,12 @@ impl PlaneQConv {
                 } else {
                     g.im2col(&scratch.image, width, pad, &mut scratch.patches)
                 };
-                multiply::<VNNI, _>(panels, source, (g.taps(), width), out, co, &requantize);
+                multiply::<Dots<VNNI>, _>(panels, source, (g.taps(), width), out, co, &requantize);
             }
             Weights::Winograd(products, weights) => {
                 let image = (&scratch.image[..], pad);
                 let (weights, patches) = ((*products, &weights[..]), &mut scratch.patches);
                 winograd::convolve_int8(g, image, weights, &requantize, out, patches);
-            }
-        }
-    }
-}
-
-/// Writes `ROWS` output channels at a time into `out`, `[co, positions]`:
-/// the products of `panels` and `source`, `groups` words of taps for
-/// `width` positions, through `sink`.
-///
-/// # Safety
-/// As for [`PlaneQConv::convolve`].
-#[inline(always)]
-unsafe fn multiply<const VNNI: bool, S: Sink>(
-    panels: &[u32],
-    source: &[u32],
-    (groups, width): (usize, usize),
-    out: &mut [S::Out],
-    co: usize,
-    sink: &S,
-) {
-    let positions = out.len() / co;
-    assert!(source.len() >= groups * width && width >= positions);
-    assert_eq!(out.len(), co * positions);
-    for (panel, weights) in panels.chunks_exact(groups * ROWS).enumerate() {
-        let t = Tile {
-            width,
-            stride: positions,
-            first: panel * ROWS,
-            rows: (co - panel * ROWS).min(ROWS),
-        };
-        let dst = out[panel * ROWS * positions..].as_mut_ptr();
-        // SAFETY: the CPU has the instructions (this function's contract);
-        // the asserts above keep every read of a tile in bounds, and it
-        // writes only its rows and positions that exist.
-        unsafe {
-            let w = weights.as_ptr();
-            for (column, vectors) in tiles(width) {
-                let (src, dst) = (source.as_ptr().add(column), dst.add(column));
-                let valid = (positions - column).min(vectors * VECTOR);
-                match vectors {
-                    2 => t.run::<2, VNNI, S>(w, src, groups, sink, dst, valid),
-                    _ => t.run::<1, VNNI, S>(w, src, groups, sink, dst, valid),
-                }
-            }
-        }
-    }
-}
-
-/// One of Winograd's int8 products, with AVX2's `vpmaddwd`, into `out`,
-/// `[co][positions]`: the sums as they are, of `weights` laid out for
-/// `products` and `source`, `groups` rows `width` words apart.
-///
-/// # Safety
-/// The CPU must have AVX2.
-#[target_feature(enable = "avx2")]
-pub(super) unsafe fn winograd_sums(
-    (products, weights): (winograd::Products, &[u32]),
-    source: &[u32],
-    (groups, width): (usize, usize),
-    out: &mut [u32],
-    co: usize,
-) {
-    match products {
-        winograd::Products::Panels => {
-            multiply::<false, _>(weights, source, (groups, width), out, co, &Sums)
-        }
-        winograd::Products::ByTap => sums_by_tap(weights, source, (groups, width), out, co),
-    }
-}
-
-/// [`winograd_sums`] by tap: `ROWS` positions (broadcast from `source`) by
-/// 16 channels (`by_tap`, `[groups][co]` words) at a time, for planes
-/// whose tiles fill no vector but whose channels do.
-///
-/// # Safety
-/// As for [`winograd_sums`].
-#[inline(always)]
-unsafe fn sums_by_tap(
-    by_tap: &[u32],
-    source: &[u32],
-    (groups, width): (usize, usize),
-    out: &mut [u32],
-    co: usize,
-) {
-    let positions = out.len() / co;
-    assert!(source.len() >= groups * width && width >= positions.next_multiple_of(ROWS));
-    assert!(by_tap.len() == groups * co && co.is_multiple_of(2 * VECTOR));
-    let zero = [[_mm256_setzero_si256(); 2]; ROWS];
-    let mut lanes = [0u32; 2 * VECTOR];
-    for channel in (0..co).step_by(2 * VECTOR) {
-        for position in (0..positions).step_by(ROWS) {
-            // SAFETY: the asserts above bound both operands' reads.
-            let acc = accumulate::<Dots<false>, 2>(
-                zero,
-                groups,
-                (source.as_ptr().add(position), width),
-                (by_tap.as_ptr().add(channel), co),
-            );
-            let valid = (positions - position).min(ROWS);
-            for (p, row) in acc.iter().enumerate().take(valid) {
-                for (i, &v) in row.iter().enumerate() {
-                    _mm256_storeu_si256(lanes[i * VECTOR..].as_mut_ptr().cast(), v);
-                }
-                for (c, &v) in lanes.iter().enumerate() {
-                    out[(channel + c) * positions + position + p] = v;
-                }
             }
         }
     }
@@ -508,7 +401,7 @@ struct Scratch {
 
 /// Dot products of words of channels: with VNNI's `vpdpbusd` (bytes) or
 /// AVX2's `vpmaddwd` (16-bit values).
-struct Dots<const VNNI: bool>;
+pub(super) struct Dots<const VNNI: bool>;
 
 impl<const VNNI: bool> MultiplyAdd for Dots<VNNI> {
     type V = __m256i;
@@ -524,19 +417,6 @@ impl<const VNNI: bool> MultiplyAdd for Dots<VNNI> {
             _mm256_add_epi32(sum, _mm256_madd_epi16(v, a))
         }
     }
-}
-
-/// What a tile does with its rows' sums.
-trait Sink {
-    type Out;
-    /// The sum output channel `k`'s row starts from.
-    fn start(&self, k: usize) -> i32;
-    /// Stores the first `n` (at most [`VECTOR`]) of `sums`, output
-    /// channel `k`'s, at `dst`.
-    ///
-    /// # Safety
-    /// The CPU must have AVX2; `dst` must hold `n` outputs.
-    unsafe fn store(&self, k: usize, sums: __m256i, dst: *mut Self::Out, n: usize);
 }
 
 /// How sums become output bytes: from the channel's offset, scaled,
@@ -577,12 +457,12 @@ impl Requantize<'_> {
     }
 }
 
-impl Sink for Requantize<'_> {
+impl Sink<__m256i> for Requantize<'_> {
     type Out = u8;
 
     #[inline(always)]
-    fn start(&self, k: usize) -> i32 {
-        self.offsets[k]
+    unsafe fn start(&self, k: usize) -> __m256i {
+        _mm256_set1_epi32(self.offsets[k])
     }
 
     #[inline(always)]
@@ -594,79 +474,6 @@ impl Sink for Requantize<'_> {
             let mut lanes = [0u8; 16];
             _mm_storeu_si128(lanes.as_mut_ptr().cast(), bytes);
             std::ptr::copy_nonoverlapping(lanes.as_ptr(), dst, n);
-        }
-    }
-}
-
-/// The sums as they are, from zero: Winograd's products, which its output
-/// transform takes on.
-struct Sums;
-
-impl Sink for Sums {
-    type Out = u32;
-
-    #[inline(always)]
-    fn start(&self, _: usize) -> i32 {
-        0
-    }
-
-    #[inline(always)]
-    unsafe fn store(&self, _: usize, sums: __m256i, dst: *mut u32, n: usize) {
-        if n == VECTOR {
-            _mm256_storeu_si256(dst.cast(), sums);
-        } else {
-            let mut lanes = [0u32; VECTOR];
-            _mm256_storeu_si256(lanes.as_mut_ptr().cast(), sums);
-            std::ptr::copy_nonoverlapping(lanes.as_ptr(), dst, n);
-        }
-    }
-}
-
-/// How a tile reads and writes one panel.
-struct Tile {
-    /// From one group's row of the patch matrix to the next.
-    width: usize,
-    /// From one output channel's row to the next.
-    stride: usize,
-    /// The panel's first output channel.
-    first: usize,
-    /// The output channels of the panel that exist.
-    rows: usize,
-}
-
-impl Tile {
-    /// `ROWS x (V * 8)` outputs: the sink's start, plus for each group of
-    /// taps their weights times the inputs; of these, the first `valid` of
-    /// each of `self.rows` rows go through `sink` to `dst`. Inlined into
-    /// its callers, which enable the instructions it uses.
-    ///
-    /// # Safety
-    /// The CPU must have AVX2, and with `VNNI` AVX-512 VL and VNNI;
-    /// `weights` must hold `groups * ROWS` words, `source` `V * 8` words at
-    /// each of `groups` rows `width` words apart, and `dst` `valid` outputs
-    /// at each of `self.rows` rows `self.stride` apart.
-    #[inline(always)]
-    unsafe fn run<const V: usize, const VNNI: bool, S: Sink>(
-        &self,
-        weights: *const u32,
-        source: *const u32,
-        groups: usize,
-        sink: &S,
-        dst: *mut S::Out,
-        valid: usize,
-    ) {
-        let mut acc = [[_mm256_setzero_si256(); V]; ROWS];
-        for (r, row) in acc.iter_mut().enumerate() {
-            *row = [_mm256_set1_epi32(sink.start(self.first + r)); V];
-        }
-        let acc = accumulate::<Dots<VNNI>, V>(acc, groups, (weights, ROWS), (source, self.width));
-        for (r, row) in acc.iter().enumerate().take(self.rows) {
-            for (i, &v) in row.iter().enumerate() {
-                let n = valid.saturating_sub(i * VECTOR).min(VECTOR);
-                if n > 0 {
-                    sink.store(self.first + r, v, dst.add(r * self.stride + i * VECTOR), n);
-                }
-            }
         }
     }
 }

@@ -22,9 +22,12 @@
 
 use std::arch::x86_64::*;
 
-use super::conv::{multiply, multiply_by_tap, Product};
-use super::patches::{by_tap, pack_panels, Geometry, Patches, Vector, ROWS, VECTOR};
-use super::qconv::{self, Dot, Requantize};
+use super::conv::{Bias, Fma};
+use super::patches::{
+    by_tap, multiply, multiply_by_tap, pack_panels, Geometry, MultiplyAdd, Patches, RawSums,
+    Vector, ROWS, VECTOR,
+};
+use super::qconv::{self, Dot, Dots, Requantize};
 
 /// Points of the transform domain: one 4x4 tile.
 const POINTS: usize = 16;
@@ -34,9 +37,9 @@ const POINTS: usize = 16;
 /// has 3).
 const MIN_CHANNELS: usize = 8;
 
-/// How the 16 matrix products take their operands: as [`multiply`] (panels
-/// of output channels by vectors of tiles) or as [`multiply_by_tap`]
-/// (vectors of channels by a few tiles), whichever fills its lanes.
+/// How the 16 matrix products take their operands: as panels of output
+/// channels by vectors of tiles ([`multiply`](super::patches::multiply)),
+/// or by tap, vectors of channels by a few tiles, whichever fills its lanes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Products {
     Panels,
@@ -138,8 +141,7 @@ pub fn transform_int8_weights(
 
 /// One image, `[C, H, W]`, into `out`, `[O, H, W]`: the input transform,
 /// the 16 matrix products with `weights` (from [`transform_weights`] for
-/// `products`), then the output transform with `bias` (one per channel, in
-/// whole panels) and ReLU if asked.
+/// `products`), then the output transform with `bias`.
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA; `g` must be [`Geometry::is_same_3x3_even`].
@@ -148,7 +150,7 @@ pub unsafe fn convolve(
     g: &Geometry,
     image: &[f32],
     (products, weights): (Products, &[f32]),
-    (bias, relu): (&[f32], bool),
+    bias: &Bias,
     out: &mut [f32],
     patches: &mut Patches<f32>,
 ) {
@@ -157,30 +159,11 @@ pub unsafe fn convolve(
     let (stride, len) = layout(&tiles, products, co, ci);
     assert_eq!(weights.len(), POINTS * len);
     let multiply_point = |p: usize, v: &[f32], m: &mut [f32]| {
-        let u = &weights[p * len..][..len];
-        let product = Product {
-            source: v,
-            taps: ci,
-            width: tiles.width,
-            bias: None,
-            relu: false,
-        };
-        match products {
-            Products::Panels => multiply(u, &product, m, co),
-            Products::ByTap => multiply_by_tap(u, &product, m, co),
-        }
+        let u = (products, &weights[p * len..][..len]);
+        float_sums(u, v, (ci, tiles.width), m, co)
     };
-    let bias = Bias { bias, relu };
-    let image = (image, 0.0);
-    transform_multiply::<Floats, _>(
-        g,
-        &tiles,
-        image,
-        (stride, multiply_point),
-        &bias,
-        out,
-        patches,
-    )
+    let products = (stride, multiply_point);
+    transform_multiply::<Floats, _>(g, &tiles, (image, 0.0), products, bias, out, patches)
 }
 
 /// One image of int8 activations, `[C / 2, H, W]` words of two channels'
@@ -207,7 +190,7 @@ pub unsafe fn convolve_int8(
     assert_eq!(weights.len(), POINTS * len);
     let multiply_point = |p: usize, v: &[u32], m: &mut [u32]| {
         let u = (products, &weights[p * len..][..len]);
-        qconv::winograd_sums(u, v, (groups, tiles.width), m, co)
+        int8_sums(u, v, (groups, tiles.width), m, co)
     };
     let products = (stride, multiply_point);
     transform_multiply::<Pairs, _>(g, &tiles, image, products, requantize, out, patches)
@@ -222,6 +205,56 @@ fn layout(tiles: &Tiles, products: Products, co: usize, taps: usize) -> (usize, 
         Products::Panels => (tiles.width, co.div_ceil(ROWS) * ROWS * taps),
         Products::ByTap => (tiles.count, co * taps),
     }
+}
+
+/// One point's matrix product into `out`, `[co][positions]`: the sums as
+/// they are, of `weights` laid out for `products` and `source`, `steps`
+/// rows `width` apart. Inlined into the two below, which enable `M`'s
+/// instructions.
+#[inline(always)]
+unsafe fn sums<M: MultiplyAdd>(
+    (products, weights): (Products, &[<M::V as Vector>::T]),
+    source: &[<M::V as Vector>::T],
+    (steps, width): (usize, usize),
+    out: &mut [<M::V as Vector>::T],
+    co: usize,
+) {
+    match products {
+        Products::Panels => multiply::<M, _>(weights, source, (steps, width), out, co, &RawSums),
+        Products::ByTap => {
+            multiply_by_tap::<M, _>(weights, (source, steps, width), out, co, &RawSums)
+        }
+    }
+}
+
+/// [`sums`] of f32 values, with FMA.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn float_sums(
+    u: (Products, &[f32]),
+    v: &[f32],
+    shape: (usize, usize),
+    m: &mut [f32],
+    co: usize,
+) {
+    sums::<Fma>(u, v, shape, m, co)
+}
+
+/// [`sums`] of words of two channels' 16-bit values, with `vpmaddwd`.
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[target_feature(enable = "avx2")]
+unsafe fn int8_sums(
+    u: (Products, &[u32]),
+    v: &[u32],
+    shape: (usize, usize),
+    m: &mut [u32],
+    co: usize,
+) {
+    sums::<Dots<false>>(u, v, shape, m, co)
 }
 
 /// The steps both kinds share: the input transform of `image` (its planes
@@ -325,12 +358,6 @@ trait Epilogue {
     );
 }
 
-/// f32 outputs: the channel's bias, then ReLU if asked.
-struct Bias<'a> {
-    bias: &'a [f32],
-    relu: bool,
-}
-
 impl Epilogue for Bias<'_> {
     type L = Floats;
     type Out = f32;
@@ -345,7 +372,10 @@ impl Epilogue for Bias<'_> {
         n: usize,
     ) {
         let b = _mm256_set1_ps(self.bias[k]);
-        let (left, right) = (finish(left, b, self.relu), finish(right, b, self.relu));
+        let (left, right) = (
+            self.relu(_mm256_add_ps(left, b)),
+            self.relu(_mm256_add_ps(right, b)),
+        );
         let (lo, hi) = (
             _mm256_unpacklo_ps(left, right),
             _mm256_unpackhi_ps(left, right),
@@ -574,15 +604,4 @@ unsafe fn a_t<L: Lanes>(v: [L::V; 4]) -> (L::V, L::V) {
         L::add(L::add(v[0], v[1]), v[2]),
         L::sub(L::sub(v[1], v[2]), v[3]),
     )
-}
-
-/// `v + bias`, then ReLU if asked.
-#[inline(always)]
-unsafe fn finish(v: __m256, bias: __m256, relu: bool) -> __m256 {
-    let v = _mm256_add_ps(v, bias);
-    if relu {
-        _mm256_max_ps(v, _mm256_setzero_ps())
-    } else {
-        v
-    }
 }
