@@ -380,7 +380,7 @@ pub trait MultiplyAdd {
 /// The CPU must have `M`'s instructions; both operands must hold their
 /// values for `steps` steps.
 #[inline(always)]
-pub unsafe fn accumulate<M: MultiplyAdd, const V: usize>(
+unsafe fn accumulate<M: MultiplyAdd, const V: usize>(
     mut acc: [[M::V; V]; ROWS],
     steps: usize,
     (broadcasts, b_step): (*const <M::V as Vector>::T, usize),
@@ -406,7 +406,7 @@ pub unsafe fn accumulate<M: MultiplyAdd, const V: usize>(
 /// The micro-kernel's tiles across `width` output positions, a multiple of
 /// [`VECTOR`]: `(first position, vectors)`, two vectors wide, then one for
 /// an odd vector at the end.
-pub fn tiles(width: usize) -> impl Iterator<Item = (usize, usize)> {
+fn tiles(width: usize) -> impl Iterator<Item = (usize, usize)> {
     (0..width)
         .step_by(2 * VECTOR)
         .map(move |column| (column, ((width - column) / VECTOR).min(2)))
