@@ -23,6 +23,7 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, PoolSpec};
 
+use super::joined::{self, Joinable};
 use super::patches::{
     self, is_plain, multiply, multiply_by_tap, pack_panels, per_channel, Across, Geometry,
     MultiplyAdd, Patches, Sink, ROWS, VECTOR,
@@ -135,11 +136,6 @@ impl PlaneConv {
     /// Winograd layout serves the shapes it was chosen for alone.
     fn serves(&self, g: &Geometry) -> bool {
         !matches!(self.weights, Weights::Winograd(..)) || g.is_same_3x3_even()
-    }
-
-    /// The channels' axis: 1 of `[N, C, H, W]`, 0 of `[C, H, W]`.
-    pub fn channel_axis(&self) -> usize {
-        self.pool_spec.data_format.has_n() as usize
     }
 
     /// One image: `image` is `[C, H, W]`, `out` is `[O, out_h, out_w]`.
@@ -284,7 +280,7 @@ impl EvalOp for PlaneConv {
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let input = args_1!(inputs);
-        let output = convolve_into_one(std::slice::from_ref(self), &input)?;
+        let output = joined::convolve(std::slice::from_ref(self), &input)?;
         Ok(tvec!(output.into_tvalue()))
     }
 }
@@ -297,81 +293,39 @@ impl TypedOp for PlaneConv {
     as_op!();
 }
 
-/// Convolutions of one input whose outputs a concat joins along channels
-/// (the two expands of a fire module): each writes its channels of the one
-/// output, so that nothing copies them after.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlaneConvConcat(pub Vec<PlaneConv>);
+impl Joinable for PlaneConv {
+    const JOINED: &'static str = "PlaneConvConcat";
 
-impl Op for PlaneConvConcat {
-    fn name(&self) -> StaticName {
-        "PlaneConvConcat".into()
+    fn pool_spec(&self) -> &PoolSpec {
+        &self.pool_spec
     }
 
-    op_as_typed_op!();
-}
-
-impl EvalOp for PlaneConvConcat {
-    op_out_of_plan!();
-
-    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let input = args_1!(inputs);
-        Ok(tvec!(convolve_into_one(&self.0, &input)?.into_tvalue()))
+    fn output_type(&self) -> DatumType {
+        f32::datum_type()
     }
-}
 
-impl TypedOp for PlaneConvConcat {
-    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        let (first, c) = match &self.0[..] {
-            [first, ..] => (first.output_facts(inputs)?.remove(0), first.channel_axis()),
-            [] => bail!("no convolution to concatenate"),
-        };
-        let mut shape = first.shape.to_tvec();
-        for conv in &self.0[1..] {
-            let fact = conv.output_facts(inputs)?.remove(0);
-            let mut other = fact.shape.to_tvec();
-            other[c] = shape[c].clone();
+    fn convolve_into(convs: &[Self], input: &Tensor, output: &mut Tensor) -> TractResult<()> {
+        let geometries: TVec<Geometry> = (convs.iter())
+            .map(|conv| Geometry::new(&conv.pool_spec, input.shape()))
+            .collect::<TractResult<_>>()?;
+        let positions = geometries[0].positions();
+        ensure!(geometries.iter().all(|g| g.positions() == positions));
+        for (conv, g) in convs.iter().zip(&geometries) {
             ensure!(
-                other == shape,
-                "{conv:?} gives {:?}, unlike {first:?}",
-                fact.shape
+                conv.serves(g),
+                "{conv:?} does not take an input of {:?}",
+                input.shape()
             );
-            shape[c] = shape[c].clone() + fact.shape[c].clone();
         }
-        Ok(tvec!(f32::fact(shape)))
-    }
-
-    as_op!();
-}
-
-/// Runs `convs`, all of the same input and all giving the same planes, into
-/// one tensor: their output channels one after the other.
-fn convolve_into_one(convs: &[PlaneConv], input: &Tensor) -> TractResult<Tensor> {
-    let geometries: TVec<Geometry> = (convs.iter())
-        .map(|conv| Geometry::new(&conv.pool_spec, input.shape()))
-        .collect::<TractResult<_>>()?;
-    let Some(first) = convs.first() else {
-        bail!("no convolution to run");
-    };
-    let mut output_shape = first.pool_spec.output_shape(input.shape())?.shape.to_vec();
-    let channels: usize = convs.iter().map(|c| c.pool_spec.output_channels).sum();
-    output_shape[first.channel_axis()] = channels;
-    let positions = geometries[0].positions();
-    ensure!(geometries.iter().all(|g| g.positions() == positions));
-    for (conv, g) in convs.iter().zip(&geometries) {
-        ensure!(
-            conv.serves(g),
-            "{conv:?} does not take an input of {:?}",
-            input.shape()
-        );
-    }
-    let mut output = unsafe { Tensor::uninitialized_dt(f32::datum_type(), &output_shape)? };
-    let src_plain = input.try_as_plain_ram()?;
-    let src = src_plain.as_slice::<f32>()?;
-    let mut dst_plain = output.try_as_plain_ram_mut()?;
-    let dst = dst_plain.as_slice_mut::<f32>()?;
-    let image_out = channels * positions;
-    if image_out > 0 {
+        let src_plain = input.try_as_plain_ram()?;
+        let src = src_plain.as_slice::<f32>()?;
+        let mut dst_plain = output.try_as_plain_ram_mut()?;
+        let dst = dst_plain.as_slice_mut::<f32>()?;
+        let image_out = convs
+            .iter()
+            .map(|c| c.pool_spec.output_channels)
+            .sum::<usize>()
+            * positions;
         PATCHES.with_borrow_mut(|patches| {
             let images = src.chunks_exact(geometries[0].image_len());
             for (image, mut out) in images.zip(dst.chunks_exact_mut(image_out)) {
@@ -383,6 +337,6 @@ fn convolve_into_one(convs: &[PlaneConv], input: &Tensor) -> TractResult<Tensor>
                 }
             }
         });
+        Ok(())
     }
-    Ok(output)
 }

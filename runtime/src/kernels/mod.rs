@@ -5,6 +5,8 @@
 
 #[cfg(target_arch = "x86_64")]
 mod conv;
+#[cfg(target_arch = "x86_64")]
+mod joined;
 mod lrn;
 mod max_pool;
 mod mean;
@@ -26,7 +28,9 @@ use tract_onnx::tract_core::ops::nn::Softmax;
 use tract_onnx_opl::lrn::Lrn;
 
 #[cfg(target_arch = "x86_64")]
-pub use conv::{PlaneConv, PlaneConvConcat};
+pub use conv::PlaneConv;
+#[cfg(target_arch = "x86_64")]
+pub use joined::Joined;
 pub use lrn::PlaneLrn;
 pub use max_pool::PlaneMaxPool;
 pub use mean::PlaneMean;
@@ -91,13 +95,14 @@ fn swap_convs(model: &mut TypedModel) -> TractResult<()> {
         patch.shunt_outside(model, OutletId::new(last, 0), output)?;
         patch.apply(model)?;
     }
-    join_concats(model)
+    join_concats::<PlaneConv>(model)?;
+    join_concats::<PlaneQConv>(model)
 }
 
-/// Replaces each concat of [`PlaneConv`]s of one input along channels, each
-/// read by the concat alone, with a [`PlaneConvConcat`] of them.
+/// Replaces each concat of convolutions `C` of one input along channels,
+/// each read by the concat alone, with a [`Joined`] of them.
 #[cfg(target_arch = "x86_64")]
-fn join_concats(model: &mut TypedModel) -> TractResult<()> {
+fn join_concats<C: joined::Joinable>(model: &mut TypedModel) -> TractResult<()> {
     use tract_onnx::tract_core::ops::array::TypedConcat;
     for id in model.eval_order()? {
         let outputs = model.output_outlets()?;
@@ -109,22 +114,27 @@ fn join_concats(model: &mut TypedModel) -> TractResult<()> {
             continue;
         };
         let source = model.node(first.node).inputs.first().copied();
-        let joinable = |outlet: &OutletId| -> Option<PlaneConv> {
+        let joined_type = model.outlet_fact(OutletId::new(id, 0))?.datum_type;
+        let joinable = |outlet: &OutletId| -> Option<C> {
             let producer = model.node(outlet.node);
-            let conv = producer.op_as::<PlaneConv>()?;
+            let conv = producer.op_as::<C>()?;
             let alone = producer.outputs[0].successors.len() == 1 && !outputs.contains(outlet);
             (alone
                 && conv.channel_axis() == concat.axis
+                && conv.output_type() == joined_type
                 && producer.inputs.first() == source.as_ref())
             .then(|| conv.clone())
         };
-        let (Some(source), Some(convs)) = (source, node.inputs.iter().map(joinable).collect())
-        else {
+        let convs: Option<Vec<C>> = node.inputs.iter().map(joinable).collect();
+        let (Some(source), Some(convs)) = (source, convs) else {
             continue;
         };
+        if !convs.iter().all(|conv| conv.reads_like(&convs[0])) {
+            continue;
+        }
         let mut patch = TypedModelPatch::new("plane-conv-concat");
         let input = patch.tap_model(model, source)?;
-        let output = patch.wire_node(&node.name, PlaneConvConcat(convs), &[input])?[0];
+        let output = patch.wire_node(&node.name, Joined(convs), &[input])?[0];
         patch.shunt_outside(model, OutletId::new(id, 0), output)?;
         patch.apply(model)?;
     }
@@ -606,6 +616,97 @@ mod tests {
         // odd number of channels).
         let expected = if dot == super::qconv::Dot::Avx2 { 6 } else { 0 };
         assert_eq!(winograds, expected, "{dot:?}: Winograd layouts");
+    }
+
+    /// A fire module's expands (1x1 and 3x3, on 12x12 and 6x6 planes, a
+    /// batch of two), joined, give each one's own output in its channels,
+    /// bit for bit, in f32 and in int8.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn joined_convs_give_each_ones_outputs_in_its_channels() {
+        use super::{PlaneConv, PlaneQConv};
+        let expands = |q_params: Option<DatumType>| {
+            [(1, 32), (3, 48)].map(|(k, co)| {
+                let pad = tvec![k / 2, k / 2];
+                let padding = PaddingSpec::Explicit(pad.clone(), pad);
+                let pool_spec =
+                    PoolSpec::new(DataFormat::NCHW, tvec![k, k], padding, None, None, 16, co);
+                let kernel_fmt = KernelFormat::OIHW;
+                let conv = Conv {
+                    pool_spec,
+                    kernel_fmt,
+                    group: 1,
+                    q_params,
+                };
+                (conv, [co, 16, k, k])
+            })
+        };
+        for side in [12, 6] {
+            let shape = [2, 16, side, side];
+            let len = shape.iter().product();
+            let f32_input = Tensor::from_shape(&shape, &values(len, 7)).unwrap();
+            let f32_convs = expands(None).map(|(conv, ks)| {
+                let kernel = Tensor::from_shape(&ks, &values(ks.iter().product(), ks[2] as u64));
+                let bias = Tensor::from_shape(&[ks[0]], &values(ks[0], 9));
+                let consts = [
+                    kernel.unwrap().into_arc_tensor(),
+                    bias.unwrap().into_arc_tensor(),
+                ];
+                PlaneConv::for_conv(&conv, f32::datum_type(), &consts, true, Some(&shape))
+                    .unwrap()
+                    .expect("an f32 stride-1 conv on an AVX2 machine")
+            });
+            assert_joined(&f32_convs, &f32_input);
+
+            let bytes: Vec<u8> = values(len, 8)
+                .iter()
+                .map(|v| (v * 31.9 + 128.0) as u8)
+                .collect();
+            let u8_input = Tensor::from_shape(&shape, &bytes).unwrap();
+            let int8_convs = expands(Some(u8::datum_type())).map(|(conv, ks)| {
+                let weights: Vec<i8> = (values(ks.iter().product(), ks[2] as u64).iter())
+                    .map(|v| (v * 31.9) as i8)
+                    .collect();
+                let bias: Vec<i32> = values(ks[0], 9)
+                    .iter()
+                    .map(|v| (v * 2000.0) as i32)
+                    .collect();
+                let consts = [
+                    Tensor::from_shape(&ks, &weights).unwrap(),
+                    tensor1(&bias),
+                    tensor0(130u8),
+                    tensor0(0.05f32),
+                    tensor0(0i8),
+                    tensor0(0.01f32),
+                    tensor0(3u8),
+                    tensor0(0.5f32),
+                ]
+                .map(|t| t.into_arc_tensor());
+                PlaneQConv::for_conv(&conv, u8::datum_type(), &consts, Some(&shape))
+                    .unwrap()
+                    .expect("an int8 stride-1 conv on an AVX2 machine")
+            });
+            assert_joined(&int8_convs, &u8_input);
+        }
+    }
+
+    /// `convs` joined give, image by image, each one's output in turn.
+    #[cfg(target_arch = "x86_64")]
+    fn assert_joined<C: super::joined::Joinable>(convs: &[C], input: &Tensor) {
+        let images = input.shape()[0];
+        let alone: Vec<Tensor> = convs.iter().map(|conv| run(conv, input)).collect();
+        let mut expected = vec![];
+        for image in 0..images {
+            for out in &alone {
+                let per_image = out.as_bytes().len() / images;
+                expected.extend_from_slice(&out.as_bytes()[image * per_image..][..per_image]);
+            }
+        }
+        let joined = run(&super::Joined(convs.to_vec()), input);
+        let channels: usize = alone.iter().map(|out| out.shape()[1]).sum();
+        assert_eq!(joined.shape()[1], channels, "{convs:?}");
+        assert_eq!(joined.datum_type(), alone[0].datum_type());
+        assert!(joined.as_bytes() == expected, "{convs:?}");
     }
 
     #[test]

@@ -23,6 +23,7 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, PoolSpec};
 
+use super::joined::{self, Joinable};
 use super::patches::{
     is_plain, multiply, pack_panels, per_channel, Geometry, MultiplyAdd, Patches, Sink, VECTOR,
 };
@@ -230,72 +231,21 @@ impl PlaneQConv {
         }))
     }
 
-    fn eval_q(&self, input: &Tensor) -> TractResult<Tensor> {
-        let spec = &self.pool_spec;
-        let geometry = Geometry::new(spec, input.shape())?;
-        ensure!(
-            !matches!(self.weights, Weights::Winograd(..)) || geometry.is_same_3x3_even(),
-            "{self:?} does not take an input of {:?}",
-            input.shape()
-        );
-        let image_len = geometry.image_len();
-        let geometry = geometry.in_groups(self.dot.group());
-        let output_shape = spec.output_shape(input.shape())?.shape.to_vec();
-        let mut output = unsafe { Tensor::uninitialized_dt(self.output, &output_shape)? };
-        let image_out = spec.output_channels * geometry.positions();
-        if image_out > 0 {
-            SCRATCH.with_borrow_mut(|scratch| {
-                let images = input.as_bytes().chunks_exact(image_len);
-                for (image, out) in images.zip(output.as_bytes_mut().chunks_exact_mut(image_out)) {
-                    // SAFETY: the CPU has `self.dot`'s instructions (checked
-                    // in `with_dot`).
-                    unsafe {
-                        match self.dot {
-                            Dot::Vnni => self.convolve_vnni(&geometry, image, out, scratch),
-                            Dot::Avx2 => self.convolve_avx2(&geometry, image, out, scratch),
-                        }
-                    }
-                }
-            });
-        }
-        Ok(output)
-    }
-
-    /// [`PlaneQConv::convolve`] with VNNI's `vpdpbusd`.
-    #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
-    unsafe fn convolve_vnni(&self, g: &Geometry, image: &[u8], out: &mut [u8], s: &mut Scratch) {
-        self.convolve::<true>(g, image, out, s)
-    }
-
-    /// [`PlaneQConv::convolve`] with AVX2's `vpmaddwd`.
-    #[target_feature(enable = "avx2")]
-    unsafe fn convolve_avx2(&self, g: &Geometry, image: &[u8], out: &mut [u8], s: &mut Scratch) {
-        self.convolve::<false>(g, image, out, s)
-    }
-
-    /// One image: `image` is `[C, H, W]`, `out` is `[O, out_h, out_w]`.
-    /// Inlined into its callers, which enable the instructions it uses.
+    /// Products of the image's words, as [`convolve`] packed them into
+    /// `scratch.image`, into `out`, `[O, out_h, out_w]`. Inlined into its
+    /// callers, which enable the instructions it uses.
     ///
     /// # Safety
     /// The CPU must have AVX2, and with `VNNI` AVX-512 F, BW, VL and VNNI.
     #[inline(always)]
-    unsafe fn convolve<const VNNI: bool>(
+    unsafe fn multiply<const VNNI: bool>(
         &self,
         g: &Geometry,
-        image: &[u8],
         out: &mut [u8],
         scratch: &mut Scratch,
     ) {
-        let flip = if self.signed_input { 0x80 } else { 0 };
-        let plane = image.len() / self.pool_spec.input_channels;
-        let (zero, words) = (self.input_zero, &mut scratch.image);
-        if VNNI {
-            by_words::<4>(image, plane, flip, zero, words)
-        } else {
-            by_words::<2>(image, plane, flip, zero, words)
-        }
         let (positions, co) = (g.positions(), self.pool_spec.output_channels);
-        let pad = self.dot.word(|_| zero as i32);
+        let pad = self.dot.word(|_| self.input_zero as i32);
         let requantize = Requantize {
             offsets: &self.offsets,
             scales: &self.scales,
@@ -318,6 +268,122 @@ impl PlaneQConv {
                 winograd::convolve_int8(g, image, weights, &requantize, out, patches);
             }
         }
+    }
+}
+
+impl Joinable for PlaneQConv {
+    const JOINED: &'static str = "PlaneQConvConcat";
+
+    fn pool_spec(&self) -> &PoolSpec {
+        &self.pool_spec
+    }
+
+    fn output_type(&self) -> DatumType {
+        self.output
+    }
+
+    /// Whether the input's words are packed alike for both, so that one
+    /// packing of the image serves both.
+    fn reads_like(&self, other: &PlaneQConv) -> bool {
+        (self.dot, self.signed_input, self.input_zero)
+            == (other.dot, other.signed_input, other.input_zero)
+    }
+
+    fn convolve_into(convs: &[Self], input: &Tensor, output: &mut Tensor) -> TractResult<()> {
+        let Some(first) = convs.first() else {
+            bail!("no convolution to run");
+        };
+        let mut geometries = TVec::<Geometry>::new();
+        for conv in convs {
+            ensure!(
+                conv.reads_like(first),
+                "{conv:?} reads its input unlike {first:?}"
+            );
+            let g = Geometry::new(&conv.pool_spec, input.shape())?;
+            ensure!(
+                !matches!(conv.weights, Weights::Winograd(..)) || g.is_same_3x3_even(),
+                "{conv:?} does not take an input of {:?}",
+                input.shape()
+            );
+            geometries.push(g.in_groups(first.dot.group()));
+        }
+        let positions = geometries[0].positions();
+        ensure!(geometries.iter().all(|g| g.positions() == positions));
+        let image_len = Geometry::new(&first.pool_spec, input.shape())?.image_len();
+        let image_out = convs
+            .iter()
+            .map(|c| c.pool_spec.output_channels)
+            .sum::<usize>()
+            * positions;
+        SCRATCH.with_borrow_mut(|scratch| {
+            let images = input.as_bytes().chunks_exact(image_len);
+            for (image, out) in images.zip(output.as_bytes_mut().chunks_exact_mut(image_out)) {
+                // SAFETY: the CPU has the instructions of `first.dot`, which
+                // is every conv's (checked in `with_dot` and above).
+                unsafe {
+                    match first.dot {
+                        Dot::Vnni => convolve_vnni(convs, &geometries, image, out, scratch),
+                        Dot::Avx2 => convolve_avx2(convs, &geometries, image, out, scratch),
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+/// [`convolve`] with VNNI's `vpdpbusd`.
+#[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn convolve_vnni(
+    convs: &[PlaneQConv],
+    gs: &[Geometry],
+    image: &[u8],
+    out: &mut [u8],
+    s: &mut Scratch,
+) {
+    convolve::<true>(convs, gs, image, out, s)
+}
+
+/// [`convolve`] with AVX2's `vpmaddwd`.
+#[target_feature(enable = "avx2")]
+unsafe fn convolve_avx2(
+    convs: &[PlaneQConv],
+    gs: &[Geometry],
+    image: &[u8],
+    out: &mut [u8],
+    s: &mut Scratch,
+) {
+    convolve::<false>(convs, gs, image, out, s)
+}
+
+/// One image, `[C, H, W]`, packed into words once, then each of `convs`
+/// (whose geometries are `gs`) into its channels of `out`. Inlined into
+/// its callers, which enable the instructions it uses.
+///
+/// # Safety
+/// The CPU must have AVX2, and with `VNNI` AVX-512 F, BW, VL and VNNI;
+/// `convs` must all read their input alike.
+#[inline(always)]
+unsafe fn convolve<const VNNI: bool>(
+    convs: &[PlaneQConv],
+    gs: &[Geometry],
+    image: &[u8],
+    mut out: &mut [u8],
+    scratch: &mut Scratch,
+) {
+    let first = &convs[0];
+    let flip = if first.signed_input { 0x80 } else { 0 };
+    let plane = image.len() / first.pool_spec.input_channels;
+    let (zero, words) = (first.input_zero, &mut scratch.image);
+    if VNNI {
+        by_words::<4>(image, plane, flip, zero, words)
+    } else {
+        by_words::<2>(image, plane, flip, zero, words)
+    }
+    for (conv, g) in convs.iter().zip(gs) {
+        let (mine, rest) = out.split_at_mut(conv.pool_spec.output_channels * g.positions());
+        conv.multiply::<VNNI>(g, mine, scratch);
+        out = rest;
     }
 }
 
@@ -491,7 +557,8 @@ impl EvalOp for PlaneQConv {
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let input = args_1!(inputs);
-        Ok(tvec!(self.eval_q(&input)?.into_tvalue()))
+        let output = joined::convolve(std::slice::from_ref(self), &input)?;
+        Ok(tvec!(output.into_tvalue()))
     }
 }
 
