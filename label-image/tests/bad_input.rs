@@ -80,6 +80,19 @@ fn unusable_model_files() {
         &err,
         &["float-nchw.onnx", "float [1,3,32,32]", "uint8 [N,32,32,3]"],
     );
+
+    // An ONNX op that tract knows but squeezebox never writes.
+    let elu = fixture.edited("elu.onnx", |proto| {
+        let graph = proto.graph.as_mut().unwrap();
+        let relu = (graph.node.iter_mut())
+            .find(|n| n.op_type.as_deref() == Some("Relu"))
+            .unwrap();
+        relu.op_type = Some("Elu".into());
+    });
+    assert_has(
+        &rejected(&["--model", path(&elu), path(&cat)]),
+        &["elu.onnx", "the ONNX op Elu", "does not read"],
+    );
 }
 
 #[test]

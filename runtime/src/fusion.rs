@@ -17,12 +17,13 @@ use crate::kernels::PlaneStandardise;
 
 /// Parses an ONNX file into a tract model, with the fusions above.
 pub(crate) fn parse(mut bytes: &[u8]) -> TractResult<InferenceModel> {
-    let mut onnx = tract_onnx::onnx();
+    let mut onnx = crate::onnx_ops::reader();
     onnx.op_register
         .insert(PlaneStandardise::OP_TYPE, PlaneStandardise::parse);
     let mut proto = onnx.proto_model_for_read(&mut bytes)?;
     if let Some(graph) = proto.graph.as_mut() {
         fuse_standardisation(graph);
+        crate::onnx_ops::check_ops(&onnx, graph)?;
     }
     onnx.model_for_proto_model(&proto)
 }
@@ -238,7 +239,7 @@ mod tests {
             .join("../models")
             .join(name);
         let bytes = std::fs::read(path).unwrap();
-        let proto = tract_onnx::onnx()
+        let proto = crate::onnx_ops::reader()
             .proto_model_for_read(&mut &bytes[..])
             .unwrap();
         proto.graph.unwrap()

@@ -8,6 +8,7 @@ mod fusion;
 pub mod inspect;
 mod kernels;
 mod model;
+mod onnx_ops;
 pub mod preprocess;
 pub mod probe;
 pub mod profile;

@@ -39,7 +39,7 @@ impl Probe {
         }
         let tract_err =
             |e: TractError| RuntimeError::Model(format!("tract cannot probe this model: {e:#}"));
-        let mut model = tract_onnx::onnx()
+        let mut model = crate::onnx_ops::reader()
             .model_for_read(&mut &bytes[..])
             .map_err(tract_err)?;
         model.select_outputs_by_name(values).map_err(tract_err)?;

@@ -12,7 +12,8 @@ pub mod registry;
 pub mod resource;
 pub mod ser;
 pub mod tensors;
-mod transform;
+// squeezebox's copy: no `transform` module, whose link-time `patch`
+// transform linked every NNEF op into every binary (vendor/README.md).
 
 pub use ast::ProtoModel;
 

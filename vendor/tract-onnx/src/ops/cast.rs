@@ -8,7 +8,7 @@ pub fn register_all_ops(reg: &mut OnnxOpRegister) {
     reg.insert("CastLike", cast_like);
 }
 
-fn cast(
+pub fn cast(
     _ctx: &ParsingContext,
     node: &NodeProto,
 ) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {

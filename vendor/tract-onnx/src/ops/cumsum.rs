@@ -7,7 +7,7 @@ pub fn register_all_ops(reg: &mut OnnxOpRegister) {
     reg.insert("CumSum", cumsum);
 }
 
-fn cumsum(
+pub fn cumsum(
     _ctx: &ParsingContext,
     node: &NodeProto,
 ) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {

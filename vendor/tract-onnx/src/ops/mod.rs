@@ -2,20 +2,22 @@ use crate::model::{OnnxOpRegister, ParsingContext};
 use crate::pb::*;
 use tract_hir::internal::*;
 
-mod array;
-mod cast;
+// squeezebox's copy: the modules of the ops squeezebox registers itself
+// are public, and so are their builders (vendor/README.md).
+pub mod array;
+pub mod cast;
 pub mod cumsum;
 mod d2s;
 mod einsum;
 mod fft;
 mod grid_sample;
 pub mod logic;
-mod math;
+pub mod math;
 mod ml;
 pub mod multinomial;
-mod nn;
+pub mod nn;
 mod non_max_suppression;
-mod quant;
+pub mod quant;
 mod random;
 pub mod rec;
 mod resize;

@@ -11,7 +11,7 @@ pub fn register_all_ops(reg: &mut OnnxOpRegister) {
     reg.insert("DynamicQuantizeLinear", dynamic_quantize_linear);
 }
 
-fn quantize_linear(
+pub fn quantize_linear(
     _ctx: &ParsingContext,
     node: &NodeProto,
 ) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
@@ -20,7 +20,7 @@ fn quantize_linear(
     Ok((expand(op), vec![]))
 }
 
-fn dequantize_linear(
+pub fn dequantize_linear(
     _ctx: &ParsingContext,
     node: &NodeProto,
 ) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {

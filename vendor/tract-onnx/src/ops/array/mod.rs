@@ -3,7 +3,7 @@ mod nonzero;
 mod one_hot;
 mod pad;
 mod shape;
-mod slice;
+pub mod slice;
 mod split;
 mod squeeze;
 mod topk;

@@ -21,14 +21,14 @@ mod group_query_attention;
 mod instance_norm;
 mod layer_norm;
 mod lp_norm;
-mod lrn;
+pub mod lrn;
 mod mat_mul_nbits;
-mod max_pool;
+pub mod max_pool;
 mod mish;
 #[cfg(feature = "transformers")]
 mod multi_head_attention;
 mod mvn;
-mod reduce;
+pub mod reduce;
 mod rms_norm;
 mod rms_norm_contrib;
 mod rotary_embedding;

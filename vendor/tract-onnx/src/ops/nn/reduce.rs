@@ -2,7 +2,7 @@ use crate::model::ParsingContext;
 use crate::pb::NodeProto;
 use tract_hir::internal::*;
 
-pub(crate) fn reduce(
+pub fn reduce(
     ctx: &ParsingContext,
     node: &NodeProto,
     reducer: tract_hir::ops::nn::Reducer,
