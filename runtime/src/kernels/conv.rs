@@ -23,7 +23,7 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, PoolSpec};
 
-use super::joined::{self, Joinable};
+use super::joined::{self, Joinable, Layout};
 use super::patches::{
     self, is_plain, multiply, multiply_by_tap, pack_panels, per_channel, Across, Geometry,
     MultiplyAdd, Patches, Sink, ROWS, VECTOR,
@@ -130,12 +130,6 @@ impl PlaneConv {
             bias: Arc::new(per_channel(bias, spec.output_channels)?),
             relu,
         }))
-    }
-
-    /// Whether the weights' layout serves images of geometry `g`: the
-    /// Winograd layout serves the shapes it was chosen for alone.
-    fn serves(&self, g: &Geometry) -> bool {
-        !matches!(self.weights, Weights::Winograd(..)) || g.is_same_3x3_even()
     }
 
     /// One image: `image` is `[C, H, W]`, `out` is `[O, out_h, out_w]`.
@@ -304,33 +298,27 @@ impl Joinable for PlaneConv {
         f32::datum_type()
     }
 
-    fn convolve_into(convs: &[Self], input: &Tensor, output: &mut Tensor) -> TractResult<()> {
-        let geometries: TVec<Geometry> = (convs.iter())
-            .map(|conv| Geometry::new(&conv.pool_spec, input.shape()))
-            .collect::<TractResult<_>>()?;
-        let positions = geometries[0].positions();
-        ensure!(geometries.iter().all(|g| g.positions() == positions));
-        for (conv, g) in convs.iter().zip(&geometries) {
-            ensure!(
-                conv.serves(g),
-                "{conv:?} does not take an input of {:?}",
-                input.shape()
-            );
-        }
+    fn geometry(&self, shape: &[usize]) -> TractResult<Geometry> {
+        let winograd = matches!(self.weights, Weights::Winograd(..));
+        Geometry::served(&self.pool_spec, shape, winograd)
+    }
+
+    fn convolve_into(
+        convs: &[Self],
+        layout: &Layout,
+        input: &Tensor,
+        output: &mut Tensor,
+    ) -> TractResult<()> {
         let src_plain = input.try_as_plain_ram()?;
         let src = src_plain.as_slice::<f32>()?;
         let mut dst_plain = output.try_as_plain_ram_mut()?;
         let dst = dst_plain.as_slice_mut::<f32>()?;
-        let image_out = convs
-            .iter()
-            .map(|c| c.pool_spec.output_channels)
-            .sum::<usize>()
-            * positions;
         PATCHES.with_borrow_mut(|patches| {
-            let images = src.chunks_exact(geometries[0].image_len());
-            for (image, mut out) in images.zip(dst.chunks_exact_mut(image_out)) {
-                for (conv, geometry) in convs.iter().zip(&geometries) {
-                    let (mine, rest) = out.split_at_mut(conv.pool_spec.output_channels * positions);
+            let images = src.chunks_exact(layout.image_in);
+            for (image, mut out) in images.zip(dst.chunks_exact_mut(layout.image_out)) {
+                for (conv, geometry) in convs.iter().zip(&layout.geometries) {
+                    let channels = conv.pool_spec.output_channels;
+                    let (mine, rest) = out.split_at_mut(channels * layout.positions);
                     // SAFETY: the CPU has AVX2 and FMA (checked in `for_conv`).
                     unsafe { conv.convolve(geometry, image, mine, patches) };
                     out = rest;

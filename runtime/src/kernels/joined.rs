@@ -7,6 +7,8 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::PoolSpec;
 
+use super::patches::Geometry;
+
 /// A convolution that writes its output channels into a part of a larger
 /// output, after those of the convolutions before it.
 pub trait Joinable: TypedOp + Clone + PartialEq + Eq {
@@ -19,10 +21,18 @@ pub trait Joinable: TypedOp + Clone + PartialEq + Eq {
     /// The type of its outputs, which joined convolutions share.
     fn output_type(&self) -> DatumType;
 
+    /// The geometry it runs at over an input of `shape`. Fails where its
+    /// weights do not serve that shape.
+    fn geometry(&self, shape: &[usize]) -> TractResult<Geometry>;
+
     /// Runs `convs`, all of `input`, into `output`, whose channels are
-    /// theirs one after the other, image by image. Fails where they give
-    /// planes of different sizes.
-    fn convolve_into(convs: &[Self], input: &Tensor, output: &mut Tensor) -> TractResult<()>;
+    /// theirs one after the other, image by image, as `layout` places them.
+    fn convolve_into(
+        convs: &[Self],
+        layout: &Layout,
+        input: &Tensor,
+        output: &mut Tensor,
+    ) -> TractResult<()>;
 
     /// Whether one reading of the input serves both `self` and `other`.
     fn reads_like(&self, _other: &Self) -> bool {
@@ -35,12 +45,53 @@ pub trait Joinable: TypedOp + Clone + PartialEq + Eq {
     }
 }
 
+/// Where joined convolutions read and write, for one input shape.
+pub struct Layout {
+    /// Each convolution's geometry.
+    pub geometries: TVec<Geometry>,
+    /// Output positions of a plane, the same for every convolution.
+    pub positions: usize,
+    /// Elements of one input image, `[C, H, W]`.
+    pub image_in: usize,
+    /// Elements of one output image: every convolution's channels.
+    pub image_out: usize,
+}
+
+impl Layout {
+    /// Fails where `convs` cannot share an input of `shape` and one output:
+    /// they read it differently, or give planes of different sizes.
+    pub fn new<C: Joinable>(convs: &[C], shape: &[usize]) -> TractResult<Layout> {
+        let Some(first) = convs.first() else {
+            bail!("no convolution to run");
+        };
+        let mut geometries = TVec::new();
+        for conv in convs {
+            ensure!(
+                conv.reads_like(first),
+                "{conv:?} reads its input unlike {first:?}"
+            );
+            geometries.push(conv.geometry(shape)?);
+        }
+        let positions = geometries[0].positions();
+        ensure!(
+            geometries.iter().all(|g| g.positions() == positions),
+            "{convs:?} give planes of different sizes over {shape:?}"
+        );
+        let channels: usize = convs.iter().map(|c| c.pool_spec().output_channels).sum();
+        Ok(Layout {
+            geometries,
+            positions,
+            image_in: shape[first.channel_axis()..].iter().product(),
+            image_out: channels * positions,
+        })
+    }
+}
+
 /// Runs `convs`, all of the same input and all giving the same planes and
 /// type, into one tensor: their output channels one after the other.
 pub fn convolve<C: Joinable>(convs: &[C], input: &Tensor) -> TractResult<Tensor> {
-    let Some(first) = convs.first() else {
-        bail!("no convolution to run");
-    };
+    let layout = Layout::new(convs, input.shape())?;
+    let first = &convs[0];
     let mut shape = first
         .pool_spec()
         .output_shape(input.shape())?
@@ -49,7 +100,7 @@ pub fn convolve<C: Joinable>(convs: &[C], input: &Tensor) -> TractResult<Tensor>
     shape[first.channel_axis()] = convs.iter().map(|c| c.pool_spec().output_channels).sum();
     let mut output = unsafe { Tensor::uninitialized_dt(first.output_type(), &shape)? };
     if output.len() > 0 {
-        C::convolve_into(convs, input, &mut output)?;
+        C::convolve_into(convs, &layout, input, &mut output)?;
     }
     Ok(output)
 }

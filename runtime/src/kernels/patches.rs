@@ -62,8 +62,16 @@ impl Geometry {
         })
     }
 
-    pub fn image_len(&self) -> usize {
-        self.channels * self.h * self.w
+    /// [`Geometry::new`], for weights laid out for
+    /// [`winograd`](super::winograd) or not: that layout serves the shapes
+    /// it was chosen for alone.
+    pub fn served(spec: &PoolSpec, shape: &[usize], winograd: bool) -> TractResult<Geometry> {
+        let g = Geometry::new(spec, shape)?;
+        ensure!(
+            !winograd || g.is_same_3x3_even(),
+            "weights laid out for Winograd do not take an input of {shape:?}"
+        );
+        Ok(g)
     }
 
     pub fn positions(&self) -> usize {

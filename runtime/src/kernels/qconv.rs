@@ -23,7 +23,7 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, PoolSpec};
 
-use super::joined::{self, Joinable};
+use super::joined::{self, Joinable, Layout};
 use super::patches::{
     is_plain, multiply, pack_panels, per_channel, Geometry, MultiplyAdd, Patches, Sink, VECTOR,
 };
@@ -289,41 +289,30 @@ impl Joinable for PlaneQConv {
             == (other.dot, other.signed_input, other.input_zero)
     }
 
-    fn convolve_into(convs: &[Self], input: &Tensor, output: &mut Tensor) -> TractResult<()> {
-        let Some(first) = convs.first() else {
-            bail!("no convolution to run");
-        };
-        let mut geometries = TVec::<Geometry>::new();
-        for conv in convs {
-            ensure!(
-                conv.reads_like(first),
-                "{conv:?} reads its input unlike {first:?}"
-            );
-            let g = Geometry::new(&conv.pool_spec, input.shape())?;
-            ensure!(
-                !matches!(conv.weights, Weights::Winograd(..)) || g.is_same_3x3_even(),
-                "{conv:?} does not take an input of {:?}",
-                input.shape()
-            );
-            geometries.push(g.in_groups(first.dot.group()));
-        }
-        let positions = geometries[0].positions();
-        ensure!(geometries.iter().all(|g| g.positions() == positions));
-        let image_len = Geometry::new(&first.pool_spec, input.shape())?.image_len();
-        let image_out = convs
-            .iter()
-            .map(|c| c.pool_spec.output_channels)
-            .sum::<usize>()
-            * positions;
+    /// Over the image packed into words.
+    fn geometry(&self, shape: &[usize]) -> TractResult<Geometry> {
+        let winograd = matches!(self.weights, Weights::Winograd(..));
+        let g = Geometry::served(&self.pool_spec, shape, winograd)?;
+        Ok(g.in_groups(self.dot.group()))
+    }
+
+    fn convolve_into(
+        convs: &[Self],
+        layout: &Layout,
+        input: &Tensor,
+        output: &mut Tensor,
+    ) -> TractResult<()> {
+        let (first, geometries) = (&convs[0], &layout.geometries);
         SCRATCH.with_borrow_mut(|scratch| {
-            let images = input.as_bytes().chunks_exact(image_len);
-            for (image, out) in images.zip(output.as_bytes_mut().chunks_exact_mut(image_out)) {
+            let images = input.as_bytes().chunks_exact(layout.image_in);
+            let outs = output.as_bytes_mut().chunks_exact_mut(layout.image_out);
+            for (image, out) in images.zip(outs) {
                 // SAFETY: the CPU has the instructions of `first.dot`, which
                 // is every conv's (checked in `with_dot` and above).
                 unsafe {
                     match first.dot {
-                        Dot::Vnni => convolve_vnni(convs, &geometries, image, out, scratch),
-                        Dot::Avx2 => convolve_avx2(convs, &geometries, image, out, scratch),
+                        Dot::Vnni => convolve_vnni(convs, geometries, image, out, scratch),
+                        Dot::Avx2 => convolve_avx2(convs, geometries, image, out, scratch),
                     }
                 }
             }
