@@ -18,7 +18,7 @@
 #
 # Installs what it needs on Debian, idempotently: Debian's own Rust toolchain
 # (beside rustup's, which cannot add targets here), std's source (built
-# with -Zbuild-std for both targets), the gcc cross compilers and
+# with -Zbuild-std for both targets), the gcc cross compilers, lld and
 # qemu-user. Binaries: target/cross/<target>/<profile>/label-image.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -94,7 +94,7 @@ for t in "${targets[@]}"; do
     esac
 done
 ((check)) && apt_install qemu-user
-apt_install "${rust_pkgs[@]}"
+apt_install lld "${rust_pkgs[@]}"
 if ! rust_ok; then
     say "Debian's rustc is $(/usr/bin/rustc --version | awk '{print $2}'); upgrading to bookworm-security's"
     apt_updated=0
@@ -110,6 +110,13 @@ triple() { case "$1" in aarch64) echo aarch64-unknown-linux-gnu ;; armv7) echo a
 export CARGO_TARGET_DIR=target/cross
 export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
 export CC_armv7_unknown_linux_gnueabihf=arm-linux-gnueabihf-gcc
+# Linked by lld, which folds functions whose machine code is identical
+# (--icf=all; monomorphised generics make them common). The cross gcc
+# looks for ld.lld in the -B folder: Debian's is llvm's own, not on PATH
+# under the name gcc asks for. These add to .cargo/config.toml's flags,
+# which stay what any toolchain can link with.
+lld_dir=$(dirname "$(readlink -f "$(command -v ld.lld)")")
+icf="[\"-C\", \"link-arg=-B$lld_dir\", \"-C\", \"link-arg=-fuse-ld=lld\", \"-C\", \"link-arg=-Wl,--icf=all\"]"
 for t in "${targets[@]}"; do
     tt=$(triple "$t")
     say "building label-image for $tt ($profile profile)"
@@ -117,8 +124,14 @@ for t in "${targets[@]}"; do
     # std is built from rust-web-src, as part of the program: Debian ships
     # no armhf std for 1.96, and the aarch64 one carries unwind tables
     # (0.7 MB) that panic = "abort" never reads, and code LTO cannot drop.
+    # Its features are cargo's defaults less "backtrace": a panic still
+    # prints its message, but std links no debug-info reader (gimli,
+    # addr2line) to symbolise a backtrace that a stripped binary has no
+    # symbols for anyway.
     RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc nice -n 10 /usr/bin/cargo build --locked -q \
-        -Zbuild-std=std,panic_abort --profile "$profile" -p label-image --target "$tt"
+        -Zbuild-std=std,panic_abort -Zbuild-std-features=panic-unwind \
+        --config "target.$tt.rustflags=$icf" \
+        --profile "$profile" -p label-image --target "$tt"
     bin="$CARGO_TARGET_DIR/$tt/$profile/label-image"
     say "$bin: $(stat -c %s "$bin") bytes, built in $((SECONDS - start)) s"
 done

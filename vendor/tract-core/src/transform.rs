@@ -155,23 +155,25 @@ pub struct ModelTransformFactory {
 
 inventory::collect!(ModelTransformFactory);
 
+// squeezebox: the registrations below build constants, and submit nothing
+// to `inventory`. Each submission was a link-time constructor that no
+// linker drops, so every transform, and all it builds, stayed in every
+// binary; squeezebox uses none. `get_transform` finds none.
 #[macro_export]
 macro_rules! register_simple_model_transform {
     ($name: expr, $type: expr) => {
-        $crate::internal::inventory::submit! {
-            $crate::transform::ModelTransformFactory {
-                name: $name,
-                build_default: || Ok(Box::new($type)),
-                build: |_de| Ok(Box::new($type)),
-            }
-        }
+        const _: $crate::transform::ModelTransformFactory = $crate::transform::ModelTransformFactory {
+            name: $name,
+            build_default: || Ok(Box::new($type)),
+            build: |_de| Ok(Box::new($type)),
+        };
     };
 }
 
 #[macro_export]
 macro_rules! register_model_transform {
     ($name:expr, $config:ty, $builder:expr) => {
-        $crate::internal::inventory::submit! {
+        const _: $crate::transform::ModelTransformFactory = {
             $crate::transform::ModelTransformFactory {
                 name: $name,
                 build_default: || {
@@ -186,7 +188,7 @@ macro_rules! register_model_transform {
                     builder(config)
                 },
             }
-        }
+        };
     };
 }
 
@@ -457,7 +459,7 @@ register_model_transform!("set_property", SetPropertyConfig, |config| Ok(Box::ne
     SetPropertyTransform(config)
 )));
 
-inventory::submit! {
+const _: ModelTransformFactory = {
     ModelTransformFactory {
         name: "f32_to_f16",
         build_default: || Ok(build_float_translator(DatumType::F32, DatumType::F16, NodeFilter::default())),
@@ -467,9 +469,9 @@ inventory::submit! {
             Ok(build_float_translator(DatumType::F32, DatumType::F16, config.into_node_filter()?))
         },
     }
-}
+};
 
-inventory::submit! {
+const _: ModelTransformFactory = {
     ModelTransformFactory {
         name: "f16_to_f32",
         build_default: || Ok(build_float_translator(DatumType::F16, DatumType::F32, NodeFilter::default())),
@@ -479,9 +481,9 @@ inventory::submit! {
             Ok(build_float_translator(DatumType::F16, DatumType::F32, config.into_node_filter()?))
         },
     }
-}
+};
 
-inventory::submit! {
+const _: ModelTransformFactory = {
     ModelTransformFactory {
         name: "float_precision",
         build_default: || {
@@ -498,4 +500,4 @@ inventory::submit! {
             Ok(build_float_translator(from_dt, to_dt, filter))
         },
     }
-}
+};
