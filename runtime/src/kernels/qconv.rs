@@ -307,8 +307,9 @@ impl Joinable for PlaneQConv {
             let images = input.as_bytes().chunks_exact(layout.image_in);
             let outs = output.as_bytes_mut().chunks_exact_mut(layout.image_out);
             for (image, out) in images.zip(outs) {
-                // SAFETY: the CPU has the instructions of `first.dot`, which
-                // is every conv's (checked in `with_dot` and above).
+                // SAFETY: the CPU has the instructions of `first.dot`
+                // (checked in `with_dot`), which is every conv's (checked by
+                // `reads_like` in `Layout::new`).
                 unsafe {
                     match first.dot {
                         Dot::Vnni => convolve_vnni(convs, geometries, image, out, scratch),
