@@ -37,6 +37,9 @@ impl Expansion for CumSum {
             model.outlet_fact(inputs[1])?.konst.as_ref().context("Axis expected to be a const")?;
         let axis = axis.cast_to_scalar::<i64>()?;
         let rank = model.outlet_fact(inputs[0])?.rank() as i64;
+        // squeezebox's copy: an axis out of range is an error, where the
+        // release wired it and panicked indexing the shape (vendor/README.md).
+        ensure!((-rank..rank).contains(&axis), "CumSum: axis {axis} out of range for rank {rank}");
         let axis = if axis < 0 { axis + rank } else { axis } as usize;
         model.wire_node(
             prefix,

@@ -96,6 +96,7 @@ impl EvalOp for ScatterElements {
                 updates.datum_type()
             );
         }
+        check_indices(data.shape(), &indices, updates.shape(), self.axis)?;
         unsafe {
             match self.reduction {
                 ScatterReduction::None => {
@@ -109,4 +110,28 @@ impl EvalOp for ScatterElements {
             }
         }
     }
+}
+
+/// squeezebox's copy: indices out of range and shapes that disagree are
+/// errors here, where the release indexed ndarray with them and panicked
+/// (a hostile model file could abort the process; vendor/README.md).
+fn check_indices(
+    data: &[usize],
+    indices: &ArrayViewD<i64>,
+    updates: &[usize],
+    axis: usize,
+) -> TractResult<()> {
+    ensure!(
+        indices.shape() == updates
+            && updates.len() == data.len()
+            && axis < data.len()
+            && updates.iter().zip(data).enumerate().all(|(i, (u, d))| i == axis || u <= d),
+        "ScatterElements: indices {:?} and updates {updates:?} do not fit data {data:?} on axis {axis}",
+        indices.shape()
+    );
+    let len = data[axis] as i64;
+    if let Some(index) = indices.iter().find(|&&i| i < -len || i >= len) {
+        bail!("ScatterElements: index {index} is out of range for axis {axis} of length {len}");
+    }
+    Ok(())
 }

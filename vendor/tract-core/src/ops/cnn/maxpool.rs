@@ -267,6 +267,9 @@ impl OptMaxPool {
             return Ok(None);
         }
         let (oh, ow) = (patch.output_shape[0], patch.output_shape[1]);
+        // squeezebox's copy: an empty plane is an error, where the release
+        // panicked chunking the input by its size (vendor/README.md).
+        ensure!(h * w * px > 0 && oh * ow * px > 0, "MaxPool: empty plane {h}x{w} to {oh}x{ow}");
         let spec = &patch.spec;
         let (kh, kw) = (spec.kernel_shape[0], spec.kernel_shape[1]);
         let (sh, sw) = (spec.strides[0], spec.strides[1]);
