@@ -2,6 +2,7 @@
 //! is pruned by magnitude, without fine-tuning. Layers that lose little can
 //! be pruned hard; the others are the ones to `--exclude`.
 
+use models::onnx::sparse::densify;
 use models::onnx::{read_weights, FrozenModel};
 use models::ParamRole;
 use plot::{Chart, Corner, Mark, Point, Series};
@@ -11,7 +12,6 @@ use trainer::train::evaluate;
 use trainer::Net;
 
 use crate::prune::magnitude::{masks, Scope};
-use crate::sparse_storage::densify;
 use crate::CompressError;
 
 /// One kernel's accuracy at each sparsity.
@@ -43,7 +43,7 @@ pub fn sensitivity(
     device: Device,
 ) -> Result<Sensitivity, CompressError> {
     let graph = model.layer_graph()?;
-    let weights = read_weights(&densify(&model.proto), &graph)?;
+    let weights = read_weights(&densify(&model.proto)?, &graph)?;
     let mut net = Net::fresh(&graph, device)?;
     net.load_weights(&weights)?;
     let baseline = evaluate(&net, val, device).accuracy;

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use compress::prune::{prune, Norm, PruneOptions, Ramp, Scope};
-use compress::sparse_storage::{densify, zero_kernel_values};
+use compress::sparse_storage::zero_kernel_values;
+use models::onnx::sparse::densify;
 use models::onnx::{self, Metadata};
 use prost::Message;
 use trainer::data::{Data, Limits};
@@ -75,7 +76,7 @@ fn options(ramp: Ramp, scope: Scope, ema: Option<f64>) -> PruneOptions {
 
 fn kernel_weights(proto: &onnx::proto::ModelProto) -> models::Weights {
     let graph = models::zoo::arch("squeeze1").unwrap().graph();
-    onnx::read_weights(&densify(proto), &graph).unwrap()
+    onnx::read_weights(&densify(proto).unwrap(), &graph).unwrap()
 }
 
 #[test]
@@ -107,7 +108,7 @@ fn pruning_reaches_the_target_and_pruned_weights_stay_zero() {
             "{ramp:?} {scope:?}"
         );
         // The report's count, read from the stored (sparse) file, agrees.
-        assert_eq!(zero_kernel_values(&p.proto), zeros);
+        assert_eq!(zero_kernel_values(&p.proto).unwrap(), zeros);
         for l in &pruned {
             let share = l.zeros as f64 / l.values as f64;
             match scope {
@@ -238,7 +239,7 @@ fn the_pruned_file_is_smaller_and_loads_in_tract_and_onnxruntime() {
         .images;
     let stored = onnx::decode(&std::fs::read(&sparse).unwrap()).unwrap();
     let unpacked = dir.path().join("unpacked.onnx");
-    std::fs::write(&unpacked, densify(&stored.proto).encode_to_vec()).unwrap();
+    std::fs::write(&unpacked, densify(&stored.proto).unwrap().encode_to_vec()).unwrap();
     let (p, q) = (
         model.run(&pixels).unwrap(),
         runtime::Model::load(&unpacked)

@@ -15,6 +15,9 @@ pub enum ModelError {
     File { path: PathBuf, why: String },
     #[error("not a squeezebox model: {0}")]
     Contract(String),
+    /// A stored tensor that is inconsistent, or asks for too much.
+    #[error("tensor '{name}': {why}")]
+    Tensor { name: String, why: String },
 }
 
 impl ModelError {

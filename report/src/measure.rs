@@ -72,7 +72,7 @@ pub fn measure(file: &Path, data: &cifar::Dataset) -> anyhow::Result<Measured> {
                 .sum(),
         )
     });
-    let zeros = zero_kernel_values(&frozen.proto);
+    let zeros = zero_kernel_values(&frozen.proto)?;
     let meta = model.meta();
     Ok(Measured {
         file: file.to_path_buf(),

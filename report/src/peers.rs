@@ -9,8 +9,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use compress::sparse_storage::densify;
 use models::onnx::read_weights;
+use models::onnx::sparse::densify;
 use runtime::timing::{measure, timed, LatencyStats};
 use runtime::Model;
 use serde::Serialize;
@@ -124,7 +124,7 @@ impl Contestants {
         let libtorch = if with_libtorch {
             let frozen = models::onnx::decode(&bytes)?;
             let graph = frozen.layer_graph()?;
-            match read_weights(&densify(&frozen.proto), &graph) {
+            match read_weights(&densify(&frozen.proto)?, &graph) {
                 Ok(weights) => {
                     let mut net = Net::fresh(&graph, Device::Cpu)?;
                     net.load_weights(&weights)?;

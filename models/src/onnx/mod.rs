@@ -9,6 +9,9 @@ pub mod build;
 mod export;
 mod metadata;
 mod read;
+pub mod sparse;
+mod tensors;
+mod validate;
 
 /// The ONNX protobuf messages, generated from the vendored `onnx.proto`.
 pub mod proto {
@@ -19,6 +22,7 @@ pub mod proto {
 pub use export::{encode, export, OPSET};
 pub use metadata::{keys, Metadata};
 pub use read::{decode, read_weights, Contract, FrozenModel};
+pub use validate::max_values;
 
 /// Name of the graph input.
 pub const INPUT: &str = "pixels";

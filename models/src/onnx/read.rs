@@ -6,6 +6,7 @@ use prost::Message;
 use super::proto::{
     tensor_proto::DataType, tensor_shape_proto::dimension, type_proto, ModelProto, ValueInfoProto,
 };
+use super::validate::validate;
 use super::{keys, Metadata, INPUT, LOGITS, PROBABILITIES};
 use crate::error::ModelError;
 use crate::graph::{Graph, RAW_CHANNELS, RAW_SIZE};
@@ -43,6 +44,9 @@ impl FrozenModel {
 /// Decodes `bytes` as a squeezebox ONNX model and checks its contract:
 /// one `uint8 [N,32,32,3]` input named `pixels`, float `logits` and
 /// `probabilities` outputs of the same width, and labels for every class.
+/// Then every stored tensor is checked ([`validate`]), so that nothing
+/// downstream evaluates a tensor that disagrees with itself or asks for
+/// more memory than the file's size allows.
 pub fn decode(bytes: &[u8]) -> Result<FrozenModel, ModelError> {
     if bytes.is_empty() {
         return Err(ModelError::Contract("the file is empty".into()));
@@ -112,6 +116,7 @@ pub fn decode(bytes: &[u8]) -> Result<FrozenModel, ModelError> {
             meta.labels.len()
         )));
     }
+    validate(graph, bytes.len())?;
     Ok(FrozenModel {
         proto,
         meta,

@@ -1,0 +1,376 @@
+//! One pass over everything a model file stores, run by [`super::decode`]
+//! before any runtime evaluates a node, so that the runtime, compress and
+//! report all refuse a corrupt or hostile file the same way: with one line
+//! naming the tensor, where tract would index past the end of a buffer or
+//! allocate whatever a small file asks for.
+
+use super::proto::{tensor_proto::DataType, GraphProto, NodeProto, TensorProto};
+use super::sparse::stored_kernels;
+use super::tensors::{check_length, find, ints, numbers};
+use crate::error::ModelError;
+
+/// Values any file may ask for, whatever its size: 1 GiB of f32.
+const MAX_VALUES: u64 = 1 << 28;
+/// Values any file may ask for, however small: 4 MiB of f32.
+const MIN_VALUES: u64 = 1 << 20;
+/// Values a file may ask for per byte it holds. A dense tensor holds at
+/// most one value a byte (int8); a sparse kernel at most 255 per 5 bytes.
+const VALUES_PER_BYTE: u64 = 64;
+
+/// How many values, in all, a file of `file_bytes` may ask for: stored,
+/// decoded (sparse kernels) or built by its nodes (`ConstantOfShape`).
+pub fn max_values(file_bytes: usize) -> u64 {
+    (file_bytes as u64)
+        .saturating_mul(VALUES_PER_BYTE)
+        .clamp(MIN_VALUES, MAX_VALUES)
+}
+
+/// What is left of a file's [`max_values`] as the pass goes.
+struct Budget {
+    file_bytes: usize,
+    left: u64,
+}
+
+impl Budget {
+    fn new(file_bytes: usize) -> Budget {
+        Budget {
+            file_bytes,
+            left: max_values(file_bytes),
+        }
+    }
+
+    /// The most values one tensor may have.
+    fn total(&self) -> u64 {
+        max_values(self.file_bytes)
+    }
+
+    fn charge(&mut self, name: &str, values: u64) -> Result<(), ModelError> {
+        self.left = self.left.checked_sub(values).ok_or_else(|| {
+            tensor_err(
+                name,
+                format!(
+                    "asks for {values} values, past the {} that a {}-byte file may ask for",
+                    self.total(),
+                    self.file_bytes
+                ),
+            )
+        })?;
+        Ok(())
+    }
+}
+
+/// Checks every stored tensor and every node input that sizes a tensor or
+/// scales int8 data. The input/output contract is [`super::decode`]'s.
+pub fn validate(graph: &GraphProto, file_bytes: usize) -> Result<(), ModelError> {
+    let mut budget = Budget::new(file_bytes);
+    let attribute_tensors = graph
+        .node
+        .iter()
+        .flat_map(|n| &n.attribute)
+        .flat_map(|a| a.t.iter().chain(&a.tensors));
+    for t in graph.initializer.iter().chain(attribute_tensors) {
+        let name = t.name.as_deref().unwrap_or("(unnamed)");
+        let values = check_length(t, budget.total()).map_err(|why| tensor_err(name, why))?;
+        budget.charge(name, values)?;
+    }
+    // A bound, not a tally: a kernel's dense values count here (the copy
+    // compress decodes) and again for its decoding nodes' ConstantOfShape.
+    for kernel in stored_kernels(graph, budget.total() as usize)? {
+        budget.charge(&kernel.name, kernel.numel() as u64)?;
+    }
+    for node in &graph.node {
+        check_node(graph, node, &mut budget)?;
+    }
+    Ok(())
+}
+
+/// The checks on one node's inputs: shapes it builds, int8 parameters.
+fn check_node(graph: &GraphProto, node: &NodeProto, budget: &mut Budget) -> Result<(), ModelError> {
+    let stored = |i: usize| stored_input(graph, node, i);
+    match node.op_type.as_deref().unwrap_or("") {
+        "ConstantOfShape" => {
+            let (name, shape) = shape_input(stored(0)?)?;
+            let values = product(&shape, name, |d| d >= 0, budget.total())?;
+            budget.charge(name, values)?;
+        }
+        "Reshape" => {
+            let (name, shape) = shape_input(stored(1)?)?;
+            // No allocation of its own, but no larger than any tensor.
+            product(&shape, name, |d| d >= -1, budget.total())?;
+        }
+        "QLinearConv" => {
+            let weights = stored(3)?;
+            let channels = weights.dims.first().copied().unwrap_or(1);
+            for (scale, zero_point, per_channel) in [(1, 2, false), (4, 5, true), (6, 7, false)] {
+                let counts: &[i64] = if per_channel { &[1, channels] } else { &[1] };
+                check_quantization(stored(scale)?, stored(zero_point)?, counts)?;
+            }
+        }
+        "QuantizeLinear" | "DequantizeLinear" => {
+            check_quantization(stored(1)?, stored(2)?, &[1])?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Input `i` of `node`, which squeezebox files always store as an
+/// initializer: a computed one could ask for anything.
+fn stored_input<'g>(
+    graph: &'g GraphProto,
+    node: &NodeProto,
+    i: usize,
+) -> Result<&'g TensorProto, ModelError> {
+    let op = node.op_type.as_deref().unwrap_or("");
+    let node_name = node.name.as_deref().unwrap_or("(unnamed)");
+    let input = node.input.get(i).map(String::as_str).unwrap_or("");
+    find(graph, input).ok_or_else(|| ModelError::Tensor {
+        name: input.into(),
+        why: format!("input {i} of {op} node '{node_name}' must be stored in the file"),
+    })
+}
+
+/// A shape input's name and dims: int64, one dimension.
+fn shape_input(t: &TensorProto) -> Result<(&str, Vec<i64>), ModelError> {
+    let name = t.name.as_deref().unwrap_or("");
+    if t.data_type != Some(DataType::Int64 as i32) || t.dims.len() != 1 {
+        return Err(tensor_err(name, "a shape must be int64 of rank 1".into()));
+    }
+    Ok((name, ints(t)))
+}
+
+/// The product of a shape's positive dims, each of which must pass `ok`,
+/// at most `max`.
+fn product(
+    shape: &[i64],
+    name: &str,
+    ok: impl Fn(i64) -> bool,
+    max: u64,
+) -> Result<u64, ModelError> {
+    shape
+        .iter()
+        .try_fold(1u64, |n, &d| {
+            ok(d).then(|| n.checked_mul(d.max(1) as u64))?
+        })
+        .filter(|&n| n <= max)
+        .ok_or_else(|| {
+            tensor_err(
+                name,
+                format!("shape {shape:?} is invalid or asks for more than {max} values"),
+            )
+        })
+}
+
+/// An int8 scale and zero point: as many as `counts` allows, scales finite
+/// and positive, zero points 8-bit (whose range their dtype then bounds).
+fn check_quantization(
+    scale: &TensorProto,
+    zero_point: &TensorProto,
+    counts: &[i64],
+) -> Result<(), ModelError> {
+    let name = |t: &TensorProto| t.name.clone().unwrap_or_default();
+    let scales = numbers(scale);
+    if scale.data_type != Some(DataType::Float as i32) || !counts.contains(&(scales.len() as i64)) {
+        return Err(tensor_err(
+            &name(scale),
+            format!("a scale must be float32, {counts:?} values"),
+        ));
+    }
+    if let Some(s) = scales.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+        return Err(tensor_err(
+            &name(scale),
+            format!("scale {s} is not finite and positive"),
+        ));
+    }
+    let eight_bit = [DataType::Int8 as i32, DataType::Uint8 as i32];
+    let zero_points = ints(zero_point).len() as i64;
+    if !zero_point.data_type.is_some_and(|t| eight_bit.contains(&t))
+        || !counts.contains(&zero_points)
+    {
+        return Err(tensor_err(
+            &name(zero_point),
+            format!("a zero point must be int8 or uint8, {counts:?} values"),
+        ));
+    }
+    Ok(())
+}
+
+fn tensor_err(name: &str, why: String) -> ModelError {
+    ModelError::Tensor {
+        name: name.into(),
+        why,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::onnx::build::{f32_tensor, i64_tensor, node, tensor};
+    use crate::onnx::sparse::Gaps;
+
+    /// A graph holding kernel `k` stored sparse, with its decoding
+    /// ConstantOfShape and Reshape, as compress writes it.
+    fn sparse_graph() -> GraphProto {
+        let g = Gaps::encode(&[0.0, 1.0, 0.0, 2.0, 0.0, 0.0]);
+        GraphProto {
+            initializer: vec![
+                f32_tensor("k/values", &[2], &g.values),
+                tensor("k/gaps", &[2], DataType::Uint8, g.gaps),
+                i64_tensor("k/numel", &[1], &[6]),
+                i64_tensor("k/shape", &[2], &[2, 3]),
+            ],
+            node: vec![
+                node(
+                    "ConstantOfShape",
+                    "k/zeros",
+                    vec!["k/numel".into()],
+                    "z",
+                    vec![],
+                ),
+                node(
+                    "Reshape",
+                    "k/reshape",
+                    vec!["f".into(), "k/shape".into()],
+                    "k",
+                    vec![],
+                ),
+            ],
+            ..Default::default()
+        }
+    }
+
+    fn refusal(graph: &GraphProto) -> String {
+        validate(graph, 1000).unwrap_err().to_string()
+    }
+
+    fn edited(name: &str, edit: impl FnOnce(&mut TensorProto)) -> GraphProto {
+        let mut graph = sparse_graph();
+        let t = graph.initializer.iter_mut();
+        edit(
+            t.into_iter()
+                .find(|t| t.name.as_deref() == Some(name))
+                .unwrap(),
+        );
+        graph
+    }
+
+    fn set_i64(v: i64) -> impl FnOnce(&mut TensorProto) {
+        move |t| t.raw_data = Some(v.to_le_bytes().to_vec())
+    }
+
+    #[test]
+    fn an_honest_sparse_kernel_passes() {
+        validate(&sparse_graph(), 1000).unwrap();
+    }
+
+    #[test]
+    fn sparse_parts_that_disagree_are_named() {
+        let e = refusal(&edited("k/numel", set_i64(1 << 40)));
+        assert!(
+            e.contains("'k/gaps'") && e.contains("numel 1099511627776"),
+            "{e}"
+        );
+        let e = refusal(&edited("k/numel", set_i64(5)));
+        assert!(e.contains("not the product of shape [2, 3]"), "{e}");
+        let e = refusal(&edited("k/gaps", |t| t.raw_data = Some(vec![1, 5])));
+        assert!(e.contains("position 6, past its 6 values"), "{e}");
+        let e = refusal(&edited("k/gaps", |t| {
+            t.data_type = Some(DataType::Int8 as i32)
+        }));
+        assert!(e.contains("'k/gaps' must be uint8"), "{e}");
+        let mut graph = sparse_graph();
+        graph.initializer.remove(0);
+        assert!(refusal(&graph).contains("'k/values' is missing"));
+    }
+
+    #[test]
+    fn byte_lengths_must_match_dims() {
+        let e = refusal(&edited("k/values", |t| t.dims = vec![3]));
+        assert!(e.starts_with("tensor 'k/values': holds 8 bytes"), "{e}");
+        let e = refusal(&edited("k/values", |t| {
+            t.raw_data.as_mut().unwrap().push(0)
+        }));
+        assert!(e.contains("holds 9 bytes"), "{e}");
+        let e = refusal(&edited("k/shape", |t| {
+            t.raw_data = None;
+            t.int64_data = vec![2];
+        }));
+        assert!(e.contains("holds 1 values"), "{e}");
+        let e = refusal(&edited("k/gaps", |t| {
+            t.raw_data = None;
+            t.int32_data = vec![1, 300];
+        }));
+        assert!(e.contains("value 300 is out of range"), "{e}");
+    }
+
+    #[test]
+    fn size_bombs_are_refused_by_the_files_budget() {
+        let e = refusal(&edited("k/values", |t| t.dims = vec![1 << 30]));
+        assert!(e.contains("dims [1073741824] ask for more than"), "{e}");
+        let e = refusal(&edited("k/numel", set_i64(1 << 30)));
+        assert!(
+            e.contains("numel 1073741824 is not between 1 and 1048576"),
+            "{e}"
+        );
+        // Shapes built by nodes: each within the budget, and all together.
+        let zeros = |shapes: &[&[i64]]| GraphProto {
+            initializer: (0..shapes.len())
+                .map(|i| i64_tensor(&format!("s{i}"), &[shapes[i].len()], shapes[i]))
+                .collect(),
+            node: (0..shapes.len())
+                .map(|i| node("ConstantOfShape", "z", vec![format!("s{i}")], "z", vec![]))
+                .collect(),
+            ..Default::default()
+        };
+        validate(&zeros(&[&[1 << 10, 1 << 9]]), 1000).unwrap();
+        let e = refusal(&zeros(&[&[1 << 15, 1 << 15]]));
+        assert!(
+            e.contains("tensor 's0': shape [32768, 32768] is invalid or asks"),
+            "{e}"
+        );
+        // Half the budget, a quarter twice, and the six stored dims.
+        let e = refusal(&zeros(&[
+            &[1 << 10, 1 << 8],
+            &[1 << 10, 1 << 8],
+            &[1 << 10, 1 << 9],
+        ]));
+        assert!(
+            e.contains("tensor 's2': asks for 524288 values, past the 1048576"),
+            "{e}"
+        );
+        let mut graph = sparse_graph();
+        graph.node[0].input[0] = "computed".into();
+        let e = refusal(&graph);
+        assert!(
+            e.contains("input 0 of ConstantOfShape node 'k/zeros' must be stored"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn int8_scales_and_zero_points_are_checked() {
+        let graph = |scale: f32, zero_point: TensorProto| GraphProto {
+            initializer: vec![f32_tensor("s", &[], &[scale]), zero_point],
+            node: vec![node(
+                "QuantizeLinear",
+                "q",
+                vec!["x".into(), "s".into(), "z".into()],
+                "y",
+                vec![],
+            )],
+            ..Default::default()
+        };
+        let zero = || tensor("z", &[], DataType::Int8, vec![0]);
+        validate(&graph(0.5, zero()), 1000).unwrap();
+        for bad in [f32::NAN, 0.0, -1.0, f32::INFINITY] {
+            let e = validate(&graph(bad, zero()), 1000).unwrap_err().to_string();
+            assert!(
+                e.starts_with("tensor 's': scale") && e.contains("finite"),
+                "{e}"
+            );
+        }
+        let wide = i64_tensor("z", &[], &[0]);
+        let e = validate(&graph(0.5, wide), 1000).unwrap_err().to_string();
+        assert!(e.contains("int8 or uint8"), "{e}");
+    }
+}
