@@ -5,6 +5,7 @@ mod common;
 
 use std::path::Path;
 
+use common::mutants::{edit, initializer, set_i64s};
 use common::{label_image, random_model, sample};
 use models::onnx::proto::{
     tensor_proto::DataType, tensor_shape_proto::dimension::Value as Dim, type_proto,
@@ -93,6 +94,58 @@ fn unusable_model_files() {
         &rejected(&["--model", path(&elu), path(&cat)]),
         &["elu.onnx", "the ONNX op Elu", "does not read"],
     );
+}
+
+/// Shipped files made hostile in the ways that crashed label-image before
+/// the validation pass: each is refused in one line naming the file and
+/// the tensor. `runtime/tests/hostile.rs` tries hundreds more in process.
+#[test]
+fn hostile_model_files() {
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+    let read = |name: &str| std::fs::read(models.join(name)).unwrap();
+    let (pruned, int8) = (read("squeeze1.p75.onnx"), read("squeeze1.int8.onnx"));
+    let kernel = "fire2.squeeze.weight";
+    let cases = [
+        (
+            "numel-bomb.onnx",
+            edit(&pruned, |p| {
+                set_i64s(initializer(p, &format!("{kernel}/numel")), 1 << 40)
+            }),
+            "numel 1099511627776",
+        ),
+        (
+            "gaps-past-the-end.onnx",
+            edit(&pruned, |p| {
+                let gaps = initializer(p, &format!("{kernel}/gaps"));
+                gaps.raw_data.as_mut().unwrap().fill(u8::MAX);
+            }),
+            "past its",
+        ),
+        (
+            "dims-bomb.onnx",
+            edit(&pruned, |p| {
+                initializer(p, "conv1.weight").dims[0] = 1 << 30
+            }),
+            "conv1.weight",
+        ),
+        (
+            "nan-scale.onnx",
+            edit(&int8, |p| {
+                initializer(p, "input.q.scale").raw_data = Some(f32::NAN.to_le_bytes().to_vec())
+            }),
+            "input.q.scale",
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let cat = sample("cat.png");
+    for (name, bytes, says) in cases {
+        let file = dir.path().join(name);
+        std::fs::write(&file, bytes).unwrap();
+        assert_has(
+            &rejected(&["--model", path(&file), path(&cat)]),
+            &[name, says],
+        );
+    }
 }
 
 #[test]

@@ -11,6 +11,8 @@ use models::{zoo, Graph, ParamRole, Tensor, Weights};
 use prost::Message;
 use tempfile::TempDir;
 
+pub mod mutants;
+
 /// CIFAR-10's class names in label order, so output reads like the real thing.
 pub const CIFAR_LABELS: [&str; 10] = [
     "airplane",
