@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use flate2::read::GzDecoder;
 
-use crate::batch::{check_size, parse_meta, read_exact_vec, BATCHES_DIR, META_FILE};
+use crate::batch::{check_size, read_class_names, read_exact_vec, BATCHES_DIR, META_FILE};
 use crate::split::Segment;
 use crate::CifarError;
 
@@ -57,11 +57,7 @@ pub(crate) fn read_meta(archive: &Path) -> Result<Vec<String>, CifarError> {
         if name != META_FILE {
             return Ok(true);
         }
-        let mut text = Vec::new();
-        contents
-            .read_to_end(&mut text)
-            .map_err(|e| corrupt(archive, e))?;
-        classes = Some(parse_meta(&path, &text)?);
+        classes = Some(read_class_names(&path, contents, |e| corrupt(archive, e))?);
         Ok(false)
     })?;
     classes.ok_or(CifarError::Missing { path })

@@ -72,10 +72,30 @@ pub(crate) fn decode(
     Ok(())
 }
 
-/// The class names of `batches.meta.txt`; blank lines (the file ends with
-/// some) are not names.
-pub(crate) fn parse_meta(path: &Path, text: &[u8]) -> Result<Vec<String>, CifarError> {
-    let classes: Vec<String> = String::from_utf8_lossy(text)
+/// Most bytes a `batches.meta.txt` may take: ten short names need a few
+/// dozen, and a larger file (or a gzip bomb in an archive) is not read in.
+const META_MAX_BYTES: u64 = 64 * 1024;
+
+/// The class names of `batches.meta.txt` at `path`, read from `contents`
+/// (at most [`META_MAX_BYTES`]; `failed` names a read error); blank lines
+/// (the file ends with some) are not names.
+pub(crate) fn read_class_names(
+    path: &Path,
+    contents: &mut dyn Read,
+    failed: impl FnOnce(io::Error) -> CifarError,
+) -> Result<Vec<String>, CifarError> {
+    let mut text = Vec::new();
+    contents
+        .take(META_MAX_BYTES + 1)
+        .read_to_end(&mut text)
+        .map_err(failed)?;
+    if text.len() as u64 > META_MAX_BYTES {
+        return Err(CifarError::BigMeta {
+            path: path.to_path_buf(),
+            max: META_MAX_BYTES,
+        });
+    }
+    let classes: Vec<String> = String::from_utf8_lossy(&text)
         .lines()
         .map(str::trim)
         .filter(|line| !line.is_empty())

@@ -30,6 +30,8 @@ pub enum CifarError {
     },
     #[error("{}: {found} class names, expected {} (one a line)", path.display(), CLASSES)]
     BadMeta { path: PathBuf, found: usize },
+    #[error("{}: over {max} bytes; a class-name file is ten short lines", path.display())]
+    BigMeta { path: PathBuf, max: u64 },
     #[error("{}: corrupt or truncated archive: {source}", path.display())]
     Archive { path: PathBuf, source: io::Error },
 }

@@ -1,11 +1,11 @@
 //! Where the data lives, and reading splits from it.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use crate::batch::{
-    check_size, decode, parse_meta, read_exact_vec, ARCHIVE_FILE, BATCHES_DIR, META_FILE,
+    check_size, decode, read_class_names, read_exact_vec, ARCHIVE_FILE, BATCHES_DIR, META_FILE,
 };
 use crate::split::{Segment, Split};
 use crate::{archive, CifarError, Dataset};
@@ -43,10 +43,8 @@ impl Source {
         let classes = match &location {
             Location::Batches(dir) => {
                 let meta = dir.join(META_FILE);
-                parse_meta(
-                    &meta,
-                    &fs::read(&meta).map_err(|e| CifarError::io(&meta, e))?,
-                )?
+                let mut file = File::open(&meta).map_err(|e| CifarError::io(&meta, e))?;
+                read_class_names(&meta, &mut file, |e| CifarError::io(&meta, e))?
             }
             Location::Archive(file) => archive::read_meta(file)?,
         };

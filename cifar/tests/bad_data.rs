@@ -88,6 +88,20 @@ fn meta_with_nine_names_is_named() {
     );
 }
 
+/// A huge class-name file is refused after 64 KiB, not read whole.
+#[test]
+fn huge_meta_is_named_without_reading_it_all() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = batches_dir(root.path());
+    fs::write(dir.join("batches.meta.txt"), "x\n".repeat(1 << 20)).unwrap();
+    let message = message(cifar::open(root.path()));
+    assert!(
+        message
+            .ends_with("batches.meta.txt: over 65536 bytes; a class-name file is ten short lines"),
+        "{message}"
+    );
+}
+
 #[test]
 fn missing_meta_is_named() {
     let root = tempfile::tempdir().unwrap();

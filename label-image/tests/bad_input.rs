@@ -182,6 +182,18 @@ fn unusable_pictures_and_directories() {
         &rejected(&["--model", model, "--labels", path(&labels), path(&cat)]),
         &["labels.txt", "2 labels", "10 classes"],
     );
+    let huge = dir.join("huge-labels.txt");
+    std::fs::write(&huge, "cat\n".repeat(1 << 19)).unwrap();
+    assert_has(
+        &rejected(&["--model", model, "--labels", path(&huge), path(&cat)]),
+        &["huge-labels.txt", "over 1048576 bytes"],
+    );
+    let binary = dir.join("binary-labels.txt");
+    std::fs::write(&binary, [0xff, 0xfe, 0x00, 0x80]).unwrap();
+    assert_has(
+        &rejected(&["--model", model, "--labels", path(&binary), path(&cat)]),
+        &["binary-labels.txt", "not UTF-8"],
+    );
 
     let not_cifar = dir.join("bare");
     assert_has(
