@@ -51,29 +51,87 @@ fn read_everywhere(bytes: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-#[test]
-fn mutated_model_files_load_or_are_refused_in_one_line() {
-    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
-    let (mut loaded, mut refused, mut failures) = (0, 0, Vec::new());
-    for (seed, file) in FILES.iter().enumerate() {
-        let bytes = std::fs::read(models.join(format!("{file}.onnx"))).unwrap();
-        read_everywhere(&bytes).unwrap_or_else(|e| panic!("{file} itself: {e}"));
-        for mutant in mutants(&bytes, seed as u64, PER_FILE) {
-            let start = Instant::now();
-            match catch_unwind(AssertUnwindSafe(|| read_everywhere(&mutant.bytes))) {
-                Ok(Ok(())) => loaded += 1,
-                Ok(Err(_)) => refused += 1,
-                Err(_) => failures.push(format!("{file}, {}: panicked", mutant.what)),
-            }
-            if start.elapsed() > LIMIT {
-                failures.push(format!(
-                    "{file}, {}: took {:?}",
-                    mutant.what,
-                    start.elapsed()
-                ));
+/// Tallies of a run over mutants, and what went wrong, one line each.
+#[derive(Default)]
+struct Tally {
+    loaded: usize,
+    refused: usize,
+    failures: Vec<String>,
+}
+
+impl Tally {
+    /// Runs `count` mutants of each shipped kind of file, from `seed` on.
+    fn run(&mut self, seed: u64, count: usize) {
+        let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+        for (i, file) in FILES.iter().enumerate() {
+            let bytes = std::fs::read(models.join(format!("{file}.onnx"))).unwrap();
+            let seed = seed * FILES.len() as u64 + i as u64;
+            for mutant in mutants(&bytes, seed, count) {
+                let start = Instant::now();
+                match catch_unwind(AssertUnwindSafe(|| read_everywhere(&mutant.bytes))) {
+                    Ok(Ok(())) => self.loaded += 1,
+                    Ok(Err(_)) => self.refused += 1,
+                    Err(_) => self.fail(file, seed, &mutant.what, "panicked"),
+                }
+                if start.elapsed() > LIMIT {
+                    self.fail(
+                        file,
+                        seed,
+                        &mutant.what,
+                        &format!("took {:?}", start.elapsed()),
+                    );
+                }
             }
         }
     }
-    eprintln!("{loaded} mutants loaded and ran, {refused} refused");
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    fn fail(&mut self, file: &str, seed: u64, what: &str, how: &str) {
+        self.failures
+            .push(format!("{file} (seed {seed}), {what}: {how}"));
+    }
+
+    fn check(&self) {
+        eprintln!(
+            "{} mutants loaded and ran, {} refused",
+            self.loaded, self.refused
+        );
+        assert!(self.failures.is_empty(), "{}", self.failures.join("\n"));
+    }
+}
+
+#[test]
+fn shipped_files_pass() {
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+    for file in FILES {
+        let bytes = std::fs::read(models.join(format!("{file}.onnx"))).unwrap();
+        read_everywhere(&bytes).unwrap_or_else(|e| panic!("{file}: {e}"));
+    }
+}
+
+#[test]
+fn mutated_model_files_load_or_are_refused_in_one_line() {
+    let mut tally = Tally::default();
+    tally.run(0, PER_FILE);
+    tally.check();
+}
+
+/// The same mutators as a fuzzer, for longer runs on a developer's
+/// machine: new seeds until `HOSTILE_SECONDS` (default 60) have passed,
+/// from `HOSTILE_SEED` (default 1; CI's test uses seed 0):
+/// `HOSTILE_SECONDS=1800 cargo test -p runtime --test hostile -- --ignored`.
+#[test]
+#[ignore]
+fn fuzz_for_a_while() {
+    let number = |var: &str, default: u64| {
+        std::env::var(var).map_or(default, |v| v.parse().expect("a number"))
+    };
+    let end = Instant::now() + Duration::from_secs(number("HOSTILE_SECONDS", 60));
+    let mut tally = Tally::default();
+    let mut seed = number("HOSTILE_SEED", 1);
+    while Instant::now() < end {
+        tally.run(seed, 40);
+        seed += 1;
+    }
+    eprintln!("seeds up to {}", seed - 1);
+    tally.check();
 }
