@@ -7,17 +7,34 @@ use std::path::PathBuf;
 pub enum ModelError {
     #[error("unknown architecture '{name}' (known: {known})")]
     UnknownArch { name: String, known: String },
-    #[error("invalid layer graph: {0}")]
+    #[error("invalid layer graph: {}", printable(.0))]
     Graph(String),
-    #[error("weights: {0}")]
+    #[error("weights: {}", printable(.0))]
     Weights(String),
     #[error("{}: {why}", path.display())]
     File { path: PathBuf, why: String },
-    #[error("not a squeezebox model: {0}")]
+    #[error("not a squeezebox model: {}", printable(.0))]
     Contract(String),
     /// A stored tensor that is inconsistent, or asks for too much.
-    #[error("tensor '{name}': {why}")]
+    #[error("tensor '{}': {}", printable(name), printable(why))]
     Tensor { name: String, why: String },
+    /// A node whose attributes are out of range.
+    #[error("node '{}': {}", printable(name), printable(why))]
+    Node { name: String, why: String },
+}
+
+/// `text` with control characters escaped: names and values come from the
+/// file, and a newline in a tensor's name must not break the one line.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 impl ModelError {

@@ -8,6 +8,7 @@ use super::proto::{tensor_proto::DataType, GraphProto, NodeProto, TensorProto};
 use super::sparse::stored_kernels;
 use super::tensors::{check_length, find, ints, numbers};
 use crate::error::ModelError;
+use crate::graph::RAW_SIZE;
 
 /// Values any file may ask for, whatever its size: 1 GiB of f32.
 const MAX_VALUES: u64 = 1 << 28;
@@ -79,7 +80,43 @@ pub fn validate(graph: &GraphProto, file_bytes: usize) -> Result<(), ModelError>
         budget.charge(&kernel.name, kernel.numel() as u64)?;
     }
     for node in &graph.node {
+        check_attributes(node)?;
         check_node(graph, node, &mut budget)?;
+    }
+    Ok(())
+}
+
+/// Highest rank of a squeezebox tensor: images are `[N,C,H,W]`.
+const MAX_RANK: i64 = 4;
+
+/// The integer attributes that tract indexes or divides by, within what
+/// a 32x32 picture of rank-4 tensors allows: tract panics (or allocates
+/// without bound) on a stride of 0, a pad of 2^30, an axis or a
+/// permutation past the rank.
+fn check_attributes(node: &NodeProto) -> Result<(), ModelError> {
+    let side = RAW_SIZE as i64;
+    for a in &node.attribute {
+        let name = a.name.as_deref().unwrap_or("");
+        let values: Vec<i64> = a.i.into_iter().chain(a.ints.iter().copied()).collect();
+        let ok = match name {
+            "kernel_shape" | "strides" | "dilations" => {
+                values.iter().all(|v| (1..=side).contains(v))
+            }
+            "pads" => values.iter().all(|v| (0..=side).contains(v)),
+            "axis" | "axes" => values.iter().all(|v| (-MAX_RANK..MAX_RANK).contains(v)),
+            "perm" => {
+                let mut sorted = values.clone();
+                sorted.sort_unstable();
+                sorted.into_iter().eq(0..values.len() as i64)
+            }
+            _ => true,
+        };
+        if !ok {
+            return Err(ModelError::Node {
+                name: node.name.clone().unwrap_or_default(),
+                why: format!("attribute '{name}' {values:?} is out of range"),
+            });
+        }
     }
     Ok(())
 }
@@ -372,5 +409,29 @@ mod tests {
         let wide = i64_tensor("z", &[], &[0]);
         let e = validate(&graph(0.5, wide), 1000).unwrap_err().to_string();
         assert!(e.contains("int8 or uint8"), "{e}");
+    }
+
+    #[test]
+    fn attributes_out_of_range_are_named() {
+        use crate::onnx::build::{int_attr, ints_attr};
+        let graph = |attr| GraphProto {
+            node: vec![node("MaxPool", "pool", vec!["x".into()], "y", vec![attr])],
+            ..Default::default()
+        };
+        validate(&graph(ints_attr("strides", &[2, 2])), 1000).unwrap();
+        validate(&graph(ints_attr("perm", &[0, 2, 3, 1])), 1000).unwrap();
+        for (attr, says) in [
+            (ints_attr("strides", &[0, 2]), "'strides' [0, 2]"),
+            (ints_attr("pads", &[0, 0, 1 << 30, 0]), "'pads'"),
+            (ints_attr("perm", &[0, 1, 38, 2]), "'perm'"),
+            (ints_attr("perm", &[0, 0, 1, 2]), "'perm'"),
+            (int_attr("axis", -7), "'axis' [-7]"),
+        ] {
+            let e = validate(&graph(attr), 1000).unwrap_err().to_string();
+            assert!(
+                e.starts_with("node 'pool': attribute ") && e.contains(says),
+                "{e}"
+            );
+        }
     }
 }

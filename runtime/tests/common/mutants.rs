@@ -35,7 +35,7 @@ pub struct Mutant {
 }
 
 /// `count` mutants of a model file's `bytes`, in turn: changed bytes, a
-/// truncation, a size bomb and swapped tensors.
+/// truncation, a size bomb or a bad attribute, and swapped tensors.
 pub fn mutants(bytes: &[u8], seed: u64, count: usize) -> Vec<Mutant> {
     let mut rng = Rng::new(seed);
     (0..count)
@@ -48,7 +48,8 @@ pub fn mutants(bytes: &[u8], seed: u64, count: usize) -> Vec<Mutant> {
                     bytes: bytes[..len].to_vec(),
                 }
             }
-            2 => size_bomb(bytes, &mut rng),
+            2 if rng.below(2) == 0 => size_bomb(bytes, &mut rng),
+            2 => bad_attribute(bytes, &mut rng),
             _ => swapped(bytes, &mut rng),
         })
         .collect()
@@ -130,6 +131,37 @@ fn size_bomb(bytes: &[u8], rng: &mut Rng) -> Mutant {
                 what = format!("'{name}' bytes all set to 255");
             }
         }
+    });
+    Mutant { what, bytes }
+}
+
+/// One of a node's integer attributes (an axis, a kernel size, a pad, a
+/// permutation...) set to a value out of its range.
+fn bad_attribute(bytes: &[u8], rng: &mut Rng) -> Mutant {
+    let bad = [1i64 << 30, 38, -7, 0][rng.below(4)];
+    let (pick, at) = (rng.next() as usize, rng.next() as usize);
+    let mut what = "no attribute; unchanged".to_string();
+    let bytes = edit(bytes, |proto| {
+        let graph = proto.graph.as_mut().expect("a graph");
+        let mut attributes: Vec<_> = graph
+            .node
+            .iter_mut()
+            .flat_map(|n| n.attribute.iter_mut())
+            .filter(|a| a.i.is_some() || !a.ints.is_empty())
+            .collect();
+        if attributes.is_empty() {
+            return;
+        }
+        let n = attributes.len();
+        let a = &mut attributes[pick % n];
+        match a.ints.len() {
+            0 => a.i = Some(bad),
+            len => a.ints[at % len] = bad,
+        }
+        what = format!(
+            "attribute '{}' given {bad}",
+            a.name.as_deref().unwrap_or("")
+        );
     });
     Mutant { what, bytes }
 }
