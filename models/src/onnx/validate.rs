@@ -90,9 +90,9 @@ pub fn validate(graph: &GraphProto, file_bytes: usize) -> Result<(), ModelError>
 const MAX_RANK: i64 = 4;
 
 /// The integer attributes that tract indexes or divides by, within what
-/// a 32x32 picture of rank-4 tensors allows: tract panics (or allocates
-/// without bound) on a stride of 0, a pad of 2^30, an axis or a
-/// permutation past the rank.
+/// 2-D convolutions and pools over a 32x32 picture of rank-4 tensors
+/// allow: tract panics (or allocates without bound) on a stride of 0, a
+/// pad of 2^30, a missing pad, an axis or a permutation past the rank.
 fn check_attributes(node: &NodeProto) -> Result<(), ModelError> {
     let side = RAW_SIZE as i64;
     for a in &node.attribute {
@@ -100,9 +100,9 @@ fn check_attributes(node: &NodeProto) -> Result<(), ModelError> {
         let values: Vec<i64> = a.i.into_iter().chain(a.ints.iter().copied()).collect();
         let ok = match name {
             "kernel_shape" | "strides" | "dilations" => {
-                values.iter().all(|v| (1..=side).contains(v))
+                values.len() == 2 && values.iter().all(|v| (1..=side).contains(v))
             }
-            "pads" => values.iter().all(|v| (0..=side).contains(v)),
+            "pads" => values.len() == 4 && values.iter().all(|v| (0..=side).contains(v)),
             "axis" | "axes" => values.iter().all(|v| (-MAX_RANK..MAX_RANK).contains(v)),
             "perm" => {
                 let mut sorted = values.clone();
@@ -422,6 +422,7 @@ mod tests {
         validate(&graph(ints_attr("perm", &[0, 2, 3, 1])), 1000).unwrap();
         for (attr, says) in [
             (ints_attr("strides", &[0, 2]), "'strides' [0, 2]"),
+            (ints_attr("strides", &[2]), "'strides' [2]"),
             (ints_attr("pads", &[0, 0, 1 << 30, 0]), "'pads'"),
             (ints_attr("perm", &[0, 1, 38, 2]), "'perm'"),
             (ints_attr("perm", &[0, 0, 1, 2]), "'perm'"),
