@@ -25,7 +25,7 @@ pub enum ModelError {
 
 /// `text` with control characters escaped: names and values come from the
 /// file, and a newline in a tensor's name must not break the one line.
-fn printable(text: &str) -> String {
+pub fn printable(text: &str) -> String {
     text.chars()
         .map(|c| {
             if c.is_control() {

@@ -14,6 +14,6 @@ pub mod weights;
 pub mod zoo;
 
 pub use cost::{cost, Cost};
-pub use error::ModelError;
+pub use error::{printable, ModelError};
 pub use graph::{Graph, GraphBuilder, Node, NodeId, Op, ParamRole, ParamSpec, Shape};
 pub use weights::{Tensor, Weights};

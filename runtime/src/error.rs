@@ -2,13 +2,15 @@
 
 use std::path::PathBuf;
 
+use models::printable;
+
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
-    #[error("{}: {why}", path.display())]
+    #[error("{}: {}", path.display(), printable(why))]
     File { path: PathBuf, why: String },
-    #[error("{0}")]
+    #[error("{}", printable(.0))]
     Model(String),
-    #[error("input: {0}")]
+    #[error("input: {}", printable(.0))]
     Input(String),
 }
 
