@@ -4,6 +4,8 @@
 //! naming the tensor, where tract would index past the end of a buffer or
 //! allocate whatever a small file asks for.
 
+use std::collections::HashSet;
+
 use super::proto::{tensor_proto::DataType, GraphProto, NodeProto, TensorProto};
 use super::sparse::stored_kernels;
 use super::tensors::{check_length, find, ints, numbers};
@@ -79,11 +81,39 @@ pub fn validate(graph: &GraphProto, file_bytes: usize) -> Result<(), ModelError>
     for kernel in stored_kernels(graph, budget.total() as usize)? {
         budget.charge(&kernel.name, kernel.numel() as u64)?;
     }
+    check_wiring(graph)?;
     for node in &graph.node {
         check_attributes(node)?;
         check_node(graph, node, &mut budget)?;
     }
     Ok(())
+}
+
+/// Every value that a node or the graph's outputs read is made somewhere:
+/// tract's reader panicked on an output that nothing makes.
+fn check_wiring(graph: &GraphProto) -> Result<(), ModelError> {
+    let made: HashSet<&str> = graph
+        .input
+        .iter()
+        .filter_map(|i| i.name.as_deref())
+        .chain(graph.initializer.iter().filter_map(|t| t.name.as_deref()))
+        .chain(
+            graph
+                .node
+                .iter()
+                .flat_map(|n| n.output.iter().map(String::as_str)),
+        )
+        .collect();
+    let mut read = graph
+        .node
+        .iter()
+        .flat_map(|n| n.input.iter().map(String::as_str))
+        .filter(|name| !name.is_empty())
+        .chain(graph.output.iter().map(|o| o.name.as_deref().unwrap_or("")));
+    match read.find(|name| !made.contains(name)) {
+        Some(name) => Err(tensor_err(name, "is read, but nothing makes it".into())),
+        None => Ok(()),
+    }
 }
 
 /// Highest rank of a squeezebox tensor: images are `[N,C,H,W]`.
@@ -243,6 +273,7 @@ fn tensor_err(name: &str, why: String) -> ModelError {
 mod tests {
     use super::*;
     use crate::onnx::build::{f32_tensor, i64_tensor, node, tensor};
+    use crate::onnx::proto::ValueInfoProto;
     use crate::onnx::sparse::Gaps;
 
     /// A graph holding kernel `k` stored sparse, with its decoding
@@ -267,11 +298,19 @@ mod tests {
                 node(
                     "Reshape",
                     "k/reshape",
-                    vec!["f".into(), "k/shape".into()],
+                    vec!["z".into(), "k/shape".into()],
                     "k",
                     vec![],
                 ),
             ],
+            ..Default::default()
+        }
+    }
+
+    /// A graph input named `x`.
+    fn pixels() -> ValueInfoProto {
+        ValueInfoProto {
+            name: Some("x".into()),
             ..Default::default()
         }
     }
@@ -376,7 +415,8 @@ mod tests {
             "{e}"
         );
         let mut graph = sparse_graph();
-        graph.node[0].input[0] = "computed".into();
+        // A value a node makes (the kernel itself, here), not a stored one.
+        graph.node[0].input[0] = "k".into();
         let e = refusal(&graph);
         assert!(
             e.contains("input 0 of ConstantOfShape node 'k/zeros' must be stored"),
@@ -395,6 +435,7 @@ mod tests {
                 "y",
                 vec![],
             )],
+            input: vec![pixels()],
             ..Default::default()
         };
         let zero = || tensor("z", &[], DataType::Int8, vec![0]);
@@ -416,6 +457,7 @@ mod tests {
         use crate::onnx::build::{int_attr, ints_attr};
         let graph = |attr| GraphProto {
             node: vec![node("MaxPool", "pool", vec!["x".into()], "y", vec![attr])],
+            input: vec![pixels()],
             ..Default::default()
         };
         validate(&graph(ints_attr("strides", &[2, 2])), 1000).unwrap();
@@ -434,5 +476,15 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    #[test]
+    fn values_that_nothing_makes_are_named() {
+        let mut graph = sparse_graph();
+        graph.node[1].input[0] = "nowhere".into();
+        assert_eq!(
+            refusal(&graph),
+            "tensor 'nowhere': is read, but nothing makes it"
+        );
     }
 }
