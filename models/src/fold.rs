@@ -1,12 +1,13 @@
 //! Batch-norm folding: the deployed graph has no batch norm after a
-//! convolution, because its affine transform is merged into the kernel.
+//! convolution or dense layer, because its affine transform is merged into
+//! the kernel.
 
 use crate::error::ModelError;
 use crate::graph::{Graph, NodeId, Op};
 use crate::weights::{Tensor, Weights};
 
-/// Merges every batch norm that directly follows a convolution (its only
-/// reader) into that convolution. Returns the smaller graph and its weights;
+/// Merges every batch norm that directly follows a convolution or dense
+/// layer (its only reader) into that layer. Returns the smaller graph and its weights;
 /// other batch norms stay as they are.
 pub fn fold_batchnorm(graph: &Graph, weights: &Weights) -> Result<(Graph, Weights), ModelError> {
     crate::weights::check(graph, weights)?;
@@ -26,7 +27,7 @@ pub fn fold_batchnorm(graph: &Graph, weights: &Weights) -> Result<(Graph, Weight
         .collect();
     for (id, eps) in norms {
         let conv_id = graph.nodes[id].inputs[0];
-        let Op::Conv { bias, .. } = graph.nodes[conv_id].op else {
+        let (Op::Conv { bias, .. } | Op::Dense { bias, .. }) = graph.nodes[conv_id].op else {
             continue;
         };
         if users[conv_id].len() != 1 {
@@ -61,7 +62,7 @@ pub fn fold_batchnorm(graph: &Graph, weights: &Weights) -> Result<(Graph, Weight
             .map(|c| (old_bias[c] - mean.data[c]) * scale[c] + beta.data[c])
             .collect();
         weights.insert(format!("{conv}.bias"), Tensor::new(vec![out], new_bias)?);
-        if let Op::Conv { bias, .. } = &mut graph.nodes[conv_id].op {
+        if let Op::Conv { bias, .. } | Op::Dense { bias, .. } = &mut graph.nodes[conv_id].op {
             *bias = true;
         }
         replaced[id] = Some(conv_id);

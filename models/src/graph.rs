@@ -265,7 +265,7 @@ impl Graph {
                     Shape::Map { c, h: 1, w: 1 }
                 }
                 Op::Flatten => Shape::Flat(ins[0].numel()),
-                Op::Lrn { .. } | Op::BatchNorm { .. } => {
+                Op::Lrn { .. } => {
                     map(ins[0])?;
                     ins[0]
                 }
@@ -287,7 +287,8 @@ impl Graph {
                     }
                     ins[0]
                 }
-                Op::LayerNorm { .. }
+                Op::BatchNorm { .. }
+                | Op::LayerNorm { .. }
                 | Op::ChannelScale
                 | Op::Scale { .. }
                 | Op::Relu
@@ -372,6 +373,52 @@ impl Graph {
             }
         }
         users
+    }
+
+    /// The graph as trained with batch norm: one between each convolution
+    /// (and, with `dense`, each dense layer) and the activation that is its
+    /// only reader, with the layer's bias dropped as redundant.
+    /// Nets without batch norm train slowly from scratch; export folds these
+    /// back ([`crate::fold::fold_batchnorm`]), so the deployed file has this
+    /// graph's layers and parameter count.
+    pub fn with_batchnorm(&self, dense: bool) -> Graph {
+        let users = self.consumers();
+        let mut nodes: Vec<Node> = Vec::with_capacity(2 * self.nodes.len());
+        // Where each old node's value now comes from.
+        let mut new_id: Vec<NodeId> = Vec::with_capacity(self.nodes.len());
+        for (id, node) in self.nodes.iter().enumerate() {
+            let mut node = node.clone();
+            node.inputs = node.inputs.iter().map(|&i| new_id[i]).collect();
+            let activated =
+                matches!(users[id][..], [u] if matches!(self.nodes[u].op, Op::Relu | Op::Gelu));
+            let normed = activated
+                && match &mut node.op {
+                    Op::Conv { bias, .. } => {
+                        *bias = false;
+                        true
+                    }
+                    Op::Dense { bias, .. } if dense => {
+                        *bias = false;
+                        true
+                    }
+                    _ => false,
+                };
+            let name = node.name.clone();
+            nodes.push(node);
+            if normed {
+                nodes.push(Node {
+                    name: format!("{name}.bn"),
+                    op: Op::BatchNorm { eps: 1e-5 },
+                    inputs: vec![nodes.len() - 1],
+                });
+            }
+            new_id.push(nodes.len() - 1);
+        }
+        Graph {
+            nodes,
+            output: new_id[self.output],
+            ..self.clone()
+        }
     }
 
     /// The graph as JSON, as stored in an exported model's metadata.
@@ -499,6 +546,36 @@ mod tests {
         assert_eq!(same_padding(32, 4, 1), (1, 2, 32));
         assert_eq!(same_padding(8, 2, 2), (0, 0, 4));
         assert_eq!(same_padding(5, 5, 1), (2, 2, 5));
+    }
+
+    #[test]
+    fn training_batchnorm_follows_each_layer_but_the_output_and_keeps_shapes() {
+        let graph = crate::zoo::arch("alex4").unwrap().graph();
+        let trained = graph.with_batchnorm(true);
+        let norms: Vec<&str> = trained
+            .nodes
+            .iter()
+            .filter(|n| matches!(n.op, Op::BatchNorm { .. }))
+            .map(|n| n.name.as_str())
+            .collect();
+        assert_eq!(norms, ["conv1.bn", "conv2.bn", "fc1.bn", "fc2.bn"]);
+        assert_eq!(trained.classes().unwrap(), 10);
+        let biases = trained.params().unwrap();
+        assert!(!biases
+            .iter()
+            .any(|p| p.name == "conv1.bias" || p.name == "fc1.bias"));
+        assert!(biases.iter().any(|p| p.name == "logits.bias"));
+        let conv_only = graph.with_batchnorm(false);
+        assert_eq!(conv_only.nodes.len(), graph.nodes.len() + 2);
+        // A layer that already has batch norm gets no second one.
+        let allconv = crate::zoo::arch("allconv").unwrap().graph();
+        let norms = |g: &Graph| {
+            g.nodes
+                .iter()
+                .filter(|n| matches!(n.op, Op::BatchNorm { .. }))
+                .count()
+        };
+        assert_eq!(norms(&allconv.with_batchnorm(false)), 7);
     }
 
     #[test]

@@ -66,3 +66,35 @@ fn unknown_architecture_is_a_one_line_error_listing_the_zoo() {
         "{err}"
     );
 }
+
+#[test]
+fn nets_trained_with_batchnorm_fold_back_to_the_zoo_layers_and_counts() {
+    for arch in zoo::ZOO {
+        let graph = arch.graph();
+        let fold = |g: &models::Graph| {
+            let weights = models::weights::seeded(g, 3).unwrap();
+            models::fold::fold_batchnorm(g, &weights).unwrap()
+        };
+        let (plain, _) = fold(&graph);
+        for dense in [false, true] {
+            let trained = graph.with_batchnorm(dense);
+            let study = ["tuto", "alex4", "nin2", "squeeze1"].contains(&arch.name);
+            assert!(
+                !study || trained.nodes.len() > graph.nodes.len(),
+                "{}",
+                arch.name
+            );
+            let (folded, weights) = fold(&trained);
+            assert_eq!(folded, plain, "{} (dense {dense})", arch.name);
+            models::weights::check(&folded, &weights).unwrap();
+            assert_eq!(
+                models::cost(&folded).unwrap().params,
+                models::cost(&plain).unwrap().params
+            );
+        }
+    }
+    let squeeze1 = zoo::arch("squeeze1").unwrap().graph().with_batchnorm(true);
+    let weights = models::weights::seeded(&squeeze1, 3).unwrap();
+    let (folded, _) = models::fold::fold_batchnorm(&squeeze1, &weights).unwrap();
+    assert_eq!(models::cost(&folded).unwrap().params, 146_570);
+}

@@ -10,8 +10,8 @@ use rand::Rng;
 const PAD_32: usize = 4;
 /// The study's brightness jitter: a uniform shift of up to this many levels.
 const MAX_BRIGHTNESS: f32 = 63.0;
-/// The study's contrast factor range.
-const CONTRAST: std::ops::Range<f32> = 0.2..1.8;
+/// The study's contrast factor range: 1 plus or minus this.
+const MAX_CONTRAST: f32 = 0.8;
 
 /// How training images are distorted, chosen from the model's input size.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -20,23 +20,24 @@ pub struct Augment {
     crop: usize,
     /// Zero padding around the 32x32 image before the random crop.
     pad: usize,
-    /// The study's brightness and contrast jitter.
-    jitter: bool,
+    /// The brightness and contrast jitter, as a multiple of the study's
+    /// ranges; 0 for none.
+    jitter: f32,
     /// Side of the zeroed square; 0 for none.
     cutout: usize,
 }
 
 impl Augment {
     /// The study's recipe for 24x24 models (random crop, flip, brightness and
-    /// contrast jitter); pad-4 random crop and flip for 32x32 models. Either
-    /// can add a cutout square of side `cutout`.
-    pub fn for_graph(graph: &Graph, cutout: usize) -> Augment {
+    /// contrast jitter, its ranges scaled by `jitter`); pad-4 random crop and
+    /// flip for 32x32 models. Either can add a cutout square of side `cutout`.
+    pub fn for_graph(graph: &Graph, cutout: usize, jitter: f32) -> Augment {
         let crop = graph.preprocess.crop;
         let small = crop < RAW_SIZE;
         Augment {
             crop,
             pad: if small { 0 } else { PAD_32 },
-            jitter: small,
+            jitter: if small { jitter } else { 0.0 },
             cutout,
         }
     }
@@ -69,9 +70,10 @@ impl Augment {
                 }
             }
         }
-        if self.jitter {
-            let delta = rng.gen_range(-MAX_BRIGHTNESS..MAX_BRIGHTNESS);
-            let factor = rng.gen_range(CONTRAST);
+        if self.jitter > 0.0 {
+            let (brightness, contrast) = (MAX_BRIGHTNESS * self.jitter, MAX_CONTRAST * self.jitter);
+            let delta = rng.gen_range(-brightness..brightness);
+            let factor = rng.gen_range(1.0 - contrast..1.0 + contrast).max(0.0);
             // Clamped to the pixel range, as a camera would: without the clamp
             // per-image standardisation would cancel the brightness shift.
             for plane in out.chunks_exact_mut(side * side) {
@@ -124,8 +126,8 @@ mod tests {
     #[test]
     fn a_24_crop_is_a_window_of_the_image_and_reproducible() {
         let aug = Augment {
-            jitter: false,
-            ..Augment::for_graph(&graph("squeeze1"), 0)
+            jitter: 0.0,
+            ..Augment::for_graph(&graph("squeeze1"), 0, 1.0)
         };
         let src = gradient();
         let mut a = vec![0.0; aug.image_len()];
@@ -143,14 +145,14 @@ mod tests {
     #[test]
     fn jitter_stays_in_pixel_range_and_cutout_zeroes_a_square() {
         let src = gradient();
-        let jittered = Augment::for_graph(&graph("squeeze1"), 0);
+        let jittered = Augment::for_graph(&graph("squeeze1"), 0, 1.0);
         let mut out = vec![0.0; jittered.image_len()];
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         for _ in 0..20 {
             jittered.image(&src, &mut out, &mut rng);
             assert!(out.iter().all(|v| (0.0..=255.0).contains(v)));
         }
-        let cut = Augment::for_graph(&graph("resnet9"), 8);
+        let cut = Augment::for_graph(&graph("resnet9"), 8, 1.0);
         let white = vec![255u8; src.len()];
         let mut out = vec![0.0; cut.image_len()];
         cut.image(&white, &mut out, &mut rng);

@@ -139,7 +139,7 @@ pub fn bench(
 /// The first `recipe.batch` training images, augmented: the bare loop's
 /// fixed batch, real images so that it computes what training computes.
 fn first_batch(graph: &Graph, data: &Data, recipe: &Recipe) -> Batch {
-    let augment = Augment::for_graph(graph, recipe.cutout);
+    let augment = Augment::for_graph(graph, recipe.cutout, recipe.jitter);
     let mut rng = epoch_rng(recipe.seed, 0);
     let count = recipe.batch.min(data.train.len());
     let mut images = vec![0.0; count * augment.image_len()];
@@ -157,7 +157,7 @@ fn first_batch(graph: &Graph, data: &Data, recipe: &Recipe) -> Batch {
 
 /// Microseconds to augment one training image on one thread.
 fn augment_micros(graph: &Graph, data: &Data, recipe: &Recipe) -> f64 {
-    let augment = Augment::for_graph(graph, recipe.cutout);
+    let augment = Augment::for_graph(graph, recipe.cutout, recipe.jitter);
     let mut out = vec![0.0; augment.image_len()];
     let mut rng = epoch_rng(recipe.seed, 0);
     let count = AUGMENT_SAMPLE.min(data.train.len());

@@ -90,10 +90,16 @@ pub fn load(
     let state: State = serde_json::from_slice(&bytes)
         .map_err(|e| fail(format!("not a trainer checkpoint: unreadable state: {e}")))?;
     if state.graph != graph {
-        let arch = models::Graph::from_json(&state.graph)
-            .map(|g| g.arch)
-            .unwrap_or_else(|_| "?".into());
-        return Err(fail(format!("it is for a different network ({arch})")));
+        // Training-time batch norm makes the same architecture another net.
+        let describe = |json: &str| match models::Graph::from_json(json) {
+            Ok(g) => format!("{} of {} layers", g.arch, g.nodes.len()),
+            Err(_) => "?".into(),
+        };
+        return Err(fail(format!(
+            "it is for a different network ({}, not {}: an architecture or --batch-norm differs)",
+            describe(&state.graph),
+            describe(graph)
+        )));
     }
     if state.recipe != *recipe {
         return Err(fail(format!(

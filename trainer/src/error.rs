@@ -22,8 +22,18 @@ pub enum TrainError {
     Checkpoint { path: PathBuf, why: String },
     #[error("libtorch: {}", crate::first_line(&.0.to_string()))]
     Torch(#[from] tch::TchError),
-    #[error("training diverged at step {step}: the loss is {loss}; try a lower learning rate")]
-    Diverged { step: u64, loss: f64 },
+    /// The loss went NaN or infinite; the checkpoint of the epoch before is
+    /// kept.
+    #[error("training diverged in epoch {epoch} (step {step}): the loss is {loss}; try a lower --lr or a longer --warmup-epochs")]
+    Diverged { epoch: usize, step: u64, loss: f64 },
+    /// A whole epoch after warm-up sat at chance: the net has died. The
+    /// checkpoint of the epoch before is kept.
+    #[error("training collapsed in epoch {epoch}: the loss sat at chance ({loss:.5}, ln {classes}) for the whole epoch; try a lower --lr or a longer --warmup-epochs")]
+    Collapsed {
+        epoch: usize,
+        loss: f64,
+        classes: usize,
+    },
 }
 
 impl TrainError {
@@ -31,7 +41,7 @@ impl TrainError {
     /// 1 for a failure while running.
     pub fn exit_code(&self) -> u8 {
         match self {
-            TrainError::Torch(_) | TrainError::Diverged { .. } => 1,
+            TrainError::Torch(_) => 1,
             _ => 2,
         }
     }

@@ -51,6 +51,29 @@ struct Common {
     /// libtorch CPU threads [default: all cores].
     #[arg(long, value_parser = cmdline::count::<usize>())]
     threads: Option<usize>,
+    /// Batch norm in training only, folded away at export: after each
+    /// convolution (conv), or after each convolution and hidden dense layer (all).
+    #[arg(long, value_enum, default_value = "off")]
+    batch_norm: BatchNorm,
+}
+
+impl Common {
+    /// The zoo graph as trained: with the batch norm asked for, which
+    /// export folds away again.
+    fn training_graph(&self, graph: &models::Graph) -> models::Graph {
+        match self.batch_norm {
+            BatchNorm::Off => graph.clone(),
+            BatchNorm::Conv => graph.with_batchnorm(false),
+            BatchNorm::All => graph.with_batchnorm(true),
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+enum BatchNorm {
+    Off,
+    Conv,
+    All,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -103,6 +126,10 @@ struct TrainArgs {
     /// Side of a zeroed square cut out of each training image [default: none].
     #[arg(long)]
     cutout: Option<usize>,
+    /// Brightness and contrast jitter of 24x24 models, as a multiple of the
+    /// study's ranges (0 for none).
+    #[arg(long, default_value_t = Recipe::default().jitter, allow_negative_numbers = true)]
+    jitter: f32,
     #[arg(long, default_value_t = Recipe::default().seed)]
     seed: u64,
     /// Use only the first N training images.
@@ -120,6 +147,10 @@ struct TrainArgs {
     /// Continue from the checkpoint beside --out (same settings required).
     #[arg(long)]
     resume: bool,
+    /// Leave the test split alone (a recipe search); the file records no
+    /// test accuracy.
+    #[arg(long)]
+    no_test: bool,
 }
 
 #[derive(Args)]
@@ -166,6 +197,7 @@ impl TrainArgs {
             label_smoothing: self.label_smoothing,
             ema: self.ema,
             cutout: self.cutout.unwrap_or(0),
+            jitter: self.jitter,
             seed: self.seed,
             limits: Limits {
                 train: self.train_limit,
@@ -228,20 +260,30 @@ fn run_train(args: &TrainArgs) -> Result<(), TrainError> {
         device,
         tch::get_num_threads()
     );
-    let net = Net::seeded(&graph, device, recipe.seed)?;
+    let net = Net::seeded(&args.common.training_graph(&graph), device, recipe.seed)?;
     let run = Run {
         out: args.out.clone(),
         device,
         resume: args.resume,
         command: command_line(),
+        test: !args.no_test,
     };
     let outcome = train(net, &data, &recipe, &run, &mut ConsoleProgress::default())?;
-    let test = outcome.test.expect("the console never stops a run early");
+    let result = match (outcome.test, outcome.history.last()) {
+        (Some(test), _) => format!(
+            "test accuracy {:.2}% on {} images",
+            100.0 * test.accuracy,
+            test.images
+        ),
+        (None, Some(last)) => format!(
+            "validation accuracy {:.2}%, test split untouched",
+            100.0 * last.val_acc
+        ),
+        (None, None) => "test split untouched".into(),
+    };
     println!(
-        "{}: test accuracy {:.2}% on {} images after {} steps (checkpoint {}, log {})",
+        "{}: {result} after {} steps (checkpoint {}, log {})",
         outcome.outputs.model.display(),
-        100.0 * test.accuracy,
-        test.images,
         outcome.steps,
         outcome.outputs.checkpoint.display(),
         outcome.outputs.log.display()
@@ -261,7 +303,13 @@ fn run_bench(args: &BenchArgs) -> Result<(), TrainError> {
         "benchmarking {} at batch {} for {} steps of each loop on {device:?}...",
         graph.arch, recipe.batch, args.steps
     );
-    let report = bench(&graph, &data, &recipe, args.steps, device)?;
+    let report = bench(
+        &args.common.training_graph(&graph),
+        &data,
+        &recipe,
+        args.steps,
+        device,
+    )?;
     println!(
         "model {} | batch {} | {} steps each | {} threads",
         graph.arch, report.batch, report.steps, report.threads

@@ -26,6 +26,10 @@ use crate::{Net, TrainError};
 /// enough for little memory.
 const EVAL_BATCH: usize = 500;
 
+/// How near ln(classes) an epoch's mean loss must be to count as chance: a
+/// dead net's sits there to five digits, a learning one's moves by more.
+const CHANCE_MARGIN: f64 = 2e-3;
+
 /// Everything that decides what a run computes. A checkpoint resumes only
 /// under the same recipe.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,8 +52,18 @@ pub struct Recipe {
     pub ema: Option<f64>,
     /// Side of the cutout square; 0 for none.
     pub cutout: usize,
+    /// Brightness and contrast jitter of 24x24 models, as a multiple of the
+    /// study's ranges (brightness 63 levels, contrast 0.2 to 1.8).
+    #[serde(default = "study_jitter")]
+    pub jitter: f32,
     pub seed: u64,
     pub limits: Limits,
+}
+
+/// The study's jitter ranges, unscaled; checkpoints from before the setting
+/// existed used them.
+fn study_jitter() -> f32 {
+    1.0
 }
 
 impl Default for Recipe {
@@ -69,6 +83,7 @@ impl Default for Recipe {
             label_smoothing: 0.0,
             ema: None,
             cutout: 0,
+            jitter: study_jitter(),
             seed: 0,
             limits: Limits::default(),
         }
@@ -108,6 +123,12 @@ impl Recipe {
             return bad(format!(
                 "label smoothing must be in [0, 1), not {}",
                 self.label_smoothing
+            ));
+        }
+        if !(self.jitter.is_finite() && (0.0..=1.25).contains(&self.jitter)) {
+            return bad(format!(
+                "jitter must be between 0 and 1.25 times the study's, not {}",
+                self.jitter
             ));
         }
         if let Some(decay) = self.ema.filter(|&d| !(d > 0.0 && d < 1.0)) {
@@ -163,6 +184,9 @@ pub struct Run {
     pub resume: bool,
     /// The command line, recorded in the model's metadata.
     pub command: String,
+    /// Measure the test split at the end and record it in the file. A
+    /// recipe search runs without, so that only final figures touch it.
+    pub test: bool,
 }
 
 /// How far an epoch has got, for progress displays.
@@ -306,7 +330,7 @@ impl Trainer {
             .ema
             .map(|decay| Ema::new(&net, decay, device))
             .transpose()?;
-        let augment = Augment::for_graph(net.graph(), recipe.cutout);
+        let augment = Augment::for_graph(net.graph(), recipe.cutout, recipe.jitter);
         Ok(Trainer {
             net,
             sgd,
@@ -367,6 +391,7 @@ impl Trainer {
         let loss_value = loss.double_value(&[]);
         if !loss_value.is_finite() {
             return Err(TrainError::Diverged {
+                epoch: self.epoch + 1,
                 step: self.step,
                 loss: loss_value,
             });
@@ -443,6 +468,24 @@ impl Trainer {
         })
     }
 
+    /// Refuses an epoch (the last one trained) that sat at chance after the
+    /// warm-up: a net whose ReLUs died never recovers, and training on
+    /// would only burn hours. The checkpoint of the epoch before is kept.
+    pub fn check_alive(&self, stats: &EpochStats, classes: usize) -> Result<(), TrainError> {
+        let warmup = self.recipe.schedule.warmup_epochs().unwrap_or(0.0);
+        let chance = (classes as f64).ln();
+        let at_chance =
+            (stats.loss - chance).abs() < CHANCE_MARGIN && stats.accuracy < 1.5 / classes as f64;
+        if classes > 1 && self.epoch as f64 > warmup && at_chance {
+            return Err(TrainError::Collapsed {
+                epoch: self.epoch,
+                loss: stats.loss,
+                classes,
+            });
+        }
+        Ok(())
+    }
+
     /// Loss and accuracy of [`Trainer::model`] on `data`.
     pub fn evaluate(&self, data: &Dataset) -> Evaluation {
         evaluate(self.model(), data, self.device)
@@ -496,8 +539,8 @@ impl Trainer {
 pub struct Outcome {
     pub steps: u64,
     pub history: Vec<EpochLog>,
-    /// The final figure on the test split; `None` if a hook stopped the run
-    /// early, in which case no model was written.
+    /// The final figure on the test split; `None` if the run was told not to
+    /// test, or if a hook stopped it early, in which case no model was written.
     pub test: Option<Evaluation>,
     pub outputs: Outputs,
 }
@@ -519,6 +562,7 @@ pub fn train(
     while trainer.epoch < recipe.epochs {
         let started = Instant::now();
         let stats = trainer.train_epoch(&data.train, hooks)?;
+        trainer.check_alive(&stats, data.train.classes.len())?;
         let val = trainer.evaluate(&data.val);
         let log = EpochLog::new(trainer.epoch, &stats, &val, started.elapsed().as_secs_f64());
         trainer.history.push(log.clone());
@@ -533,23 +577,24 @@ pub fn train(
             });
         }
     }
-    let test = trainer.evaluate(&data.test);
+    let test = run.test.then(|| trainer.evaluate(&data.test));
     let mut meta = Metadata::new(trainer.model().graph(), data.test.classes.clone());
-    meta.dataset = Some(match recipe.limits.test {
-        Some(_) => format!(
+    meta.dataset = Some(match (test, recipe.limits.test) {
+        (Some(test), Some(_)) => format!(
             "CIFAR-10 (test figure on the first {} test images)",
             test.images
         ),
-        None => "CIFAR-10".into(),
+        (None, _) => "CIFAR-10 (not tested)".into(),
+        (Some(_), None) => "CIFAR-10".into(),
     });
     meta.training_steps = Some(trainer.step);
-    meta.test_accuracy = Some(test.accuracy);
+    meta.test_accuracy = test.map(|t| t.accuracy);
     meta.command = Some(run.command.clone());
     export_onnx(&outputs.model, trainer.model(), &meta)?;
     Ok(Outcome {
         steps: trainer.step,
         history: trainer.history,
-        test: Some(test),
+        test,
         outputs,
     })
 }

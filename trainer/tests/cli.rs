@@ -84,7 +84,72 @@ fn a_tiny_run_writes_model_checkpoint_and_log_and_resumes_only_the_same_run() {
         &train(&out, &["--ema", "0.9", "--lr", "0.02", "--resume"]),
         "lr 0.01 (checkpoint) vs 0.02 (now)",
     );
+    // Training-time batch norm makes another net, even of the same zoo name.
+    assert_refused(
+        &train(&out, &["--ema", "0.9", "--batch-norm", "conv", "--resume"]),
+        "an architecture or --batch-norm differs",
+    );
+    // A corrupt or cut-short checkpoint is refused, not started afresh.
+    let checkpoint = std::fs::read(dir.join("tiny.ckpt")).unwrap();
+    for (name, bytes) in [
+        ("cut", &checkpoint[..checkpoint.len() / 2]),
+        ("text", &b"not a checkpoint"[..]),
+    ] {
+        std::fs::write(dir.join("tiny.ckpt"), bytes).unwrap();
+        let refused = train(&out, &["--ema", "0.9", "--resume"]);
+        assert_refused(&refused, "not a trainer checkpoint");
+        assert!(
+            String::from_utf8_lossy(&refused.stderr).contains("tiny.ckpt"),
+            "{name}"
+        );
+    }
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_search_run_with_batch_norm_leaves_the_test_split_alone() {
+    let dir = scratch("search");
+    let out = dir.join("bn.onnx");
+    let done = train(
+        &out,
+        &["--batch-norm", "all", "--jitter", "0.5", "--no-test"],
+    );
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert!(stdout.contains("test split untouched"), "{stdout}");
+    // The deployed count is the zoo's: batch norm is folded away.
+    assert!(stdout.contains("squeeze1: 146570 parameters"), "{stdout}");
+    let frozen = models::onnx::decode(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(frozen.meta.test_accuracy, None);
+    let graph = frozen.layer_graph().unwrap();
+    assert_eq!(graph, models::zoo::arch("squeeze1").unwrap().graph());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_diverging_run_stops_with_one_line_naming_the_epoch() {
+    let dir = scratch("diverge");
+    let out = dir.join("m.onnx");
+    let refused = train(&out, &["--lr", "1e30", "--train-limit", "256"]);
+    assert_refused(&refused, "diverged in epoch 1");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--warmup-epochs"));
+    assert!(!out.exists());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_bad_jitter_is_refused() {
+    let out = scratch("jitter").join("m.onnx");
+    for jitter in ["-1", "NaN", "2"] {
+        assert_refused(
+            &train(&out, &["--jitter", jitter]),
+            "jitter must be between 0 and 1.25",
+        );
+    }
 }
 
 #[test]

@@ -90,6 +90,7 @@ fn run(
         device: Device::Cpu,
         resume,
         command: "trainer test".into(),
+        test: true,
     };
     let mut watch = Watch {
         steps: 0,
@@ -257,6 +258,7 @@ fn a_resumed_run_ends_where_an_unbroken_one_does_and_exports_what_it_trained() {
         device: Device::Cpu,
         resume: true,
         command: String::new(),
+        test: true,
     };
     let err = train(net, &data, &other, &run, &mut ())
         .unwrap_err()
@@ -268,4 +270,70 @@ fn a_resumed_run_ends_where_an_unbroken_one_does_and_exports_what_it_trained() {
 
     std::fs::remove_dir_all(straight).unwrap();
     std::fs::remove_dir_all(broken).unwrap();
+}
+
+/// Kills the net after every step, as a rate too high for it would: every
+/// parameter zero, so the logits are flat and the loss sits at ln 10.
+struct Kill;
+
+impl Hooks for Kill {
+    fn after_step(&mut self, net: &Net, _ema: Option<&Net>) {
+        tch::no_grad(|| {
+            for (_, tensor) in net.params() {
+                let _ = tensor.shallow_clone().zero_();
+            }
+        });
+    }
+}
+
+#[test]
+fn a_run_that_dies_stops_at_the_first_dead_epoch_and_keeps_the_last_good_checkpoint() {
+    let _rng = torch_rng();
+    let dir = scratch("dead");
+    let data = Data::load(Path::new(DATA), &small_recipe().limits).unwrap();
+    let recipe = Recipe {
+        ema: None,
+        label_smoothing: 0.0,
+        schedule: Schedule::Cosine { warmup_epochs: 1.0 },
+        ..small_recipe()
+    };
+    let (first, _) = run(&dir, &data, &recipe, false, Some(1));
+    let checkpoint = std::fs::read(&first.outputs.checkpoint).unwrap();
+
+    let net = Net::seeded(&squeeze1(), Device::Cpu, recipe.seed).unwrap();
+    let run = Run {
+        out: first.outputs.model.clone(),
+        device: Device::Cpu,
+        resume: true,
+        command: String::new(),
+        test: true,
+    };
+    let err = train(net, &data, &recipe, &run, &mut Kill).unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("collapsed in epoch 2"), "{message}");
+    assert!(
+        message.contains("ln 10") && message.contains("--lr"),
+        "{message}"
+    );
+    assert_eq!(err.exit_code(), 2);
+    assert_eq!(
+        std::fs::read(&first.outputs.checkpoint).unwrap(),
+        checkpoint
+    );
+    assert!(!first.outputs.model.exists());
+
+    // Dead within the warm-up is not yet a verdict.
+    let net = Net::seeded(&squeeze1(), Device::Cpu, recipe.seed).unwrap();
+    let warm = Recipe {
+        schedule: Schedule::Cosine { warmup_epochs: 2.0 },
+        ..recipe
+    };
+    let run = Run {
+        out: dir.join("warm.onnx"),
+        resume: false,
+        ..run
+    };
+    let outcome = train(net, &data, &warm, &run, &mut Kill).unwrap();
+    assert_eq!(outcome.history.len(), 2);
+    std::fs::remove_dir_all(dir).unwrap();
 }
