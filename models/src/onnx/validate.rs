@@ -174,7 +174,23 @@ fn check_node(graph: &GraphProto, node: &NodeProto, budget: &mut Budget) -> Resu
             }
         }
         "QuantizeLinear" | "DequantizeLinear" => {
-            check_quantization(stored(1)?, stored(2)?, &[1])?;
+            // Per-axis parameters (int8-weights kernels) have one value for
+            // each slice of a stored input along the axis.
+            let axis = node
+                .attribute
+                .iter()
+                .find(|a| a.name.as_deref() == Some("axis"))
+                .and_then(|a| a.i)
+                .unwrap_or(1);
+            let slices = stored(0).ok().and_then(|t| {
+                let rank = t.dims.len() as i64;
+                let axis = if axis < 0 { axis + rank } else { axis };
+                usize::try_from(axis)
+                    .ok()
+                    .and_then(|a| t.dims.get(a).copied())
+            });
+            let counts: Vec<i64> = std::iter::once(1).chain(slices).collect();
+            check_quantization(stored(1)?, stored(2)?, &counts)?;
         }
         _ => {}
     }
