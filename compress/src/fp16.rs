@@ -3,6 +3,7 @@
 //! computation and its speed stay f32, since runtimes fold the casts.
 
 use half::f16;
+use models::onnx::float_values;
 use models::onnx::proto::{
     attribute_proto::AttributeType, tensor_proto::DataType, AttributeProto, NodeProto,
 };
@@ -30,13 +31,7 @@ pub fn to_fp16(
         if init.data_type != Some(DataType::Float as i32) || init.dims.is_empty() || numel <= 1 {
             continue;
         }
-        let values: Vec<f32> = match &init.raw_data {
-            Some(raw) => raw
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-            None => init.float_data.clone(),
-        };
+        let values = float_values(init);
         let name = init.name.clone().unwrap_or_default();
         let stored = format!("{name}.f16");
         init.name = Some(stored.clone());

@@ -1,18 +1,5 @@
-//! What compression steps need of ONNX initializers beyond building them:
-//! reading float values back, and per-channel int8 quantization.
-
-use models::onnx::proto::TensorProto;
-
-/// The values of a float initializer.
-pub fn f32_values(t: &TensorProto) -> Vec<f32> {
-    match &t.raw_data {
-        Some(raw) => raw
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect(),
-        None => t.float_data.clone(),
-    }
-}
+//! What compression steps need of ONNX initializers beyond building and
+//! reading them (`models::onnx`): per-channel int8 quantization.
 
 /// Symmetric int8 quantization of a kernel whose first axis is the output
 /// channel: one scale per channel (`max |w| / 127`), values in -127..=127.

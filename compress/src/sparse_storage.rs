@@ -19,7 +19,7 @@ use models::onnx::proto::{
 use models::onnx::sparse::{densify, Gaps, AXIS};
 use models::ModelError;
 
-use crate::onnx_util::f32_values;
+use models::onnx::float_values;
 
 /// Stores each float initializer named in `kernels` as values and gaps,
 /// where that takes fewer bytes than the dense tensor. Returns the names of
@@ -29,7 +29,7 @@ pub fn store_sparse(proto: &mut ModelProto, kernels: &BTreeSet<String>) -> Vec<S
     let (mut decoders, mut initializers, mut stored) = (Vec::new(), Vec::new(), Vec::new());
     for init in std::mem::take(&mut graph.initializer) {
         let name = init.name.clone().unwrap_or_default();
-        let dense = f32_values(&init);
+        let dense = float_values(&init);
         let encoded = Gaps::encode(&dense);
         let is_kernel = kernels.contains(&name) && init.data_type == Some(DataType::Float as i32);
         if !is_kernel || encoded.values.is_empty() || encoded.bytes() >= dense.len() * 4 {
@@ -120,7 +120,7 @@ pub fn zero_kernel_values(proto: &ModelProto) -> Result<usize, ModelError> {
     Ok(inits
         .filter(|t| t.dims.len() >= 2)
         .map(|t| match DataType::try_from(t.data_type()) {
-            Ok(DataType::Float) => f32_values(t).iter().filter(|v| **v == 0.0).count(),
+            Ok(DataType::Float) => float_values(t).iter().filter(|v| **v == 0.0).count(),
             // +0 and -0 in half precision.
             Ok(DataType::Float16) => raw(t)
                 .chunks_exact(2)

@@ -12,9 +12,10 @@ use models::onnx::proto::{tensor_proto::DataType, ModelProto};
 use models::onnx::FrozenModel;
 use serde_json::json;
 
-use crate::onnx_util::{f32_values, quantize_per_channel};
+use crate::onnx_util::quantize_per_channel;
 use crate::quantize::{refuse_compressed, QUANTIZATION_KEY};
 use crate::CompressError;
+use models::onnx::float_values;
 
 /// Returns `model` with its kernels stored as int8, and its metadata.
 pub fn weights_only(
@@ -41,7 +42,7 @@ pub fn weights_only(
             continue;
         }
         let dims: Vec<usize> = init.dims.iter().map(|&d| d as usize).collect();
-        let values = f32_values(&init);
+        let values = float_values(&init);
         let (q, scales) = quantize_per_channel(&values, dims[0]);
         let (stored, scale, zero) = (
             format!("{name}.int8"),

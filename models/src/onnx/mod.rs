@@ -22,6 +22,7 @@ pub mod proto {
 pub use export::{encode, export, OPSET};
 pub use metadata::{keys, Metadata};
 pub use read::{decode, read_weights, Contract, FrozenModel};
+pub use tensors::float_values;
 pub use validate::max_values;
 
 /// Name of the graph input.

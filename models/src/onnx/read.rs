@@ -6,6 +6,7 @@ use prost::Message;
 use super::proto::{
     tensor_proto::DataType, tensor_shape_proto::dimension, type_proto, ModelProto, ValueInfoProto,
 };
+use super::tensors::float_values;
 use super::validate::validate;
 use super::{keys, Metadata, INPUT, LOGITS, PROBABILITIES};
 use crate::error::ModelError;
@@ -146,14 +147,7 @@ pub fn read_weights(model: &ModelProto, graph: &Graph) -> Result<Weights, ModelE
                 spec.name
             )));
         }
-        let data: Vec<f32> = match &t.raw_data {
-            Some(raw) => raw
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-            None => t.float_data.clone(),
-        };
-        let tensor = Tensor::new(spec.shape.clone(), data)
+        let tensor = Tensor::new(spec.shape.clone(), float_values(t))
             .map_err(|e| ModelError::Weights(format!("initializer '{}': {e}", spec.name)))?;
         weights.insert(spec.name, tensor);
     }

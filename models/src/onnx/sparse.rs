@@ -12,7 +12,7 @@ use prost::Message;
 
 use super::build::f32_tensor;
 use super::proto::{tensor_proto::DataType, GraphProto, ModelProto, NodeProto, TensorProto};
-use super::tensors::{find, ints, numbers};
+use super::tensors::{find, float_values, ints};
 use super::validate::max_values;
 use crate::error::ModelError;
 
@@ -127,7 +127,7 @@ fn read_kernel(graph: &GraphProto, name: &str, max_numel: usize) -> Result<Store
         }
         Ok(t)
     };
-    let values = numbers(part("values", DataType::Float, 1)?);
+    let values = float_values(part("values", DataType::Float, 1)?);
     let gaps = ints(part("gaps", DataType::Uint8, 1)?);
     let numel = ints(part("numel", DataType::Int64, 1)?);
     let shape = ints(part("shape", DataType::Int64, 1)?);

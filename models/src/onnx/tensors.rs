@@ -120,8 +120,9 @@ pub fn ints(t: &TensorProto) -> Vec<i64> {
     }
 }
 
-/// The values of a float32 tensor; empty for other dtypes.
-pub fn numbers(t: &TensorProto) -> Vec<f32> {
+/// The values of a float32 tensor; empty for other dtypes. The one reader
+/// of stored floats, for squeezebox's own tools as for the validation pass.
+pub fn float_values(t: &TensorProto) -> Vec<f32> {
     if t.data_type != Some(DataType::Float as i32) {
         return Vec::new();
     }

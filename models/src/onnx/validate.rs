@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use super::proto::{tensor_proto::DataType, GraphProto, NodeProto, TensorProto};
 use super::sparse::stored_kernels;
-use super::tensors::{check_length, find, ints, numbers};
+use super::tensors::{check_length, find, float_values, ints};
 use crate::error::ModelError;
 use crate::graph::RAW_SIZE;
 
@@ -252,7 +252,7 @@ fn check_quantization(
     counts: &[i64],
 ) -> Result<(), ModelError> {
     let name = |t: &TensorProto| t.name.clone().unwrap_or_default();
-    let scales = numbers(scale);
+    let scales = float_values(scale);
     if scale.data_type != Some(DataType::Float as i32) || !counts.contains(&(scales.len() as i64)) {
         return Err(tensor_err(
             &name(scale),
