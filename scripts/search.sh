@@ -6,9 +6,9 @@
 # Each run logs to docs/search/ARCH/NAME.csv, which the table is read from.
 # A stopped run resumes from its checkpoint (NAME.ckpt beside the log, to be
 # committed so that the search goes on anywhere); a finished run keeps only
-# its log. SEARCH_THREADS (default: all
-# cores) sets libtorch's threads; SEARCH_ONLY=NAME runs one run alone;
-# TRAINER=PATH runs that build of the trainer instead of building one.
+# its log. SEARCH_THREADS (default: all cores) sets libtorch's threads;
+# SEARCH_ONLY=NAME runs one run alone; TRAINER=PATH runs that build of the
+# trainer instead of building one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,19 +37,22 @@ RUNS
     esac
 }
 
+# The --epochs of a run's settings.
+epochs() { sed 's/.*--epochs \([0-9]*\).*/\1/' <<<"$1"; }
+
 if ((table)); then
     echo "| run | settings | best val. acc. (epoch) | last val. acc. | s/epoch |"
     echo "|---|---|---:|---:|---:|"
     while IFS='|' read -r name settings; do
         csv=$dir/$name.csv
         [[ -e $csv ]] || continue
-        python3 - "$name" "$settings" "$csv" <<'PY'
+        python3 - "$name" "$settings" "$(epochs "$settings")" "$csv" <<'PY'
 import csv, sys
-name, settings, path = sys.argv[1:]
+name, settings, epochs, path = sys.argv[1:]
 rows = list(csv.DictReader(open(path)))
 best = max(rows, key=lambda r: float(r["val_acc"]))
 secs = sum(float(r["seconds"]) for r in rows) / len(rows)
-done = "" if len(rows) >= int(settings.split("--epochs ")[1].split()[0]) else f" (after {len(rows)} epochs)"
+done = "" if len(rows) >= int(epochs) else f" (after {len(rows)} epochs)"
 print(f"| {name} | `{settings}` | {100*float(best['val_acc']):.2f}% ({best['epoch']}) "
       f"| {100*float(rows[-1]['val_acc']):.2f}%{done} | {secs:.0f} |")
 PY
@@ -64,9 +67,8 @@ threads=()
 [[ -n "${SEARCH_THREADS:-}" ]] && threads=(--threads "$SEARCH_THREADS")
 while IFS='|' read -r name settings; do
     [[ -n "${SEARCH_ONLY:-}" && "$name" != "$SEARCH_ONLY" ]] && continue
-    epochs=$(sed 's/.*--epochs \([0-9]*\).*/\1/' <<<"$settings")
     if [[ -e $dir/$name.csv && ! -e $dir/$name.ckpt ]] &&
-        (($(wc -l <"$dir/$name.csv") > epochs)); then
+        (($(wc -l <"$dir/$name.csv") > $(epochs "$settings"))); then
         continue
     fi
     resume=()

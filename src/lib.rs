@@ -53,7 +53,10 @@ pub fn test_images(n: usize) -> (Vec<u8>, Vec<String>) {
 /// biases and gains moved off their defaults (seeded), so that every stored
 /// value takes part in a comparison.
 pub fn random_net(arch: &str, seed: i64) -> (tch::nn::VarStore, Net) {
-    random_net_of(&models::zoo::arch(arch).expect("zoo architecture").graph(), seed)
+    random_net_of(
+        &models::zoo::arch(arch).expect("zoo architecture").graph(),
+        seed,
+    )
 }
 
 /// [`random_net`] for any graph, such as a zoo net as trained with batch
@@ -61,8 +64,7 @@ pub fn random_net(arch: &str, seed: i64) -> (tch::nn::VarStore, Net) {
 pub fn random_net_of(graph: &models::Graph, seed: i64) -> (tch::nn::VarStore, Net) {
     tch::manual_seed(seed);
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-    let graph = graph.clone();
-    let mut net = Net::new(&vs.root(), &graph).expect("zoo graphs build");
+    let mut net = Net::new(&vs.root(), graph).expect("zoo graphs build");
     let mut state = seed as u64 * 2 + 1;
     let mut uniform = move || {
         state = state

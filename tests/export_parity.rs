@@ -16,9 +16,12 @@ fn exported_zoo_models_match_libtorch_in_tract() {
 /// them at export, so the file computes what the eval-mode net does.
 #[test]
 fn nets_trained_with_batchnorm_export_what_libtorch_computes() {
-    let graphs = ["squeeze1", "tuto", "alex4"]
-        .iter()
-        .map(|name| models::zoo::arch(name).unwrap().graph().with_batchnorm(true));
+    let graphs = ["squeeze1", "tuto", "alex4"].iter().map(|name| {
+        models::zoo::arch(name)
+            .unwrap()
+            .graph()
+            .with_batchnorm(true)
+    });
     exported_models_match_libtorch_in_tract("bn", graphs.collect());
 }
 

@@ -7,8 +7,8 @@ use crate::graph::{Graph, NodeId, Op};
 use crate::weights::{Tensor, Weights};
 
 /// Merges every batch norm that directly follows a convolution or dense
-/// layer (its only reader) into that layer. Returns the smaller graph and its weights;
-/// other batch norms stay as they are.
+/// layer (its only reader) into that layer. Returns the smaller graph and
+/// its weights; other batch norms stay as they are.
 pub fn fold_batchnorm(graph: &Graph, weights: &Weights) -> Result<(Graph, Weights), ModelError> {
     crate::weights::check(graph, weights)?;
     let users = graph.consumers();

@@ -549,7 +549,7 @@ mod tests {
     }
 
     #[test]
-    fn training_batchnorm_follows_each_layer_but_the_output_and_keeps_shapes() {
+    fn training_batchnorm_goes_before_each_activation_and_keeps_shapes() {
         let graph = crate::zoo::arch("alex4").unwrap().graph();
         let trained = graph.with_batchnorm(true);
         let norms: Vec<&str> = trained
