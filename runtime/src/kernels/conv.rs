@@ -15,7 +15,6 @@
 //! Winograd's F(2x2, 3x3) instead ([`winograd`](super::winograd)): the
 //! same matrix products, on 2.25x fewer multiply-adds.
 
-use std::arch::x86_64::*;
 use std::fmt;
 use std::sync::Arc;
 
@@ -23,12 +22,11 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, PoolSpec};
 
+use super::frame::{multiply, multiply_by_tap};
 use super::joined::{self, Joinable, Layout};
-use super::patches::{
-    self, is_plain, multiply, multiply_by_tap, pack_panels, per_channel, Across, Geometry,
-    MultiplyAdd, Patches, Sink, ROWS, VECTOR,
-};
+use super::patches::{self, is_plain, pack_panels, per_channel, Geometry, Patches, ROWS, VECTOR};
 use super::winograd;
+use super::x86_64::{Bias, Fma};
 
 /// A 2-D, stride-1, undilated, ungrouped f32 convolution over `[N, C, H, W]`
 /// (or `[C, H, W]`), any kernel size and padding, with its bias and an
@@ -184,73 +182,6 @@ fn patch_matrix<'a>(
         image
     } else {
         g.im2col(image, width, 0.0, patches)
-    }
-}
-
-/// f32 outputs: from the channel's bias, then ReLU if asked.
-pub(super) struct Bias<'a> {
-    /// One per output channel, in whole panels.
-    pub bias: &'a [f32],
-    pub relu: bool,
-}
-
-impl Bias<'_> {
-    /// `sums`, from the bias already, with ReLU if asked.
-    #[inline(always)]
-    pub(super) unsafe fn relu(&self, sums: __m256) -> __m256 {
-        if self.relu {
-            _mm256_max_ps(sums, _mm256_setzero_ps())
-        } else {
-            sums
-        }
-    }
-}
-
-impl Across<__m256> for Bias<'_> {
-    #[inline(always)]
-    unsafe fn starts(&self, k: usize) -> __m256 {
-        _mm256_loadu_ps(self.bias[k..][..VECTOR].as_ptr())
-    }
-
-    #[inline(always)]
-    unsafe fn finish(&self, sums: __m256) -> __m256 {
-        self.relu(sums)
-    }
-}
-
-impl Sink<__m256> for Bias<'_> {
-    type Out = f32;
-
-    #[inline(always)]
-    unsafe fn start(&self, k: usize) -> __m256 {
-        _mm256_set1_ps(self.bias[k])
-    }
-
-    #[inline(always)]
-    unsafe fn store(&self, _: usize, sums: __m256, dst: *mut f32, n: usize) {
-        let v = self.relu(sums);
-        if n == VECTOR {
-            _mm256_storeu_ps(dst, v);
-        } else {
-            let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-            let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lanes);
-            _mm256_maskstore_ps(dst, mask, v);
-        }
-    }
-}
-
-/// f32 fused multiply-adds.
-pub(super) struct Fma;
-
-impl MultiplyAdd for Fma {
-    type V = __m256;
-    #[inline(always)]
-    unsafe fn broadcast(from: *const f32) -> __m256 {
-        _mm256_broadcast_ss(&*from)
-    }
-    #[inline(always)]
-    unsafe fn multiply_add(sum: __m256, a: __m256, v: __m256) -> __m256 {
-        _mm256_fmadd_ps(a, v, sum)
     }
 }
 

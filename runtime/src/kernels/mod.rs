@@ -6,6 +6,10 @@
 #[cfg(target_arch = "x86_64")]
 mod conv;
 #[cfg(target_arch = "x86_64")]
+mod dot;
+#[cfg(target_arch = "x86_64")]
+mod frame;
+#[cfg(target_arch = "x86_64")]
 mod joined;
 mod lrn;
 mod max_pool;
@@ -19,6 +23,8 @@ mod softmax;
 mod standardise;
 #[cfg(target_arch = "x86_64")]
 mod winograd;
+#[cfg(target_arch = "x86_64")]
+mod x86_64;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::binary::{BinMiniOp, TypedBinOp};
@@ -506,7 +512,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn qconv_matches_tracts_within_one_step() {
-        let dots: Vec<_> = super::qconv::Dot::available().collect();
+        let dots: Vec<_> = super::dot::Dot::available().collect();
         if dots.is_empty() {
             eprintln!("no AVX2 on this CPU: tract keeps the int8 convolutions");
         }
@@ -516,7 +522,7 @@ mod tests {
     }
 
     #[cfg(target_arch = "x86_64")]
-    fn qconv_with_dot_matches_tracts(dot: super::qconv::Dot) {
+    fn qconv_with_dot_matches_tracts(dot: super::dot::Dot) {
         use super::PlaneQConv;
         let middle = |dt: DatumType| if dt == u8::datum_type() { 128 } else { 0 };
         // Integers spread over [-127, 127], or [1, 255] for u8.
@@ -614,7 +620,7 @@ mod tests {
         // squeeze1's 12x12 and 6x6 expands, the batches of 8x10 and 6x6
         // planes, the two planes of more than one vector of tiles (one of an
         // odd number of channels).
-        let expected = if dot == super::qconv::Dot::Avx2 { 6 } else { 0 };
+        let expected = if dot == super::dot::Dot::Avx2 { 6 } else { 0 };
         assert_eq!(winograds, expected, "{dot:?}: Winograd layouts");
     }
 

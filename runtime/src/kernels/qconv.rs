@@ -15,7 +15,6 @@
 //! over even planes take Winograd's F(2x2, 3x3) in integers instead
 //! ([`winograd`](super::winograd)), with the same outputs.
 
-use std::arch::x86_64::*;
 use std::fmt;
 use std::sync::Arc;
 
@@ -23,53 +22,12 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, PoolSpec};
 
+use super::dot::{by_groups, by_words, Dot};
+use super::frame::multiply;
 use super::joined::{self, Joinable, Layout};
-use super::patches::{
-    is_plain, multiply, pack_panels, per_channel, Geometry, MultiplyAdd, Patches, Sink, VECTOR,
-};
+use super::patches::{is_plain, pack_panels, per_channel, Geometry, Patches, VECTOR};
 use super::winograd;
-
-/// The dot-product instruction a [`PlaneQConv`] runs, which decides how
-/// many channels share a 32-bit word of the patch matrix and the panels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Dot {
-    /// AVX-512 VNNI's `vpdpbusd`: four byte lanes per word.
-    Vnni,
-    /// AVX2's `vpmaddwd`: two 16-bit lanes per word.
-    Avx2,
-}
-
-impl Dot {
-    /// Those this CPU has, fastest first.
-    pub fn available() -> impl Iterator<Item = Dot> {
-        let vnni = is_x86_feature_detected!("avx2")
-            && is_x86_feature_detected!("avx512f")
-            && is_x86_feature_detected!("avx512bw")
-            && is_x86_feature_detected!("avx512vl")
-            && is_x86_feature_detected!("avx512vnni");
-        let avx2 = is_x86_feature_detected!("avx2");
-        [(Dot::Vnni, vnni), (Dot::Avx2, avx2)]
-            .into_iter()
-            .filter_map(|(dot, present)| present.then_some(dot))
-    }
-
-    /// Channels per 32-bit word.
-    pub(super) fn group(self) -> usize {
-        match self {
-            Dot::Vnni => 4,
-            Dot::Avx2 => 2,
-        }
-    }
-
-    /// `value(c)` for each channel `c` of a group as one word of
-    /// [`lanes`].
-    fn word(self, value: impl Fn(usize) -> i32) -> u32 {
-        match self {
-            Dot::Vnni => lanes::<4>(std::array::from_fn(value)),
-            Dot::Avx2 => lanes::<2>(std::array::from_fn(value)),
-        }
-    }
-}
+use super::x86_64::{Dots, Requantize};
 
 /// A 2-D, stride-1, undilated, ungrouped convolution of 8-bit activations
 /// `[N, C, H, W]` (or `[C, H, W]`) with symmetric int8 weights and
@@ -383,58 +341,6 @@ fn groups_of_taps(spec: &PoolSpec, dot: Dot) -> usize {
     spec.input_channels.div_ceil(dot.group()) * spec.kernel_shape.iter().product::<usize>()
 }
 
-/// `weights`, `[O, C, kh, kw]` with `taps` per output (int8, or 16-bit
-/// for Winograd), as words of `g` channels' weights, `[O, C / g, kh, kw]`
-/// to match [`by_words`], with zeros for the channels that pad `C` to a
-/// multiple of `g`.
-pub(super) fn by_groups(weights: &[i32], channels: usize, taps: usize, dot: Dot) -> Vec<u32> {
-    let g = dot.group();
-    let window = taps / channels;
-    let padded = channels.next_multiple_of(g) * window;
-    let mut ordered = vec![0; weights.len() / taps * padded];
-    for (filter, out) in weights
-        .chunks_exact(taps)
-        .zip(ordered.chunks_exact_mut(padded))
-    {
-        for (c, kernel) in filter.chunks_exact(window).enumerate() {
-            for (k, &w) in kernel.iter().enumerate() {
-                out[(c / g * window + k) * g + c % g] = w;
-            }
-        }
-    }
-    let words = ordered.chunks_exact(g);
-    words.map(|w| dot.word(|c| w[c])).collect()
-}
-
-/// `image`, `[C, H, W]` bytes with planes of `plane`, as `[ceil(C / G), H,
-/// W]` words holding `G` channels' values each, XORed with `flip` (so that
-/// int8 reads as unsigned), and `zero` for the channels past `C`.
-#[inline(always)]
-fn by_words<const G: usize>(image: &[u8], plane: usize, flip: u8, zero: u8, out: &mut Vec<u32>) {
-    out.clear();
-    for group in image.chunks(G * plane) {
-        if group.len() == G * plane {
-            let planes: [&[u8]; G] = std::array::from_fn(|c| &group[c * plane..][..plane]);
-            out.extend((0..plane).map(|p| lanes(planes.map(|values| (values[p] ^ flip) as i32))));
-        } else {
-            let value = |c: usize, p: usize| group.get(c * plane + p).map_or(zero, |&x| x ^ flip);
-            out.extend((0..plane).map(|p| lanes::<G>(std::array::from_fn(|c| value(c, p) as i32))));
-        }
-    }
-}
-
-/// `G` values as one word of `G` lanes, the first in the lowest, each
-/// lane holding the low `32 / G` bits of its value (a signed weight's two's
-/// complement, or an unsigned byte).
-#[inline(always)]
-fn lanes<const G: usize>(values: [i32; G]) -> u32 {
-    let bits = 32 / G;
-    let mask = u32::MAX >> (32 - bits);
-    (values.iter().enumerate()).fold(0, |word, (lane, &v)| {
-        word | (v as u32 & mask) << (lane * bits)
-    })
-}
-
 /// The value of a one-element tensor, cast to `T`.
 fn scalar<T: Datum + Copy>(t: &Tensor) -> TractResult<T> {
     let t = t.cast_to::<T>()?;
@@ -453,85 +359,6 @@ struct Scratch {
     image: Vec<u32>,
     /// Its patch matrix, `[taps / G][width]` words of `G` taps.
     patches: Patches<u32>,
-}
-
-/// Dot products of words of channels: with VNNI's `vpdpbusd` (bytes) or
-/// AVX2's `vpmaddwd` (16-bit values).
-pub(super) struct Dots<const VNNI: bool>;
-
-impl<const VNNI: bool> MultiplyAdd for Dots<VNNI> {
-    type V = __m256i;
-    #[inline(always)]
-    unsafe fn broadcast(from: *const u32) -> __m256i {
-        _mm256_set1_epi32(from.read() as i32)
-    }
-    #[inline(always)]
-    unsafe fn multiply_add(sum: __m256i, a: __m256i, v: __m256i) -> __m256i {
-        if VNNI {
-            _mm256_dpbusd_epi32(sum, v, a)
-        } else {
-            _mm256_add_epi32(sum, _mm256_madd_epi16(v, a))
-        }
-    }
-}
-
-/// How sums become output bytes: from the channel's offset, scaled,
-/// rounded half to even, moved to the output's zero point and clamped to
-/// its range.
-pub(super) struct Requantize<'a> {
-    /// One per output channel, in whole panels.
-    pub offsets: &'a [i32],
-    /// One per output channel (f32 bits), in whole panels.
-    pub scales: &'a [u32],
-    pub zero: i32,
-    pub range: (i32, i32),
-}
-
-impl Requantize<'_> {
-    /// Output channel `k`'s `sums`, offset included, as outputs in range.
-    #[inline(always)]
-    pub(super) unsafe fn apply(&self, k: usize, sums: __m256i) -> __m256i {
-        let scale = _mm256_set1_ps(f32::from_bits(self.scales[k]));
-        // Rounds half to even: the MXCSR default.
-        let q = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_cvtepi32_ps(sums), scale));
-        let q = _mm256_add_epi32(q, _mm256_set1_epi32(self.zero));
-        let q = _mm256_max_epi32(q, _mm256_set1_epi32(self.range.0));
-        _mm256_min_epi32(q, _mm256_set1_epi32(self.range.1))
-    }
-
-    /// Outputs in range as bytes, in the low eight lanes: in range
-    /// already, so the saturating packs only narrow.
-    #[inline(always)]
-    pub(super) unsafe fn narrow(&self, q: __m256i) -> __m128i {
-        let halves = (_mm256_castsi256_si128(q), _mm256_extracti128_si256::<1>(q));
-        let shorts = _mm_packs_epi32(halves.0, halves.1);
-        if self.range.0 < 0 {
-            _mm_packs_epi16(shorts, shorts)
-        } else {
-            _mm_packus_epi16(shorts, shorts)
-        }
-    }
-}
-
-impl Sink<__m256i> for Requantize<'_> {
-    type Out = u8;
-
-    #[inline(always)]
-    unsafe fn start(&self, k: usize) -> __m256i {
-        _mm256_set1_epi32(self.offsets[k])
-    }
-
-    #[inline(always)]
-    unsafe fn store(&self, k: usize, sums: __m256i, dst: *mut u8, n: usize) {
-        let bytes = self.narrow(self.apply(k, sums));
-        if n == VECTOR {
-            _mm_storel_epi64(dst.cast(), bytes);
-        } else {
-            let mut lanes = [0u8; 16];
-            _mm_storeu_si128(lanes.as_mut_ptr().cast(), bytes);
-            std::ptr::copy_nonoverlapping(lanes.as_ptr(), dst, n);
-        }
-    }
 }
 
 impl Op for PlaneQConv {

@@ -22,12 +22,10 @@
 
 use std::arch::x86_64::*;
 
-use super::conv::{Bias, Fma};
-use super::patches::{
-    by_tap, multiply, multiply_by_tap, pack_panels, Geometry, MultiplyAdd, Patches, RawSums,
-    Vector, ROWS, VECTOR,
-};
-use super::qconv::{self, Dot, Dots, Requantize};
+use super::dot::{by_groups, Dot};
+use super::frame::{multiply, multiply_by_tap, MultiplyAdd, RawSums, Vector};
+use super::patches::{by_tap, pack_panels, Geometry, Patches, ROWS, VECTOR};
+use super::x86_64::{Bias, Dots, Fma, Requantize};
 
 /// Points of the transform domain: one 4x4 tile.
 const POINTS: usize = 16;
@@ -130,7 +128,7 @@ pub fn transform_int8_weights(
     (transform_filters(&weights).iter())
         .flat_map(|u| {
             let u: Vec<i32> = u.iter().map(|&v| (4.0 * v) as i32).collect();
-            let words = qconv::by_groups(&u, ci, ci, Dot::Avx2);
+            let words = by_groups(&u, ci, ci, Dot::Avx2);
             match products {
                 Products::Panels => pack_panels::<u32, 1>(&words, groups),
                 Products::ByTap => by_tap(&words, groups),

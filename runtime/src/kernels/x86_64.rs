@@ -1,0 +1,188 @@
+//! The instructions behind [`frame`](super::frame)'s traits on x86-64:
+//! 256-bit vectors of f32 and of 32-bit words, FMA and the integer dot
+//! products, and the sinks that finish a kernel's sums (bias and ReLU for
+//! f32, requantization for int8). The ops and Winograd's transforms all
+//! take them from here, so that no op file imports another's.
+
+use std::arch::x86_64::*;
+
+use super::frame::{Across, MultiplyAdd, Sink, Vector};
+use super::patches::VECTOR;
+
+impl Vector for __m256 {
+    type T = f32;
+    #[inline(always)]
+    unsafe fn zero() -> __m256 {
+        _mm256_setzero_ps()
+    }
+    #[inline(always)]
+    unsafe fn load(from: *const f32) -> __m256 {
+        _mm256_loadu_ps(from)
+    }
+    #[inline(always)]
+    unsafe fn store(self, to: *mut f32) {
+        _mm256_storeu_ps(to, self)
+    }
+}
+
+impl Vector for __m256i {
+    type T = u32;
+    #[inline(always)]
+    unsafe fn zero() -> __m256i {
+        _mm256_setzero_si256()
+    }
+    #[inline(always)]
+    unsafe fn load(from: *const u32) -> __m256i {
+        _mm256_loadu_si256(from.cast())
+    }
+    #[inline(always)]
+    unsafe fn store(self, to: *mut u32) {
+        _mm256_storeu_si256(to.cast(), self)
+    }
+}
+
+/// f32 outputs: from the channel's bias, then ReLU if asked.
+pub(super) struct Bias<'a> {
+    /// One per output channel, in whole panels.
+    pub bias: &'a [f32],
+    pub relu: bool,
+}
+
+impl Bias<'_> {
+    /// `sums`, from the bias already, with ReLU if asked.
+    #[inline(always)]
+    pub(super) unsafe fn relu(&self, sums: __m256) -> __m256 {
+        if self.relu {
+            _mm256_max_ps(sums, _mm256_setzero_ps())
+        } else {
+            sums
+        }
+    }
+}
+
+impl Across<__m256> for Bias<'_> {
+    #[inline(always)]
+    unsafe fn starts(&self, k: usize) -> __m256 {
+        _mm256_loadu_ps(self.bias[k..][..VECTOR].as_ptr())
+    }
+
+    #[inline(always)]
+    unsafe fn finish(&self, sums: __m256) -> __m256 {
+        self.relu(sums)
+    }
+}
+
+impl Sink<__m256> for Bias<'_> {
+    type Out = f32;
+
+    #[inline(always)]
+    unsafe fn start(&self, k: usize) -> __m256 {
+        _mm256_set1_ps(self.bias[k])
+    }
+
+    #[inline(always)]
+    unsafe fn store(&self, _: usize, sums: __m256, dst: *mut f32, n: usize) {
+        let v = self.relu(sums);
+        if n == VECTOR {
+            _mm256_storeu_ps(dst, v);
+        } else {
+            let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lanes);
+            _mm256_maskstore_ps(dst, mask, v);
+        }
+    }
+}
+
+/// f32 fused multiply-adds.
+pub(super) struct Fma;
+
+impl MultiplyAdd for Fma {
+    type V = __m256;
+    #[inline(always)]
+    unsafe fn broadcast(from: *const f32) -> __m256 {
+        _mm256_broadcast_ss(&*from)
+    }
+    #[inline(always)]
+    unsafe fn multiply_add(sum: __m256, a: __m256, v: __m256) -> __m256 {
+        _mm256_fmadd_ps(a, v, sum)
+    }
+}
+
+/// Dot products of words of channels: with VNNI's `vpdpbusd` (bytes) or
+/// AVX2's `vpmaddwd` (16-bit values).
+pub(super) struct Dots<const VNNI: bool>;
+
+impl<const VNNI: bool> MultiplyAdd for Dots<VNNI> {
+    type V = __m256i;
+    #[inline(always)]
+    unsafe fn broadcast(from: *const u32) -> __m256i {
+        _mm256_set1_epi32(from.read() as i32)
+    }
+    #[inline(always)]
+    unsafe fn multiply_add(sum: __m256i, a: __m256i, v: __m256i) -> __m256i {
+        if VNNI {
+            _mm256_dpbusd_epi32(sum, v, a)
+        } else {
+            _mm256_add_epi32(sum, _mm256_madd_epi16(v, a))
+        }
+    }
+}
+
+/// How sums become output bytes: from the channel's offset, scaled,
+/// rounded half to even, moved to the output's zero point and clamped to
+/// its range.
+pub(super) struct Requantize<'a> {
+    /// One per output channel, in whole panels.
+    pub offsets: &'a [i32],
+    /// One per output channel (f32 bits), in whole panels.
+    pub scales: &'a [u32],
+    pub zero: i32,
+    pub range: (i32, i32),
+}
+
+impl Requantize<'_> {
+    /// Output channel `k`'s `sums`, offset included, as outputs in range.
+    #[inline(always)]
+    pub(super) unsafe fn apply(&self, k: usize, sums: __m256i) -> __m256i {
+        let scale = _mm256_set1_ps(f32::from_bits(self.scales[k]));
+        // Rounds half to even: the MXCSR default.
+        let q = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_cvtepi32_ps(sums), scale));
+        let q = _mm256_add_epi32(q, _mm256_set1_epi32(self.zero));
+        let q = _mm256_max_epi32(q, _mm256_set1_epi32(self.range.0));
+        _mm256_min_epi32(q, _mm256_set1_epi32(self.range.1))
+    }
+
+    /// Outputs in range as bytes, in the low eight lanes: in range
+    /// already, so the saturating packs only narrow.
+    #[inline(always)]
+    pub(super) unsafe fn narrow(&self, q: __m256i) -> __m128i {
+        let halves = (_mm256_castsi256_si128(q), _mm256_extracti128_si256::<1>(q));
+        let shorts = _mm_packs_epi32(halves.0, halves.1);
+        if self.range.0 < 0 {
+            _mm_packs_epi16(shorts, shorts)
+        } else {
+            _mm_packus_epi16(shorts, shorts)
+        }
+    }
+}
+
+impl Sink<__m256i> for Requantize<'_> {
+    type Out = u8;
+
+    #[inline(always)]
+    unsafe fn start(&self, k: usize) -> __m256i {
+        _mm256_set1_epi32(self.offsets[k])
+    }
+
+    #[inline(always)]
+    unsafe fn store(&self, k: usize, sums: __m256i, dst: *mut u8, n: usize) {
+        let bytes = self.narrow(self.apply(k, sums));
+        if n == VECTOR {
+            _mm_storel_epi64(dst.cast(), bytes);
+        } else {
+            let mut lanes = [0u8; 16];
+            _mm_storeu_si128(lanes.as_mut_ptr().cast(), bytes);
+            std::ptr::copy_nonoverlapping(lanes.as_ptr(), dst, n);
+        }
+    }
+}
