@@ -1,6 +1,9 @@
 //! Shared helpers for squeezebox's end-to-end tests (`tests/`) and
 //! benchmarks (`benches/`): where the shared data lives, and zoo models
 //! exported with reproducible random weights.
+//!
+//! Never a dependency of a member crate: it links libtorch (through
+//! `trainer`) for the tests that compare it with the runtime.
 
 use std::path::{Path, PathBuf};
 

@@ -5,6 +5,9 @@
 //! that directory itself, or `cifar-10-binary.tar.gz` read in place) and
 //! [`Source::load`] reads a [`Split`] into a [`Dataset`] whose images are HWC
 //! interleaved RGB: the uint8 `[N, 32, 32, 3]` input of every squeezebox model.
+//!
+//! Never depends on libtorch (`tch`) or tract: `label-image --eval` reads
+//! the test batch with it on a board.
 
 mod archive;
 mod batch;

@@ -1,6 +1,9 @@
 //! What every squeezebox command line shares, so that they all treat bad
 //! input alike: one line on stderr and exit code 2, never a panic or a page
 //! of usage.
+//!
+//! Never depends on libtorch (`tch`), tract or another squeezebox crate:
+//! every command links it, `label-image` included.
 
 use std::process::ExitCode;
 

@@ -1,6 +1,9 @@
 //! `label-image`: a thin command line over the runtime. Labels pictures with
 //! a frozen model and reports its size, speed and (with `--eval`) accuracy.
 //! Every failure is one line on stderr naming the file, and exit code 2.
+//!
+//! Never depends on libtorch (`tch`), directly or through `trainer`,
+//! `compress` or `report`: this is the binary that ships to boards.
 
 mod bench;
 mod cli;

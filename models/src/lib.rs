@@ -3,6 +3,9 @@
 //! A network is a [`Graph`]: one definition that the trainer turns into a
 //! libtorch module, that [`onnx::export`] turns into a frozen ONNX file, and
 //! that [`cost()`] counts. Nothing here runs a network.
+//!
+//! Never depends on libtorch (`tch`) or tract: the trainer, the runtime and
+//! compress all build on it, and the runtime must cross-compile.
 
 pub mod atomic;
 pub mod cost;

@@ -1,5 +1,8 @@
 //! Line and scatter charts rendered to PNG bytes. Reports describe what to
 //! draw; callers write the bytes where they belong (atomically).
+//!
+//! Never depends on libtorch (`tch`), tract or another squeezebox crate:
+//! it draws what it is given.
 
 use std::ops::Range;
 use std::path::PathBuf;

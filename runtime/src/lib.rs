@@ -1,6 +1,9 @@
 //! The deployable half of squeezebox: loads a frozen model with tract and
 //! runs it on raw pixels. No libtorch here, so it stays small and
 //! cross-compiles for ARM boards.
+//!
+//! Never depends on libtorch (`tch`), directly or through `trainer`,
+//! `compress` or `report`: `cargo tree -p runtime -i tch` must find nothing.
 
 pub mod accuracy;
 mod error;

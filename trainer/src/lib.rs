@@ -1,6 +1,9 @@
 //! Training for the squeezebox zoo: a libtorch module interpreted from the
 //! shared layer graph, the loop that trains it on CIFAR-10, and its export
 //! to the frozen ONNX format.
+//!
+//! Never depends on tract or `runtime`: training and deployment meet only
+//! in the ONNX file, whose contract `models` defines.
 
 pub mod augment;
 pub mod bench;
