@@ -1,5 +1,9 @@
 //! Compression steps for frozen squeezebox models. Each step reads an ONNX
 //! model and returns a new one whose metadata records what was done.
+//!
+//! Links libtorch (pruning fine-tunes through `trainer`), so `runtime` and
+//! `label-image` never depend on it; it never depends on `report` or
+//! `label-image`: the commands sit on the libraries, not on each other.
 
 pub mod calibrate;
 pub mod compare;
