@@ -45,7 +45,7 @@ impl FrozenModel {
 /// Decodes `bytes` as a squeezebox ONNX model and checks its contract:
 /// one `uint8 [N,32,32,3]` input named `pixels`, float `logits` and
 /// `probabilities` outputs of the same width, and labels for every class.
-/// Then every stored tensor is checked ([`validate`]), so that nothing
+/// Then every stored tensor is checked (`onnx/validate.rs`), so that nothing
 /// downstream evaluates a tensor that disagrees with itself or asks for
 /// more memory than the file's size allows.
 pub fn decode(bytes: &[u8]) -> Result<FrozenModel, ModelError> {
