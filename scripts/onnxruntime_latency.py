@@ -2,8 +2,14 @@
 batch 1, on one picture: the peer figure beside squeezebox's runtime.
 
 `python scripts/onnxruntime_latency.py --image cat.png model.onnx ...`
-prints one JSON object per line: {"model": ..., "median_ms": ...}. The
-report command (report/) and scripts/latency_vs_onnxruntime.py use it.
+prints one JSON object per line: {"model": ..., "median_ms": ...}.
+
+With `--serve` it reads model paths from stdin instead, one JSON string a
+line, and answers each with such a line ({"model": ..., "error": ...} if
+onnxruntime fails), keeping each model's session for the next request: the
+report command (report/) times every file in several rounds, and so loads
+and optimises each once. scripts/latency_vs_onnxruntime.py imports the
+functions below.
 """
 
 import argparse
@@ -45,14 +51,33 @@ def picture(path):
     return np.asarray(image, dtype=np.uint8)[None]
 
 
+def serve(pixels, runs, warmup):
+    """Answers each model path read from stdin, one session per model."""
+    sessions = {}
+    for line in sys.stdin:
+        model = json.loads(line)
+        try:
+            if model not in sessions:
+                sessions[model] = one_thread_session(model)
+            reply = {"model": model, "median_ms": onnxruntime_median_ms(sessions[model], pixels, runs, warmup)}
+        except Exception as e:  # onnxruntime's own errors have no common base
+            reply = {"model": model, "error": f"{type(e).__name__}: {e}"}
+        print(json.dumps(reply), flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("models", nargs="+")
+    parser.add_argument("models", nargs="*")
     parser.add_argument("--image", required=True, help="a 32x32 RGB picture")
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--serve", action="store_true", help="read model paths from stdin (JSON strings)")
     args = parser.parse_args()
+    if bool(args.models) == args.serve:
+        parser.error("give either model files or --serve")
     pixels = picture(args.image)
+    if args.serve:
+        serve(pixels, args.runs, args.warmup)
     for model in args.models:
         median = onnxruntime_median_ms(one_thread_session(model), pixels, args.runs, args.warmup)
         print(json.dumps({"model": model, "median_ms": median}), flush=True)

@@ -3,6 +3,10 @@
 //! itself, parameters, MACs, bytes) and timed beside onnxruntime and
 //! libtorch in the same run. Writes the plots and the models/ manifest.
 //! Every failure is one line on stderr naming the file, and exit code 2.
+//!
+//! Never a dependency of another crate, and never depends on `label-image`:
+//! it links everything (libtorch included) to time the peers, and measures
+//! through `runtime` as label-image does.
 
 mod charts;
 mod manifest;
@@ -20,7 +24,7 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use crate::measure::Measured;
+use crate::measure::{Loaded, Measured};
 use crate::peers::Latencies;
 
 /// Regenerates the results table for ONNX files (default: every file in
@@ -97,8 +101,8 @@ fn report(args: &Args) -> anyhow::Result<()> {
     }
     let pixels = runtime::preprocess::load_image(&args.image)?;
     let data = cifar::open(&args.data)?.load(cifar::Split::Test, args.limit.map(|n| n.get()))?;
-    let onnxruntime = (!args.no_peers)
-        .then(|| peers::OnnxRuntime::new(&args.python, &args.image))
+    let mut onnxruntime = (!args.no_peers)
+        .then(|| peers::OnnxRuntime::start(&args.python, &args.image, args.runs.get(), args.warmup))
         .transpose()?;
     // Peers get one thread, as the runtime does.
     tch::set_num_threads(1);
@@ -107,9 +111,13 @@ fn report(args: &Args) -> anyhow::Result<()> {
         "{msg:>12} {bar:30} {pos}/{len} files {elapsed}",
     )?);
     bar.set_message("accuracy");
+    let mut loaded = Vec::with_capacity(files.len());
     let mut measured = Vec::with_capacity(files.len());
     for file in &files {
-        measured.push(measure::measure(file, &data).with_context(|| file.display().to_string())?);
+        let in_file = || file.display().to_string();
+        let file = Loaded::read(file).with_context(in_file)?;
+        measured.push(measure::measure(&file, &data).with_context(in_file)?);
+        loaded.push(file);
         bar.inc(1);
     }
     let timing = peers::Timing {
@@ -117,11 +125,11 @@ fn report(args: &Args) -> anyhow::Result<()> {
         runs: args.runs.get(),
         warmup: args.warmup,
     };
-    let contestants = files
+    let contestants = loaded
         .iter()
         .map(|file| {
-            peers::Contestants::load(file, onnxruntime.is_some())
-                .with_context(|| file.display().to_string())
+            peers::Contestants::new(file, onnxruntime.is_some())
+                .with_context(|| file.file.display().to_string())
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut rounds: Vec<Vec<peers::Round>> = Vec::new();
@@ -132,7 +140,7 @@ fn report(args: &Args) -> anyhow::Result<()> {
         for (file, contestants) in files.iter().zip(&contestants) {
             times.push(
                 timing
-                    .time(contestants, onnxruntime.as_ref())
+                    .time(contestants, onnxruntime.as_mut())
                     .with_context(|| file.display().to_string())?,
             );
             bar.inc(1);

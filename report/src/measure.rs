@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use compress::sparse_storage::zero_kernel_values;
+use models::onnx::FrozenModel;
 use models::ParamRole;
 use runtime::Model;
 use serde::Serialize;
@@ -57,11 +58,36 @@ impl Measured {
     }
 }
 
-pub fn measure(file: &Path, data: &cifar::Dataset) -> anyhow::Result<Measured> {
-    let bytes = std::fs::read(file).context("cannot read")?;
-    let model = Model::from_bytes_with_threads(&bytes, NonZeroUsize::MIN)?;
-    let frozen = models::onnx::decode(&bytes)?;
-    let right = runtime::accuracy::correct(&model, &data.images, &data.labels, EVAL_BATCH, |_| {})?;
+/// One file read, decoded and made runnable once, for its measurement and
+/// every timing round.
+pub struct Loaded {
+    pub file: PathBuf,
+    pub bytes: Vec<u8>,
+    pub frozen: FrozenModel,
+    /// On the calling thread, as the peers run.
+    pub model: Model,
+}
+
+impl Loaded {
+    pub fn read(file: &Path) -> anyhow::Result<Loaded> {
+        let bytes = std::fs::read(file).context("cannot read")?;
+        Ok(Loaded {
+            file: file.to_path_buf(),
+            model: Model::from_bytes_with_threads(&bytes, NonZeroUsize::MIN)?,
+            frozen: models::onnx::decode(&bytes)?,
+            bytes,
+        })
+    }
+}
+
+pub fn measure(loaded: &Loaded, data: &cifar::Dataset) -> anyhow::Result<Measured> {
+    let Loaded {
+        file,
+        bytes,
+        frozen,
+        model,
+    } = loaded;
+    let right = runtime::accuracy::correct(model, &data.images, &data.labels, EVAL_BATCH, |_| {})?;
     let kernel_values: Option<usize> = frozen.layer_graph().ok().and_then(|graph| {
         let params = graph.params().ok()?;
         Some(
@@ -75,9 +101,9 @@ pub fn measure(file: &Path, data: &cifar::Dataset) -> anyhow::Result<Measured> {
     let zeros = zero_kernel_values(&frozen.proto)?;
     let meta = model.meta();
     Ok(Measured {
-        file: file.to_path_buf(),
+        file: file.clone(),
         name: crate::stem(file),
-        sha256: format!("{:x}", Sha256::digest(&bytes)),
+        sha256: format!("{:x}", Sha256::digest(bytes)),
         arch: meta.arch.clone(),
         variant: meta.variant.clone(),
         compression: meta.compression.clone(),
@@ -89,6 +115,6 @@ pub fn measure(file: &Path, data: &cifar::Dataset) -> anyhow::Result<Measured> {
         sparsity: kernel_values.map(|k| zeros as f64 / k.max(1) as f64),
         macs: model.macs(),
         bytes: bytes.len(),
-        gzip_bytes: runtime::inspect::gzip_len(&bytes),
+        gzip_bytes: runtime::inspect::gzip_len(bytes),
     })
 }

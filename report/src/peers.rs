@@ -3,19 +3,20 @@
 //! architecture and weights through tch). Everything runs on one thread at
 //! batch 1 on the same picture; the figure is the median per-image time.
 
-use std::num::NonZeroUsize;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use models::onnx::read_weights;
 use models::onnx::sparse::densify;
 use runtime::timing::{measure, timed, LatencyStats};
-use runtime::Model;
 use serde::Serialize;
 use tch::{Device, Tensor};
 use trainer::Net;
+
+use crate::measure::Loaded;
 
 /// The script that times onnxruntime, in the source tree.
 const ONNXRUNTIME_SCRIPT: &str = concat!(
@@ -56,15 +57,24 @@ impl Latencies {
     }
 }
 
-/// onnxruntime, driven through `scripts/onnxruntime_latency.py`.
+/// onnxruntime, driven through `scripts/onnxruntime_latency.py --serve`:
+/// one Python process for the whole report, which keeps each file's
+/// session (loaded and optimised once) across the timing rounds.
 pub struct OnnxRuntime {
-    python: PathBuf,
-    image: PathBuf,
+    server: Child,
+    requests: ChildStdin,
+    replies: BufReader<ChildStdout>,
 }
 
 impl OnnxRuntime {
-    /// Checks that `python` can import onnxruntime.
-    pub fn new(python: &Path, image: &Path) -> anyhow::Result<OnnxRuntime> {
+    /// Checks that `python` can import onnxruntime, then starts the script,
+    /// which times `runs` runs after `warmup` on `image` per request.
+    pub fn start(
+        python: &Path,
+        image: &Path,
+        runs: usize,
+        warmup: usize,
+    ) -> anyhow::Result<OnnxRuntime> {
         let ok = Command::new(python)
             .args(["-c", "import onnxruntime, PIL"])
             .output()
@@ -75,31 +85,42 @@ impl OnnxRuntime {
                 python.display()
             );
         }
+        let mut server = Command::new(python)
+            .arg(ONNXRUNTIME_SCRIPT)
+            .arg("--serve")
+            .arg("--image")
+            .arg(image)
+            .args(["--runs", &runs.to_string(), "--warmup", &warmup.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start onnxruntime's timing script")?;
+        let (Some(requests), Some(replies)) = (server.stdin.take(), server.stdout.take()) else {
+            unreachable!("both pipes were asked for");
+        };
         Ok(OnnxRuntime {
-            python: python.to_path_buf(),
-            image: image.to_path_buf(),
+            server,
+            requests,
+            replies: BufReader::new(replies),
         })
     }
 
-    fn median(&self, file: &Path, runs: usize, warmup: usize) -> anyhow::Result<Duration> {
-        let out = Command::new(&self.python)
-            .arg(ONNXRUNTIME_SCRIPT)
-            .arg("--image")
-            .arg(&self.image)
-            .args(["--runs", &runs.to_string(), "--warmup", &warmup.to_string()])
-            .arg(file)
-            .output()
-            .context("cannot start onnxruntime's timing script")?;
-        if !out.status.success() {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            bail!(
-                "onnxruntime failed: {}",
-                stderr.lines().last().unwrap_or_default()
-            );
+    fn median(&mut self, file: &Path) -> anyhow::Result<Duration> {
+        let request = serde_json::to_string(file).context("the path is not UTF-8")?;
+        writeln!(self.requests, "{request}")
+            .and_then(|()| self.requests.flush())
+            .context("onnxruntime's timing script has stopped")?;
+        let mut reply = String::new();
+        if self.replies.read_line(&mut reply)? == 0 {
+            bail!("onnxruntime's timing script ended without an answer");
         }
-        let line: serde_json::Value = serde_json::from_slice(&out.stdout)
-            .context("onnxruntime's timing script printed no JSON")?;
-        let ms = line["median_ms"]
+        let reply: serde_json::Value =
+            serde_json::from_str(&reply).context("onnxruntime's timing script printed no JSON")?;
+        if let Some(error) = reply["error"].as_str() {
+            bail!("onnxruntime failed: {error}");
+        }
+        let ms = reply["median_ms"]
             .as_f64()
             .filter(|ms| ms.is_finite() && *ms >= 0.0)
             .context("onnxruntime's timing script printed no median")?;
@@ -107,24 +128,30 @@ impl OnnxRuntime {
     }
 }
 
+impl Drop for OnnxRuntime {
+    /// Stops the script: it ends at the end of its input, but a report that
+    /// failed midway need not wait for a request it was in.
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
 /// One file made ready once for all rounds: squeezebox's optimised plan
-/// and, for float weights, the same architecture and weights in libtorch.
-pub struct Contestants {
-    file: PathBuf,
-    model: Model,
+/// (loaded once for the whole report, [`Loaded`]) and, for float weights,
+/// the same architecture and weights in libtorch.
+pub struct Contestants<'a> {
+    loaded: &'a Loaded,
     libtorch: Option<Net>,
 }
 
-impl Contestants {
-    /// Loads `file` into the runtime and, when `with_libtorch`, into tch;
-    /// int8 and fp16 files have no libtorch twin.
-    pub fn load(file: &Path, with_libtorch: bool) -> anyhow::Result<Contestants> {
-        let bytes = std::fs::read(file).context("cannot read")?;
-        let model = Model::from_bytes_with_threads(&bytes, NonZeroUsize::MIN)?;
+impl<'a> Contestants<'a> {
+    /// The loaded file and, when `with_libtorch`, its twin in tch; int8 and
+    /// fp16 files have none.
+    pub fn new(loaded: &'a Loaded, with_libtorch: bool) -> anyhow::Result<Contestants<'a>> {
         let libtorch = if with_libtorch {
-            let frozen = models::onnx::decode(&bytes)?;
-            let graph = frozen.layer_graph()?;
-            match read_weights(&densify(&frozen.proto)?, &graph) {
+            let graph = loaded.frozen.layer_graph()?;
+            match read_weights(&densify(&loaded.frozen.proto)?, &graph) {
                 Ok(weights) => {
                     let mut net = Net::fresh(&graph, Device::Cpu)?;
                     net.load_weights(&weights)?;
@@ -135,11 +162,7 @@ impl Contestants {
         } else {
             None
         };
-        Ok(Contestants {
-            file: file.to_path_buf(),
-            model,
-            libtorch,
-        })
+        Ok(Contestants { loaded, libtorch })
     }
 }
 
@@ -153,11 +176,15 @@ pub struct Timing<'a> {
 
 impl Timing<'_> {
     /// One round: squeezebox, then the peers when given.
-    pub fn time(&self, file: &Contestants, peers: Option<&OnnxRuntime>) -> anyhow::Result<Round> {
-        let squeezebox = measure(&file.model, self.pixels, self.warmup, self.runs)?.median;
+    pub fn time(
+        &self,
+        file: &Contestants,
+        peers: Option<&mut OnnxRuntime>,
+    ) -> anyhow::Result<Round> {
+        let squeezebox = measure(&file.loaded.model, self.pixels, self.warmup, self.runs)?.median;
         let (onnxruntime, libtorch) = match peers {
             Some(onnxruntime) => (
-                Some(onnxruntime.median(&file.file, self.runs, self.warmup)?),
+                Some(onnxruntime.median(&file.loaded.file)?),
                 file.libtorch.as_ref().and_then(|net| self.libtorch(net)),
             ),
             None => (None, None),
@@ -184,5 +211,34 @@ impl Timing<'_> {
             }
         });
         LatencyStats::from_samples(times).map(|stats| stats.median)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn onnxruntime_loads_each_file_once_for_every_round() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("squeeze1.onnx");
+        std::fs::copy(root.join("models/squeeze1.onnx"), &file).unwrap();
+        let mut onnxruntime = OnnxRuntime::start(
+            &root.join(".venv/bin/python"),
+            &root.join("../shared/images/cat.png"),
+            3,
+            1,
+        )
+        .unwrap();
+        let first = onnxruntime.median(&file).unwrap();
+        // The next round runs the session the first one made: loading the
+        // file again would fail.
+        std::fs::remove_file(&file).unwrap();
+        let second = onnxruntime.median(&file).unwrap();
+        assert!(first > Duration::ZERO && second > Duration::ZERO);
+        let missing = onnxruntime.median(&dir.path().join("missing.onnx"));
+        let error = missing.unwrap_err().to_string();
+        assert!(error.starts_with("onnxruntime failed: "), "{error}");
     }
 }
