@@ -298,3 +298,35 @@ fn int8_convolutions_are_squeezeboxs_and_give_tracts_labels() {
         assert!(!ops.iter().any(tracts), "{ops:?}");
     }
 }
+
+/// The shipped pruned squeeze1s run their mostly-zero convolutions on the
+/// sparse kernels, chosen at load from each kernel's zeros (on a CPU with
+/// AVX2 and FMA), and give tract's logits: squeeze1.p90 sparse in most
+/// layers, the dense squeeze1 in none.
+#[test]
+fn pruned_convolutions_run_sparse_and_give_tracts_answers() {
+    let pixels = batch();
+    let models = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+    for (file, at_least) in [("squeeze1.p90.onnx", 6), ("squeeze1.onnx", 0)] {
+        let path = models.join(file);
+        let model = Model::load(&path).unwrap();
+        let ours = model.run(&pixels).unwrap().logits;
+        for (a, b) in ours.iter().zip(&tracts_logits(&path, &pixels)) {
+            assert!(
+                (a - b).abs() <= 1e-4 * b.abs().max(1.0),
+                "{file}: {a} vs {b}"
+            );
+        }
+        let notes: Vec<String> = (model.plan_nodes().into_iter())
+            .filter(|n| n.op.starts_with("PlaneConv"))
+            .flat_map(|n| n.info)
+            .collect();
+        let sparse = notes.iter().filter(|n| n.starts_with("sparse")).count();
+        if own_convs().0 {
+            assert!(sparse >= at_least, "{file}: {notes:?}");
+        }
+        if at_least == 0 {
+            assert_eq!(sparse, 0, "{file}: {notes:?}");
+        }
+    }
+}

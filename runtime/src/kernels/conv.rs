@@ -25,6 +25,7 @@ use tract_onnx::tract_core::ops::cnn::{Conv, PoolSpec};
 use super::frame::{multiply, multiply_by_tap};
 use super::joined::{self, Joinable, Layout};
 use super::patches::{self, is_plain, pack_panels, per_channel, Geometry, Patches, ROWS, VECTOR};
+use super::sparse::{self, Densest, Sparse};
 use super::winograd;
 use super::x86_64::{Bias, Fma};
 
@@ -56,6 +57,30 @@ enum Weights {
     /// kernels padded by one over planes of even height and width, and no
     /// others.
     Winograd(winograd::Products, Arc<Vec<f32>>),
+    /// The nonzero weights, for pruned kernels over planes of one size.
+    Sparse(Sparse<f32>),
+}
+
+impl Weights {
+    /// How they are laid out, for `Debug` and the plan's notes.
+    fn layout(&self) -> String {
+        match self {
+            Weights::Panels(_) => "panels".into(),
+            Weights::ByTap(_) => "by tap".into(),
+            Weights::Winograd(winograd::Products::Panels, _) => "winograd, panels".into(),
+            Weights::Winograd(winograd::Products::ByTap, _) => "winograd, by tap".into(),
+            Weights::Sparse(s) => format!("sparse, {} weights", s.nonzeros()),
+        }
+    }
+
+    /// Whether they take planes of geometry `g`.
+    fn serve(&self, g: &Geometry) -> bool {
+        match self {
+            Weights::Panels(_) | Weights::ByTap(_) => true,
+            Weights::Winograd(..) => g.is_same_3x3_even(),
+            Weights::Sparse(s) => s.serves(g),
+        }
+    }
 }
 
 /// tract compares ops to merge twins; a NaN weight only makes an op unequal
@@ -65,12 +90,7 @@ impl Eq for PlaneConv {}
 impl fmt::Debug for PlaneConv {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = &self.pool_spec;
-        let layout = match self.weights {
-            Weights::Panels(_) => "panels",
-            Weights::ByTap(_) => "by tap",
-            Weights::Winograd(winograd::Products::Panels, _) => "winograd, panels",
-            Weights::Winograd(winograd::Products::ByTap, _) => "winograd, by tap",
-        };
+        let layout = self.weights.layout();
         write!(
             f,
             "PlaneConv({}->{}, {:?}, {:?}, relu: {}, {layout})",
@@ -83,13 +103,26 @@ impl PlaneConv {
     /// The replacement for `conv`, whose kernel and bias are `consts`, if
     /// it is one this op does and this CPU has the instructions for it.
     /// The weights' layout suits an input of `shape`, where known: the
-    /// layouts for 6x6 planes and for Winograd serve those shapes alone.
+    /// layouts for 6x6 planes, for Winograd and for sparse kernels serve
+    /// those shapes alone.
     pub fn for_conv(
         conv: &Conv,
         input: DatumType,
         consts: &[Arc<Tensor>],
         relu: bool,
         shape: Option<&[usize]>,
+    ) -> TractResult<Option<PlaneConv>> {
+        PlaneConv::with_densest(conv, input, consts, relu, shape, Densest::F32)
+    }
+
+    /// [`PlaneConv::for_conv`], with sparse weights up to `densest`.
+    pub fn with_densest(
+        conv: &Conv,
+        input: DatumType,
+        consts: &[Arc<Tensor>],
+        relu: bool,
+        shape: Option<&[usize]>,
+        densest: Densest,
     ) -> TractResult<Option<PlaneConv>> {
         let spec = &conv.pool_spec;
         let [kernel, bias] = consts else {
@@ -113,8 +146,12 @@ impl PlaneConv {
         let winograd = (geometry.as_ref()).and_then(|g| winograd::Products::paying(g, co));
         let pair = 2 * VECTOR;
         let by_tap = co.is_multiple_of(pair)
-            && geometry.is_some_and(|g| !g.positions().is_multiple_of(pair));
-        let weights = if let Some(products) = winograd {
+            && (geometry.as_ref()).is_some_and(|g| !g.positions().is_multiple_of(pair));
+        let sparse = (geometry.as_ref())
+            .and_then(|g| Sparse::new(weights, co, g, densest.against(g, winograd.is_some())));
+        let weights = if let Some(sparse) = sparse {
+            Weights::Sparse(sparse)
+        } else if let Some(products) = winograd {
             let transformed = winograd::transform_weights(weights, co, ci, products);
             Weights::Winograd(products, Arc::new(transformed))
         } else if by_tap {
@@ -164,6 +201,11 @@ impl PlaneConv {
             Weights::Winograd(products, weights) => {
                 winograd::convolve(g, image, (*products, weights), &bias, out, patches)
             }
+            Weights::Sparse(weights) => {
+                let Patches { padded, matrix, .. } = patches;
+                let source = g.pad(image, 0.0, padded);
+                sparse::multiply::<Fma, _>(weights, source, out, matrix, &bias)
+            }
         }
     }
 }
@@ -195,6 +237,12 @@ thread_local! {
 impl Op for PlaneConv {
     fn name(&self) -> StaticName {
         "PlaneConv".into()
+    }
+
+    /// The layout of the weights that runs: the plan's notes say which
+    /// kernel a convolution takes.
+    fn info(&self) -> TractResult<Vec<String>> {
+        Ok(vec![self.weights.layout()])
     }
 
     op_as_typed_op!();
@@ -230,8 +278,7 @@ impl Joinable for PlaneConv {
     }
 
     fn geometry(&self, shape: &[usize]) -> TractResult<Geometry> {
-        let winograd = matches!(self.weights, Weights::Winograd(..));
-        Geometry::served(&self.pool_spec, shape, winograd)
+        Geometry::new(&self.pool_spec, shape)?.served(|g| self.weights.serve(g))
     }
 
     fn convolve_into(

@@ -8,6 +8,8 @@
 pub enum Dot {
     /// AVX-512 VNNI's `vpdpbusd`: four byte lanes per word.
     Vnni,
+    /// AVX-VNNI's `vpdpbusd`, the same without AVX-512.
+    AvxVnni,
     /// AVX2's `vpmaddwd`: two 16-bit lanes per word.
     Avx2,
 }
@@ -21,15 +23,20 @@ impl Dot {
             && is_x86_feature_detected!("avx512vl")
             && is_x86_feature_detected!("avx512vnni");
         let avx2 = is_x86_feature_detected!("avx2");
-        [(Dot::Vnni, vnni), (Dot::Avx2, avx2)]
-            .into_iter()
-            .filter_map(|(dot, present)| present.then_some(dot))
+        let avx_vnni = avx2 && is_x86_feature_detected!("avxvnni");
+        [
+            (Dot::Vnni, vnni),
+            (Dot::AvxVnni, avx_vnni),
+            (Dot::Avx2, avx2),
+        ]
+        .into_iter()
+        .filter_map(|(dot, present)| present.then_some(dot))
     }
 
     /// Channels per 32-bit word.
     pub(super) fn group(self) -> usize {
         match self {
-            Dot::Vnni => 4,
+            Dot::Vnni | Dot::AvxVnni => 4,
             Dot::Avx2 => 2,
         }
     }
@@ -38,7 +45,7 @@ impl Dot {
     /// [`lanes`].
     pub(super) fn word(self, value: impl Fn(usize) -> i32) -> u32 {
         match self {
-            Dot::Vnni => lanes::<4>(std::array::from_fn(value)),
+            Dot::Vnni | Dot::AvxVnni => lanes::<4>(std::array::from_fn(value)),
             Dot::Avx2 => lanes::<2>(std::array::from_fn(value)),
         }
     }

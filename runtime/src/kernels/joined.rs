@@ -136,6 +136,12 @@ impl<C: Joinable> Op for Joined<C> {
         C::JOINED.into()
     }
 
+    /// Each convolution's notes, in order.
+    fn info(&self) -> TractResult<Vec<String>> {
+        let notes = self.0.iter().map(|conv| conv.info());
+        Ok(notes.collect::<TractResult<Vec<_>>>()?.concat())
+    }
+
     op_as_typed_op!();
 }
 

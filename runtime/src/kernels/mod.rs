@@ -20,6 +20,8 @@ mod patches;
 mod qconv;
 mod quantize;
 mod softmax;
+#[cfg(target_arch = "x86_64")]
+mod sparse;
 mod standardise;
 #[cfg(target_arch = "x86_64")]
 mod winograd;
@@ -273,12 +275,12 @@ mod tests {
     use super::{PlaneLrn, PlaneMaxPool, PlaneQuantize, PlaneSoftmax};
 
     /// Deterministic values in [-4, 4): the same every run.
-    fn values(len: usize, seed: u64) -> Vec<f32> {
+    pub(super) fn values(len: usize, seed: u64) -> Vec<f32> {
         let mut uniform = models::weights::uniform(seed);
         (0..len).map(|_| uniform() * 4.0).collect()
     }
 
-    fn run(op: &dyn TypedOp, input: &Tensor) -> Tensor {
+    pub(super) fn run(op: &dyn TypedOp, input: &Tensor) -> Tensor {
         let outputs = op.eval_out_of_plan(tvec!(input.clone().into_tvalue()));
         outputs.unwrap().unwrap().remove(0).into_tensor()
     }
@@ -378,7 +380,7 @@ mod tests {
     }
 
     /// Asserts that `got` is `expected` to within float rounding.
-    fn assert_close(got: &Tensor, expected: &Tensor, case: &str) {
+    pub(super) fn assert_close(got: &Tensor, expected: &Tensor, case: &str) {
         assert_eq!(got.shape(), expected.shape(), "{case}");
         let got = got.to_plain_array_view::<f32>().unwrap();
         let expected = expected.to_plain_array_view::<f32>().unwrap();
@@ -396,7 +398,7 @@ mod tests {
     /// batch of two, then odd sizes and channel counts, uneven and one-sided
     /// padding, valid windows, and positions that end in a narrower tile.
     #[cfg(target_arch = "x86_64")]
-    fn conv_cases() -> Vec<(Conv, [usize; 4], bool)> {
+    pub(super) fn conv_cases() -> Vec<(Conv, [usize; 4], bool)> {
         let same = |k: usize| PaddingSpec::Explicit(tvec![k / 2, k / 2], tvec![k / 2, k / 2]);
         let cases = [
             (3, 64, 3, [1, 3, 24, 24], same(3), true),
@@ -456,45 +458,62 @@ mod tests {
         ]
     }
 
+    /// `values(len, seed)` with about `share` of them zero, as a pruned
+    /// kernel has them.
+    pub(super) fn pruned(len: usize, seed: u64, share: f32) -> Vec<f32> {
+        let mut uniform = models::weights::uniform(seed + 1000);
+        let keep = |v: f32| if uniform().abs() < share { 0.0 } else { v };
+        values(len, seed).into_iter().map(keep).collect()
+    }
+
+    /// Case `i` of [`conv_cases`] with a kernel of `zeros` zeros: the
+    /// input, the kernel and bias, and tract's output (with ReLU where
+    /// asked).
+    #[cfg(target_arch = "x86_64")]
+    pub(super) fn f32_case(
+        i: usize,
+        (conv, shape, relu): &(Conv, [usize; 4], bool),
+        zeros: f32,
+    ) -> (Tensor, [Arc<Tensor>; 2], Tensor) {
+        let ks = kernel_shape(conv);
+        let kernel =
+            Tensor::from_shape(&ks, &pruned(ks.iter().product(), 20 + i as u64, zeros)).unwrap();
+        // Every third bias is a scalar, broadcast to every channel.
+        let bias = if i.is_multiple_of(3) {
+            tensor0(0.5f32)
+        } else {
+            Tensor::from_shape(&[ks[0]], &values(ks[0], 40 + i as u64)).unwrap()
+        };
+        let input =
+            Tensor::from_shape(shape, &values(shape.iter().product(), 60 + i as u64)).unwrap();
+        let consts = [kernel, bias].map(|t| t.into_arc_tensor());
+        let inputs = std::iter::once(input.clone().into_tvalue())
+            .chain(consts.iter().map(|t| t.clone().into_tvalue()))
+            .collect();
+        let conv_out = conv.eval_out_of_plan(inputs).unwrap().unwrap().remove(0);
+        let floor = if *relu { 0.0 } else { f32::NEG_INFINITY };
+        let expected: Vec<f32> = (conv_out.to_plain_array_view::<f32>().unwrap())
+            .iter()
+            .map(|v| v.max(floor))
+            .collect();
+        let expected = Tensor::from_shape(conv_out.shape(), &expected).unwrap();
+        (input, consts, expected)
+    }
+
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn conv_matches_tracts_within_float_rounding() {
         use super::PlaneConv;
-        for (i, (conv, shape, relu)) in conv_cases().into_iter().enumerate() {
-            let ks = kernel_shape(&conv);
-            let kernel =
-                Tensor::from_shape(&ks, &values(ks.iter().product(), 20 + i as u64)).unwrap();
-            // Every third bias is a scalar, broadcast to every channel.
-            let bias = if i % 3 == 0 {
-                tensor0(0.5f32)
-            } else {
-                Tensor::from_shape(&[ks[0]], &values(ks[0], 40 + i as u64)).unwrap()
-            };
-            let input =
-                Tensor::from_shape(&shape, &values(shape.iter().product(), 60 + i as u64)).unwrap();
-            let consts = [
-                kernel.clone().into_arc_tensor(),
-                bias.clone().into_arc_tensor(),
-            ];
+        for (i, case) in conv_cases().iter().enumerate() {
+            let (conv, shape, relu) = case;
+            let (input, consts, expected) = f32_case(i, case, 0.0);
             // Both layouts of the weights: the one for planes of unknown
             // size and the one for planes of this size.
             let ops = [None, Some(&shape[..])].map(|shape| {
-                PlaneConv::for_conv(&conv, f32::datum_type(), &consts, relu, shape)
+                PlaneConv::for_conv(conv, f32::datum_type(), &consts, *relu, shape)
                     .unwrap()
                     .expect("an f32 stride-1 conv on an AVX2 machine")
             });
-            let inputs = tvec!(
-                input.clone().into_tvalue(),
-                kernel.into_tvalue(),
-                bias.into_tvalue()
-            );
-            let conv_out = conv.eval_out_of_plan(inputs).unwrap().unwrap().remove(0);
-            let floor = if relu { 0.0 } else { f32::NEG_INFINITY };
-            let expected: Vec<f32> = (conv_out.to_plain_array_view::<f32>().unwrap())
-                .iter()
-                .map(|v| v.max(floor))
-                .collect();
-            let expected = Tensor::from_shape(conv_out.shape(), &expected).unwrap();
             for ours in &ops {
                 assert_close(
                     &run(ours, &input),
@@ -521,101 +540,132 @@ mod tests {
         }
     }
 
+    /// Case `i` of [`conv_cases`] in int8, with a kernel of `zeros`
+    /// zeros: int8 activations (u8 for odd cases) with zero points off
+    /// the middle, per-channel kernel scales for every third case, and i8
+    /// or u8 outputs. The convolution, its input, its constants and
+    /// tract's output.
+    #[cfg(target_arch = "x86_64")]
+    pub(super) fn int8_case(
+        i: usize,
+        (conv, shape, _): &(Conv, [usize; 4], bool),
+        zeros: f32,
+    ) -> (Conv, Tensor, [Arc<Tensor>; 8], Tensor) {
+        let middle = |dt: DatumType| if dt == u8::datum_type() { 128 } else { 0 };
+        // Integers spread over [-127, 127], or [1, 255] for u8.
+        let ints = |v: Vec<f32>, dt: DatumType| {
+            let shift = middle(dt);
+            let v: Vec<i32> = v.iter().map(|v| (v * 31.9) as i32 + shift).collect();
+            tensor1(&v).cast_to_dt(dt).unwrap().into_owned()
+        };
+        let (input_dt, output_dt) = match i % 2 {
+            0 => (i8::datum_type(), u8::datum_type()),
+            _ => (u8::datum_type(), i8::datum_type()),
+        };
+        let mut conv = conv.clone();
+        conv.q_params = Some(output_dt);
+        let ks = kernel_shape(&conv);
+        let taps: usize = ks[1..].iter().product();
+        let weights = pruned(ks.iter().product(), 20 + i as u64, zeros);
+        let kernel = ints(weights, i8::datum_type()).into_shape(&ks).unwrap();
+        let bias: Vec<i32> = values(ks[0], 40 + i as u64)
+            .iter()
+            .map(|v| (v * 2000.0) as i32)
+            .collect();
+        let bias = tensor1(&bias);
+        let input = ints(values(shape.iter().product(), 60 + i as u64), input_dt)
+            .into_shape(shape)
+            .unwrap();
+        let k_scale = if i.is_multiple_of(3) {
+            let scales: Vec<f32> = values(ks[0], 80 + i as u64)
+                .iter()
+                .map(|v| 0.01 + v.abs() * 0.003)
+                .collect();
+            tensor1(&scales)
+        } else {
+            tensor0(0.01f32)
+        };
+        // Products have a spread of about 5,300 * sqrt(taps): outputs
+        // spread over some 50 steps either side of their zero point.
+        let y_scale = 0.05 * 0.01 * 100.0 * (taps as f32 * (1.0 - zeros)).sqrt();
+        let consts = [
+            kernel,
+            bias,
+            tensor0(i as i32 % 5 - 2 + middle(input_dt)),
+            tensor0(0.05f32),
+            tensor0(0i32),
+            k_scale,
+            tensor0(i as i32 % 7 - 3 + middle(output_dt)),
+            tensor0(y_scale),
+        ]
+        .map(|t| t.into_arc_tensor());
+        let inputs = std::iter::once(input.clone().into_tvalue())
+            .chain(consts.iter().map(|t| t.clone().into_tvalue()))
+            .collect();
+        let expected = conv.eval_out_of_plan(inputs).unwrap().unwrap().remove(0);
+        (conv, input, consts, expected.into_tensor())
+    }
+
+    /// Asserts that `got`, int8 outputs, is `expected` (tract's) to within
+    /// one step, where tract's fixed-point rounding differs from the float
+    /// one, and that few outputs are clamped.
+    #[cfg(target_arch = "x86_64")]
+    pub(super) fn assert_within_one_step(got: &Tensor, expected: &Tensor, case: &str) {
+        assert_eq!(got.shape(), expected.shape(), "{case}");
+        assert_eq!(got.datum_type(), expected.datum_type(), "{case}");
+        let as_i32 = |t: &Tensor| -> Vec<i32> {
+            let t = t.cast_to::<i32>().unwrap();
+            t.to_plain_array_view::<i32>()
+                .unwrap()
+                .iter()
+                .copied()
+                .collect()
+        };
+        let (got, expected_ints) = (as_i32(got), as_i32(expected));
+        for (g, e) in got.iter().zip(&expected_ints) {
+            assert!((g - e).abs() <= 1, "{case}: {g} vs {e}");
+        }
+        let (lo, hi) = if expected.datum_type().unquantized() == i8::datum_type() {
+            (-128, 127)
+        } else {
+            (0, 255)
+        };
+        let clamped = (expected_ints.iter())
+            .filter(|&&e| e == lo || e == hi)
+            .count();
+        assert!(
+            clamped * 4 <= expected_ints.len(),
+            "{case}: {clamped} outputs clamped"
+        );
+    }
+
     #[cfg(target_arch = "x86_64")]
     fn qconv_with_dot_matches_tracts(dot: super::dot::Dot) {
         use super::PlaneQConv;
-        let middle = |dt: DatumType| if dt == u8::datum_type() { 128 } else { 0 };
-        // Integers spread over [-127, 127], or [1, 255] for u8.
-        let ints = |len: usize, seed: u64, dt: DatumType| {
-            let shift = middle(dt);
-            let v: Vec<i32> = values(len, seed)
-                .iter()
-                .map(|v| (v * 31.9) as i32 + shift)
-                .collect();
-            tensor1(&v).cast_to_dt(dt).unwrap().into_owned()
-        };
         let mut winograds = 0;
-        for (i, (mut conv, shape, _)) in conv_cases().into_iter().enumerate() {
-            let (input_dt, output_dt) = match i % 2 {
-                0 => (i8::datum_type(), u8::datum_type()),
-                _ => (u8::datum_type(), i8::datum_type()),
-            };
-            conv.q_params = Some(output_dt);
-            let ks = kernel_shape(&conv);
-            let taps: usize = ks[1..].iter().product();
-            let kernel = ints(ks.iter().product(), 20 + i as u64, i8::datum_type())
-                .into_shape(&ks)
-                .unwrap();
-            let bias: Vec<i32> = values(ks[0], 40 + i as u64)
-                .iter()
-                .map(|v| (v * 2000.0) as i32)
-                .collect();
-            let bias = tensor1(&bias);
-            let input = ints(shape.iter().product(), 60 + i as u64, input_dt)
-                .into_shape(&shape)
-                .unwrap();
-            let k_scale = if i % 3 == 0 {
-                let scales: Vec<f32> = values(ks[0], 80 + i as u64)
-                    .iter()
-                    .map(|v| 0.01 + v.abs() * 0.003)
-                    .collect();
-                tensor1(&scales)
-            } else {
-                tensor0(0.01f32)
-            };
-            // Products have a spread of about 5,300 * sqrt(taps): outputs
-            // spread over some 50 steps either side of their zero point.
-            let y_scale = 0.05 * 0.01 * 100.0 * (taps as f32).sqrt();
-            let consts = [
-                kernel,
-                bias,
-                tensor0(i as i32 % 5 - 2 + middle(input_dt)),
-                tensor0(0.05f32),
-                tensor0(0i32),
-                k_scale,
-                tensor0(i as i32 % 7 - 3 + middle(output_dt)),
-                tensor0(y_scale),
-            ]
-            .map(|t| t.into_arc_tensor());
+        for (i, case) in conv_cases().iter().enumerate() {
+            let shape = case.1;
+            let (conv, input, consts, expected) = int8_case(i, case, 0.0);
+            let input_dt = input.datum_type();
             // Both layouts of the weights: the one for planes of unknown
             // size and the one for planes of this size (Winograd's, where
             // it pays, which must give the other's outputs exactly).
             let [direct, sized] = [None, Some(&shape[..])].map(|shape| {
-                PlaneQConv::with_dot(&conv, input_dt, &consts, shape, dot)
-                    .unwrap()
-                    .expect("an int8 stride-1 conv")
+                PlaneQConv::with_dot(
+                    &conv,
+                    input_dt,
+                    &consts,
+                    shape,
+                    dot,
+                    super::sparse::Densest::for_int8(dot),
+                )
+                .unwrap()
+                .expect("an int8 stride-1 conv")
             });
-            let inputs = std::iter::once(input.clone().into_tvalue())
-                .chain(consts.iter().map(|t| t.clone().into_tvalue()))
-                .collect();
-            let expected = conv.eval_out_of_plan(inputs).unwrap().unwrap().remove(0);
             let got = run(&direct, &input);
-            assert_eq!(got.shape(), expected.shape(), "case {i}");
-            assert_eq!(got.datum_type(), expected.datum_type(), "case {i}");
+            assert_within_one_step(&got, &expected, &format!("case {i}, {dot:?}"));
             assert_eq!(run(&sized, &input), got, "case {i}: {sized:?}");
             winograds += format!("{sized:?}").contains("winograd") as usize;
-            let as_i32 = |t: &Tensor| -> Vec<i32> {
-                let t = t.cast_to::<i32>().unwrap();
-                t.to_plain_array_view::<i32>()
-                    .unwrap()
-                    .iter()
-                    .copied()
-                    .collect()
-            };
-            let (got, expected) = (as_i32(&got), as_i32(&expected));
-            for (g, e) in got.iter().zip(&expected) {
-                assert!((g - e).abs() <= 1, "case {i}, {dot:?}: {g} vs {e}");
-            }
-            let (lo, hi) = if output_dt == i8::datum_type() {
-                (-128, 127)
-            } else {
-                (0, 255)
-            };
-            let clamped = expected.iter().filter(|&&e| e == lo || e == hi).count();
-            assert!(
-                clamped * 4 <= expected.len(),
-                "case {i}: {clamped} outputs clamped"
-            );
         }
         // squeeze1's 12x12 and 6x6 expands, the batches of 8x10 and 6x6
         // planes, the two planes of more than one vector of tiles (one of an

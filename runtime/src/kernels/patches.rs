@@ -60,16 +60,17 @@ impl Geometry {
         })
     }
 
-    /// [`Geometry::new`], for weights laid out for
-    /// [`winograd`](super::winograd) or not: that layout serves the shapes
-    /// it was chosen for alone.
-    pub fn served(spec: &PoolSpec, shape: &[usize], winograd: bool) -> TractResult<Geometry> {
-        let g = Geometry::new(spec, shape)?;
+    /// This geometry, where weights take it: `serve` says whether they do.
+    /// Winograd's and sparse layouts serve the planes they were chosen for
+    /// alone.
+    pub fn served(self, serve: impl FnOnce(&Geometry) -> bool) -> TractResult<Geometry> {
         ensure!(
-            !winograd || g.is_same_3x3_even(),
-            "weights laid out for Winograd do not take an input of {shape:?}"
+            serve(&self),
+            "weights laid out for other planes do not take {}x{} planes",
+            self.h,
+            self.w
         );
-        Ok(g)
+        Ok(self)
     }
 
     pub fn positions(&self) -> usize {
@@ -109,7 +110,7 @@ impl Geometry {
 
     /// The planes of a padded image: the rows and columns that the
     /// convolution's windows cover, the image's and the padding's.
-    fn padded_dims(&self) -> (usize, usize) {
+    pub fn padded_dims(&self) -> (usize, usize) {
         (
             self.out_h + self.kernel.0 - 1,
             self.out_w + self.kernel.1 - 1,
@@ -122,7 +123,7 @@ impl Geometry {
     ///
     /// [`padded_dims`]: Geometry::padded_dims
     #[inline(always)]
-    fn pad<'a, T: Copy>(&self, image: &'a [T], pad: T, padded: &'a mut Vec<T>) -> &'a [T] {
+    pub fn pad<'a, T: Copy>(&self, image: &'a [T], pad: T, padded: &'a mut Vec<T>) -> &'a [T] {
         let (ph, pw) = self.padded_dims();
         if (self.top, self.left, ph, pw) == (0, 0, self.h, self.w) {
             return image;
@@ -238,7 +239,8 @@ pub struct Patches<T> {
     /// The image with its padding, or for Winograd its rows' even and odd
     /// columns.
     pub(super) padded: Vec<T>,
-    /// The patch matrix, or the transformed tiles.
+    /// The patch matrix, the transformed tiles, or an f32 sparse kernel's
+    /// outputs on the padded planes' grid.
     pub(super) matrix: Vec<T>,
     /// The products in the transform domain.
     pub(super) products: Vec<T>,

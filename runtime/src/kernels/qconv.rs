@@ -15,6 +15,7 @@
 //! over even planes take Winograd's F(2x2, 3x3) in integers instead
 //! ([`winograd`](super::winograd)), with the same outputs.
 
+use std::arch::x86_64::__m256i;
 use std::fmt;
 use std::sync::Arc;
 
@@ -23,11 +24,12 @@ use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, PoolSpec};
 
 use super::dot::{by_groups, by_words, Dot};
-use super::frame::multiply;
+use super::frame::{multiply, MultiplyAdd};
 use super::joined::{self, Joinable, Layout};
 use super::patches::{is_plain, pack_panels, per_channel, Geometry, Patches, VECTOR};
+use super::sparse::{self, Densest, Sparse};
 use super::winograd;
-use super::x86_64::{Dots, Requantize};
+use super::x86_64::{Dots, Madd, Requantize, Vnni};
 
 /// A 2-D, stride-1, undilated, ungrouped convolution of 8-bit activations
 /// `[N, C, H, W]` (or `[C, H, W]`) with symmetric int8 weights and
@@ -61,16 +63,36 @@ enum Weights {
     /// 3x3 kernels padded by one over planes of even height and width, and
     /// no others; AVX2's words.
     Winograd(winograd::Products, Arc<Vec<u32>>),
+    /// The panels' words that hold a nonzero weight, for pruned kernels
+    /// over planes of one size.
+    Sparse(Sparse<u32>),
+}
+
+impl Weights {
+    /// How they are laid out, for `Debug` and the plan's notes.
+    fn layout(&self) -> String {
+        match self {
+            Weights::Panels(_) => "panels".into(),
+            Weights::Winograd(winograd::Products::Panels, _) => "winograd, panels".into(),
+            Weights::Winograd(winograd::Products::ByTap, _) => "winograd, by tap".into(),
+            Weights::Sparse(s) => format!("sparse, {} words", s.nonzeros()),
+        }
+    }
+
+    /// Whether they take planes of geometry `g`, in words of channels.
+    fn serve(&self, g: &Geometry) -> bool {
+        match self {
+            Weights::Panels(_) => true,
+            Weights::Winograd(..) => g.is_same_3x3_even(),
+            Weights::Sparse(s) => s.serves(g),
+        }
+    }
 }
 
 impl fmt::Debug for PlaneQConv {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = &self.pool_spec;
-        let layout = match self.weights {
-            Weights::Panels(_) => "panels",
-            Weights::Winograd(winograd::Products::Panels, _) => "winograd, panels",
-            Weights::Winograd(winograd::Products::ByTap, _) => "winograd, by tap",
-        };
+        let layout = self.weights.layout();
         write!(
             f,
             "PlaneQConv({}->{}, {:?}, {:?}, {:?}, {:?}, {layout})",
@@ -92,18 +114,22 @@ impl PlaneQConv {
         shape: Option<&[usize]>,
     ) -> TractResult<Option<PlaneQConv>> {
         match Dot::available().next() {
-            Some(dot) => PlaneQConv::with_dot(conv, input, consts, shape, dot),
+            Some(dot) => {
+                PlaneQConv::with_dot(conv, input, consts, shape, dot, Densest::for_int8(dot))
+            }
             None => Ok(None),
         }
     }
 
-    /// [`PlaneQConv::for_conv`] with `dot`; `None` where this CPU lacks it.
+    /// [`PlaneQConv::for_conv`] with `dot`, and sparse weights up to
+    /// `densest`; `None` where this CPU lacks `dot`.
     pub fn with_dot(
         conv: &Conv,
         input: DatumType,
         consts: &[Arc<Tensor>],
         shape: Option<&[usize]>,
         dot: Dot,
+        densest: Densest,
     ) -> TractResult<Option<PlaneQConv>> {
         let [kernel, bias, x0, x_scale, k0, k_scale, y0, y_scale] = consts else {
             return Ok(None);
@@ -162,16 +188,27 @@ impl PlaneQConv {
             (0, 255)
         };
         let geometry = shape.and_then(|shape| Geometry::new(spec, shape).ok());
-        let winograd = geometry
-            .and_then(|g| winograd::Products::paying(&g, co))
+        let winograd = (geometry.as_ref())
+            .and_then(|g| winograd::Products::paying(g, co))
             .filter(|_| dot == Dot::Avx2);
-        let weights = if let Some(products) = winograd {
+        let words = by_groups(
+            &weights.iter().map(|&w| w.into()).collect::<Vec<_>>(),
+            ci,
+            taps,
+            dot,
+        );
+        let sparse = geometry.and_then(|g| {
+            let densest = densest.against(&g, winograd.is_some());
+            Sparse::new(&words, co, &g.in_groups(dot.group()), densest)
+        });
+        let weights = if let Some(sparse) = sparse {
+            Weights::Sparse(sparse)
+        } else if let Some(products) = winograd {
             let transformed = winograd::transform_int8_weights(&weights, co, ci, products);
             Weights::Winograd(products, Arc::new(transformed))
         } else {
-            let weights: Vec<i32> = weights.iter().map(|&w| w.into()).collect();
             Weights::Panels(Arc::new(pack_panels::<u32, 1>(
-                &by_groups(&weights, ci, taps, dot),
+                &words,
                 groups_of_taps(spec, dot),
             )))
         };
@@ -194,9 +231,9 @@ impl PlaneQConv {
     /// callers, which enable the instructions it uses.
     ///
     /// # Safety
-    /// The CPU must have AVX2, and with `VNNI` AVX-512 F, BW, VL and VNNI.
+    /// The CPU must have `D`'s instructions, which must be `self.dot`'s.
     #[inline(always)]
-    unsafe fn multiply<const VNNI: bool>(
+    unsafe fn multiply<D: MultiplyAdd<V = __m256i>>(
         &self,
         g: &Geometry,
         out: &mut [u8],
@@ -218,12 +255,16 @@ impl PlaneQConv {
                 } else {
                     g.im2col(&scratch.image, width, pad, &mut scratch.patches)
                 };
-                multiply::<Dots<VNNI>, _>(panels, source, (g.taps(), width), out, co, &requantize);
+                multiply::<D, _>(panels, source, (g.taps(), width), out, co, &requantize);
             }
             Weights::Winograd(products, weights) => {
                 let image = (&scratch.image[..], pad);
                 let (weights, patches) = ((*products, &weights[..]), &mut scratch.patches);
                 winograd::convolve_int8(g, image, weights, &requantize, out, patches);
+            }
+            Weights::Sparse(weights) => {
+                let source = g.pad(&scratch.image, pad, &mut scratch.patches.padded);
+                sparse::multiply::<D, _>(weights, source, out, &mut scratch.grid, &requantize);
             }
         }
     }
@@ -249,9 +290,8 @@ impl Joinable for PlaneQConv {
 
     /// Over the image packed into words.
     fn geometry(&self, shape: &[usize]) -> TractResult<Geometry> {
-        let winograd = matches!(self.weights, Weights::Winograd(..));
-        let g = Geometry::served(&self.pool_spec, shape, winograd)?;
-        Ok(g.in_groups(self.dot.group()))
+        let g = Geometry::new(&self.pool_spec, shape)?.in_groups(self.dot.group());
+        g.served(|g| self.weights.serve(g))
     }
 
     fn convolve_into(
@@ -271,6 +311,7 @@ impl Joinable for PlaneQConv {
                 unsafe {
                     match first.dot {
                         Dot::Vnni => convolve_vnni(convs, geometries, image, out, scratch),
+                        Dot::AvxVnni => convolve_avx_vnni(convs, geometries, image, out, scratch),
                         Dot::Avx2 => convolve_avx2(convs, geometries, image, out, scratch),
                     }
                 }
@@ -280,7 +321,7 @@ impl Joinable for PlaneQConv {
     }
 }
 
-/// [`convolve`] with VNNI's `vpdpbusd`.
+/// [`convolve`] with AVX-512 VNNI's `vpdpbusd`.
 #[target_feature(enable = "avx2,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn convolve_vnni(
     convs: &[PlaneQConv],
@@ -289,7 +330,19 @@ unsafe fn convolve_vnni(
     out: &mut [u8],
     s: &mut Scratch,
 ) {
-    convolve::<true>(convs, gs, image, out, s)
+    convolve::<Dots<Vnni<false>>>(convs, gs, image, out, s)
+}
+
+/// [`convolve`] with AVX-VNNI's `vpdpbusd`.
+#[target_feature(enable = "avx2,avxvnni")]
+unsafe fn convolve_avx_vnni(
+    convs: &[PlaneQConv],
+    gs: &[Geometry],
+    image: &[u8],
+    out: &mut [u8],
+    s: &mut Scratch,
+) {
+    convolve::<Dots<Vnni<true>>>(convs, gs, image, out, s)
 }
 
 /// [`convolve`] with AVX2's `vpmaddwd`.
@@ -301,7 +354,7 @@ unsafe fn convolve_avx2(
     out: &mut [u8],
     s: &mut Scratch,
 ) {
-    convolve::<false>(convs, gs, image, out, s)
+    convolve::<Dots<Madd>>(convs, gs, image, out, s)
 }
 
 /// One image, `[C, H, W]`, packed into words once, then each of `convs`
@@ -309,10 +362,10 @@ unsafe fn convolve_avx2(
 /// its callers, which enable the instructions it uses.
 ///
 /// # Safety
-/// The CPU must have AVX2, and with `VNNI` AVX-512 F, BW, VL and VNNI;
-/// `convs` must all read their input alike.
+/// The CPU must have `D`'s instructions, which must be the dot product of
+/// `convs`, which must all read their input alike.
 #[inline(always)]
-unsafe fn convolve<const VNNI: bool>(
+unsafe fn convolve<D: MultiplyAdd<V = __m256i>>(
     convs: &[PlaneQConv],
     gs: &[Geometry],
     image: &[u8],
@@ -323,14 +376,13 @@ unsafe fn convolve<const VNNI: bool>(
     let flip = if first.signed_input { 0x80 } else { 0 };
     let plane = image.len() / first.pool_spec.input_channels;
     let (zero, words) = (first.input_zero, &mut scratch.image);
-    if VNNI {
-        by_words::<4>(image, plane, flip, zero, words)
-    } else {
-        by_words::<2>(image, plane, flip, zero, words)
+    match first.dot.group() {
+        4 => by_words::<4>(image, plane, flip, zero, words),
+        _ => by_words::<2>(image, plane, flip, zero, words),
     }
     for (conv, g) in convs.iter().zip(gs) {
         let (mine, rest) = out.split_at_mut(conv.pool_spec.output_channels * g.positions());
-        conv.multiply::<VNNI>(g, mine, scratch);
+        conv.multiply::<D>(g, mine, scratch);
         out = rest;
     }
 }
@@ -359,11 +411,19 @@ struct Scratch {
     image: Vec<u32>,
     /// Its patch matrix, `[taps / G][width]` words of `G` taps.
     patches: Patches<u32>,
+    /// A sparse kernel's outputs on the padded planes' grid.
+    grid: Vec<u8>,
 }
 
 impl Op for PlaneQConv {
     fn name(&self) -> StaticName {
         "PlaneQConv".into()
+    }
+
+    /// The layout of the weights that runs: the plan's notes say which
+    /// kernel a convolution takes.
+    fn info(&self) -> TractResult<Vec<String>> {
+        Ok(vec![self.weights.layout()])
     }
 
     op_as_typed_op!();

@@ -25,7 +25,7 @@ use std::arch::x86_64::*;
 use super::dot::{by_groups, Dot};
 use super::frame::{multiply, multiply_by_tap, MultiplyAdd, RawSums, Vector};
 use super::patches::{by_tap, pack_panels, Geometry, Patches, ROWS, VECTOR};
-use super::x86_64::{Bias, Dots, Fma, Requantize};
+use super::x86_64::{Bias, Dots, Fma, Madd, Requantize};
 
 /// Points of the transform domain: one 4x4 tile.
 const POINTS: usize = 16;
@@ -252,7 +252,7 @@ unsafe fn int8_sums(
     m: &mut [u32],
     co: usize,
 ) {
-    sums::<Dots<false>>(u, v, shape, m, co)
+    sums::<Dots<Madd>>(u, v, shape, m, co)
 }
 
 /// The steps both kinds share: the input transform of `image` (its planes

@@ -108,11 +108,18 @@ impl MultiplyAdd for Fma {
     }
 }
 
-/// Dot products of words of channels: with VNNI's `vpdpbusd` (bytes) or
-/// AVX2's `vpmaddwd` (16-bit values).
-pub(super) struct Dots<const VNNI: bool>;
+/// Dot products of words of channels' weights and activations, with the
+/// instruction `P`.
+pub(super) struct Dots<P>(std::marker::PhantomData<P>);
 
-impl<const VNNI: bool> MultiplyAdd for Dots<VNNI> {
+/// One dot-product instruction over 32-bit words of channels.
+pub(super) trait WordProduct {
+    /// `sum` plus the dot products of `a`'s words (weights) and `v`'s
+    /// (activations).
+    unsafe fn dot(sum: __m256i, a: __m256i, v: __m256i) -> __m256i;
+}
+
+impl<P: WordProduct> MultiplyAdd for Dots<P> {
     type V = __m256i;
     #[inline(always)]
     unsafe fn broadcast(from: *const u32) -> __m256i {
@@ -120,11 +127,33 @@ impl<const VNNI: bool> MultiplyAdd for Dots<VNNI> {
     }
     #[inline(always)]
     unsafe fn multiply_add(sum: __m256i, a: __m256i, v: __m256i) -> __m256i {
-        if VNNI {
-            _mm256_dpbusd_epi32(sum, v, a)
+        P::dot(sum, a, v)
+    }
+}
+
+/// VNNI's `vpdpbusd` over words of four channels' bytes: AVX-512 VNNI's
+/// encoding, or with `VEX` AVX-VNNI's (CPUs without AVX-512).
+pub(super) struct Vnni<const VEX: bool>;
+
+impl<const VEX: bool> WordProduct for Vnni<VEX> {
+    #[inline(always)]
+    unsafe fn dot(sum: __m256i, a: __m256i, v: __m256i) -> __m256i {
+        if VEX {
+            _mm256_dpbusd_avx_epi32(sum, v, a)
         } else {
-            _mm256_add_epi32(sum, _mm256_madd_epi16(v, a))
+            _mm256_dpbusd_epi32(sum, v, a)
         }
+    }
+}
+
+/// AVX2's `vpmaddwd` over words of two channels' 16-bit values, then an
+/// add.
+pub(super) struct Madd;
+
+impl WordProduct for Madd {
+    #[inline(always)]
+    unsafe fn dot(sum: __m256i, a: __m256i, v: __m256i) -> __m256i {
+        _mm256_add_epi32(sum, _mm256_madd_epi16(v, a))
     }
 }
 
