@@ -9,6 +9,8 @@ use models::onnx::proto::{
 };
 use models::onnx::{FrozenModel, Metadata};
 
+use crate::sparse_storage::store_kernels_sparse;
+use crate::stages::{for_storage, then};
 use crate::CompressError;
 
 /// Returns `model` with its float initializers stored as f16. Scalars stay
@@ -16,12 +18,7 @@ use crate::CompressError;
 pub fn to_fp16(
     model: &FrozenModel,
 ) -> Result<(models::onnx::proto::ModelProto, Metadata), CompressError> {
-    if model.meta.variant != "f32" {
-        return Err(CompressError::Refused(format!(
-            "the model is already compressed (variant '{}'); fp16 applies to f32 models",
-            model.meta.variant
-        )));
-    }
+    let model = &for_storage(model, "fp16")?;
     let mut proto = model.proto.clone();
     let graph = proto.graph.as_mut().expect("decoded models have a graph");
     let mut casts = Vec::new();
@@ -61,12 +58,13 @@ pub fn to_fp16(
     casts.append(&mut graph.node);
     graph.node = casts;
     let mut meta = model.meta.clone();
-    meta.variant = "fp16".into();
+    meta.variant = then(&meta.variant, "fp16");
     // The float model's figure; this file's is measured with `label-image --eval`.
     meta.test_accuracy = None;
     meta.compression.push(format!(
         "fp16: {converted} weights stored as float16, computed in float32"
     ));
     proto.metadata_props = meta.to_props(&model.layer_graph()?);
+    store_kernels_sparse(&mut proto);
     Ok((proto, meta))
 }

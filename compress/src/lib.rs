@@ -6,6 +6,7 @@
 //! `label-image`: the commands sit on the libraries, not on each other.
 
 pub mod calibrate;
+pub mod codebook;
 pub mod compare;
 mod error;
 pub mod fp16;
@@ -14,6 +15,7 @@ pub mod prune;
 pub mod quantize;
 pub mod sensitivity;
 pub mod sparse_storage;
+pub mod stages;
 pub mod weights_only;
 
 pub use error::CompressError;

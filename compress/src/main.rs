@@ -62,6 +62,10 @@ enum Command {
         /// Store the weights as float16 and compute in float (2x smaller).
         #[arg(long)]
         fp16: bool,
+        /// Then share each kernel's values: a k-means codebook of at most
+        /// 2^B entries and packed B-bit codes (2-8).
+        #[arg(long, value_name = "B", value_parser = clap::value_parser!(u32).range(2..=8))]
+        weight_bits: Option<u32>,
     },
     /// Layer-by-layer error (SQNR) of a compressed model against its float
     /// original, on CIFAR-10 validation images.
@@ -224,6 +228,7 @@ fn run(command: Command) -> Result<(), String> {
             per_tensor,
             weights_only,
             fp16: half,
+            weight_bits,
         } => {
             let method: Method = method.parse()?;
             let activations = match activations.as_str() {
@@ -231,47 +236,42 @@ fn run(command: Command) -> Result<(), String> {
                 "i8" => Activations::I8,
                 other => return Err(format!("unknown activation type '{other}' (known: u8, i8)")),
             };
-            if half {
-                return fp16(&model, &output);
-            }
             let (bytes, frozen) = read(&model)?;
             let in_file = |e: compress::CompressError| format!("{}: {e}", model.display());
-            if weights_only {
-                let (proto, _) = compress::weights_only::weights_only(&frozen).map_err(in_file)?;
-                return write(&output, proto, bytes.len());
-            }
-            if calib_images == 0 {
-                return Err("--calib-images must be at least 1".into());
-            }
-            compress::quantize::refuse_compressed(&frozen, "int8").map_err(in_file)?;
-            let data = calib.ok_or("static int8 needs calibration images: --calib DIR (CIFAR-10), or use --weights-only")?;
-            let graph = frozen
-                .layer_graph()
-                .map_err(|e| format!("{}: {e}", model.display()))?;
-            let source = cifar::open(&data).map_err(|e| e.to_string())?;
-            let images = source
-                .load(cifar::Split::Train, Some(calib_images))
-                .map_err(|e| e.to_string())?;
-            let calibration = calibrate(&bytes, &graph, &images.images, method).map_err(in_file)?;
-            let options = Options {
-                activations,
-                per_channel: !per_tensor,
+            let graph = frozen.layer_graph().map_err(|e| in_file(e.into()))?;
+            let (proto, meta) = if half {
+                compress::fp16::to_fp16(&frozen).map_err(in_file)?
+            } else if weights_only {
+                compress::weights_only::weights_only(&frozen).map_err(in_file)?
+            } else {
+                let q = static_int8(
+                    &model,
+                    &bytes,
+                    &frozen,
+                    calib,
+                    calib_images,
+                    method,
+                    activations,
+                    per_tensor,
+                )?;
+                (q.proto, q.meta)
             };
-            let q =
-                compress::quantize::quantize(&frozen, &calibration, options).map_err(in_file)?;
-            println!(
-                "calibrated on {} training images ({method}); {} layers on int8 kernels: {}",
-                calibration.images,
-                q.report.integer_layers.len(),
-                q.report.integer_layers.join(", ")
-            );
-            for (layer, why) in &q.report.float_layers {
-                println!("float: {layer}: {why}");
-            }
-            for b in &q.report.boundaries {
-                println!("boundary: {} of '{}' for {}", b.op, b.value, b.reason);
-            }
-            write(&output, q.proto, bytes.len())
+            let proto = match weight_bits {
+                Some(bits) => {
+                    let (proto, shared) =
+                        compress::codebook::share_model(proto, meta, &graph, bits)
+                            .map_err(in_file)?;
+                    for s in &shared {
+                        println!(
+                            "w{bits}: {} ({} values): {} entries, {} -> {} bytes",
+                            s.name, s.values, s.entries, s.bytes.0, s.bytes.1
+                        );
+                    }
+                    proto
+                }
+                None => proto,
+            };
+            write(&output, proto, bytes.len())
         }
         Command::Compare { a, b, data, images } => {
             if images == 0 {
@@ -374,7 +374,7 @@ fn prune(args: &PruneArgs) -> Result<(), String> {
     let (bytes, frozen) = read(&args.model)?;
     let in_file = |e: compress::CompressError| format!("{}: {e}", args.model.display());
     // Fail on the model and the options before reading any data.
-    compress::quantize::refuse_compressed(&frozen, "pruning").map_err(in_file)?;
+    compress::stages::for_pruning(&frozen).map_err(in_file)?;
     let graph = frozen.layer_graph().map_err(|e| in_file(e.into()))?;
     compress::prune::prunable(&graph, args.exclude.as_deref()).map_err(|e| e.to_string())?;
     let size = |n: Option<u64>| n.map(|n| n as usize);
@@ -457,6 +457,53 @@ fn prune(args: &PruneArgs) -> Result<(), String> {
         );
     }
     write(&args.output, p.proto, bytes.len())
+}
+
+/// Static int8 of `frozen` (read from `bytes` at `model`), calibrated on
+/// CIFAR-10's training images; prints what it did.
+#[allow(clippy::too_many_arguments)]
+fn static_int8(
+    model: &Path,
+    bytes: &[u8],
+    frozen: &models::onnx::FrozenModel,
+    calib: Option<PathBuf>,
+    calib_images: usize,
+    method: Method,
+    activations: Activations,
+    per_tensor: bool,
+) -> Result<compress::quantize::Quantized, String> {
+    if calib_images == 0 {
+        return Err("--calib-images must be at least 1".into());
+    }
+    let in_file = |e: compress::CompressError| format!("{}: {e}", model.display());
+    compress::stages::for_storage(frozen, "int8").map_err(in_file)?;
+    let data = calib.ok_or(
+        "static int8 needs calibration images: --calib DIR (CIFAR-10), or use --weights-only",
+    )?;
+    let graph = frozen.layer_graph().map_err(|e| in_file(e.into()))?;
+    let source = cifar::open(&data).map_err(|e| e.to_string())?;
+    let images = source
+        .load(cifar::Split::Train, Some(calib_images))
+        .map_err(|e| e.to_string())?;
+    let calibration = calibrate(bytes, &graph, &images.images, method).map_err(in_file)?;
+    let options = Options {
+        activations,
+        per_channel: !per_tensor,
+    };
+    let q = compress::quantize::quantize(frozen, &calibration, options).map_err(in_file)?;
+    println!(
+        "calibrated on {} training images ({method}); {} layers on int8 kernels: {}",
+        calibration.images,
+        q.report.integer_layers.len(),
+        q.report.integer_layers.join(", ")
+    );
+    for (layer, why) in &q.report.float_layers {
+        println!("float: {layer}: {why}");
+    }
+    for b in &q.report.boundaries {
+        println!("boundary: {} of '{}' for {}", b.op, b.value, b.reason);
+    }
+    Ok(q)
 }
 
 fn fp16(model: &Path, output: &Path) -> Result<(), String> {

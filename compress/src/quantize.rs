@@ -29,6 +29,8 @@ use serde_json::json;
 
 use crate::calibrate::{value_names, Calibration, Range};
 use crate::onnx_util::quantize_per_channel;
+use crate::sparse_storage::store_kernels_sparse;
+use crate::stages::{for_storage, then};
 use crate::CompressError;
 
 /// The metadata key holding the quantization parameters (JSON).
@@ -161,7 +163,7 @@ pub fn quantize(
     calib: &Calibration,
     options: Options,
 ) -> Result<Quantized, CompressError> {
-    refuse_compressed(model, "int8")?;
+    let model = &for_storage(model, "int8")?;
     let graph = model.layer_graph()?;
     let weights = read_weights(&model.proto, &graph)?;
     let source = model
@@ -386,7 +388,7 @@ pub fn quantize(
     });
 
     let mut meta = model.meta.clone();
-    meta.variant = "int8".into();
+    meta.variant = then(&meta.variant, "int8");
     // The float model's figure; this file's is measured with `label-image --eval`.
     meta.test_accuracy = None;
     let float_names: Vec<&str> = report
@@ -419,22 +421,12 @@ pub fn quantize(
     meta.extra
         .insert(QUANTIZATION_KEY.into(), details.to_string());
     proto.metadata_props = meta.to_props(&graph);
+    store_kernels_sparse(&mut proto);
     Ok(Quantized {
         proto,
         meta,
         report,
     })
-}
-
-/// Refuses a model that is not a plain f32 model.
-pub fn refuse_compressed(model: &FrozenModel, step: &str) -> Result<(), CompressError> {
-    if model.meta.variant != "f32" {
-        return Err(CompressError::Refused(format!(
-            "the model is already compressed (variant '{}'); {step} applies to f32 models",
-            model.meta.variant
-        )));
-    }
-    Ok(())
 }
 
 /// Whether `id` computes the logits: its value reaches the output through

@@ -1,8 +1,9 @@
-//! Pruned kernels stored without their zeros: the non-zero values as f32
-//! and, for each, the gap from the previous one's position as one byte. Five
-//! standard opset-13 nodes (`ConstantOfShape`, `Cast`, `CumSum`,
-//! `ScatterElements`, `Reshape`) rebuild the dense kernel, so every ONNX
-//! runtime loads the file as it is and folds them into a constant at load.
+//! Pruned kernels stored without their zeros: the non-zero values in the
+//! kernel's own type (float32, float16 or int8) and, for each, the gap from
+//! the previous one's position as one byte. Five standard opset-13 nodes
+//! (`ConstantOfShape`, `Cast`, `CumSum`, `ScatterElements`, `Reshape`)
+//! rebuild the dense kernel, so every ONNX runtime loads the file as it is
+//! and folds them into a constant at load.
 //!
 //! ONNX's own `sparse_initializer` was measured and rejected: the checker
 //! demands int64 indices, and even packed as varints they cost 2-3 bytes a
@@ -11,46 +12,57 @@
 
 use std::collections::BTreeSet;
 
-use models::onnx::build::{f32_tensor, i64_tensor, int_attr, node, tensor};
+use models::onnx::build::{i64_tensor, int_attr, node, tensor};
 use models::onnx::proto::{
     attribute_proto::AttributeType, tensor_proto::DataType, AttributeProto, ModelProto, NodeProto,
     TensorProto,
 };
-use models::onnx::sparse::{densify, Gaps, AXIS};
+use models::onnx::sparse::{densify, Element, Gaps, AXIS};
 use models::ModelError;
 
 use models::onnx::float_values;
 
-/// Stores each float initializer named in `kernels` as values and gaps,
-/// where that takes fewer bytes than the dense tensor. Returns the names of
-/// those it stored so.
+/// Stores each initializer named in `kernels` whose type has an
+/// [`Element`] as values and gaps, where that takes fewer bytes than the
+/// dense tensor. Returns the names of those it stored so. Kernels must be
+/// dense ([`densify`] undoes an earlier storing).
 pub fn store_sparse(proto: &mut ModelProto, kernels: &BTreeSet<String>) -> Vec<String> {
     let graph = proto.graph.as_mut().expect("decoded models have a graph");
     let (mut decoders, mut initializers, mut stored) = (Vec::new(), Vec::new(), Vec::new());
     for init in std::mem::take(&mut graph.initializer) {
         let name = init.name.clone().unwrap_or_default();
-        let dense = float_values(&init);
-        let encoded = Gaps::encode(&dense);
-        let is_kernel = kernels.contains(&name) && init.data_type == Some(DataType::Float as i32);
-        if !is_kernel || encoded.values.is_empty() || encoded.bytes() >= dense.len() * 4 {
+        let element = DataType::try_from(init.data_type.unwrap_or(0))
+            .ok()
+            .and_then(Element::of);
+        let (Some(element), Some(dense), true) =
+            (element, init.raw_data.as_deref(), kernels.contains(&name))
+        else {
+            initializers.push(init);
+            continue;
+        };
+        let encoded = Gaps::encode(element, dense);
+        if encoded.is_empty() || encoded.bytes() >= dense.len() {
             initializers.push(init);
             continue;
         }
         let part = |s: &str| format!("{name}/{s}");
-        initializers.push(f32_tensor(
+        let count = encoded.len();
+        initializers.push(tensor(
             &part("values"),
-            &[encoded.values.len()],
-            &encoded.values,
+            &[count],
+            element.data_type(),
+            encoded.values,
         ));
         initializers.push(tensor(
             &part("gaps"),
-            &[encoded.gaps.len()],
+            &[count],
             DataType::Uint8,
             encoded.gaps,
         ));
-        initializers.push(i64_tensor(&part("numel"), &[1], &[dense.len() as i64]));
+        let numel = dense.len() / element.size();
+        initializers.push(i64_tensor(&part("numel"), &[1], &[numel as i64]));
         initializers.push(i64_tensor(&part("shape"), &[init.dims.len()], &init.dims));
-        decoders.extend(decoder(&name));
+        decoders.extend(decoder(&name, element, stored.len()));
         stored.push(name);
     }
     if !stored.is_empty() {
@@ -62,53 +74,68 @@ pub fn store_sparse(proto: &mut ModelProto, kernels: &BTreeSet<String>) -> Vec<S
     stored
 }
 
-/// The nodes that rebuild kernel `name` from its stored parts.
-fn decoder(name: &str) -> Vec<NodeProto> {
+/// [`store_sparse`] for every kernel of `proto`: its initializers of rank
+/// two or more (biases, scales and shapes are vectors). What pruning left
+/// zero stays zero in any type, so each step stores its kernels so.
+pub fn store_kernels_sparse(proto: &mut ModelProto) -> Vec<String> {
+    let inits = proto.graph.iter().flat_map(|g| &g.initializer);
+    let kernels = inits
+        .filter(|t| t.dims.len() >= 2)
+        .filter_map(|t| t.name.clone())
+        .collect();
+    store_sparse(proto, &kernels)
+}
+
+/// The nodes that rebuild kernel `name` of `element`s from its stored
+/// parts. They have no names (runtimes name a node by its output), and
+/// their values short ones (`~s3z`: kernel 3's zeros): every byte of the
+/// graph is a byte of the file.
+fn decoder(name: &str, element: Element, id: usize) -> Vec<NodeProto> {
     let part = |s: &str| format!("{name}/{s}");
-    let float_zero = AttributeProto {
+    let value = |s: &str| format!("~s{id}{s}");
+    let zero = AttributeProto {
         name: Some("value".into()),
         r#type: Some(AttributeType::Tensor as i32),
-        t: Some(f32_tensor("", &[1], &[0.0])),
+        t: Some(tensor(
+            "",
+            &[1],
+            element.data_type(),
+            vec![0; element.size()],
+        )),
         ..Default::default()
     };
-    vec![
-        // The value is ONNX's default, but tract's default is f64.
-        node(
+    let cast = int_attr("to", DataType::Int32 as i64);
+    [
+        // For float32 the value is ONNX's default, but tract's default is f64.
+        (
             "ConstantOfShape",
-            &part("zeros"),
             vec![part("numel")],
-            &part("zeros"),
-            vec![float_zero],
+            value("z"),
+            vec![zero],
         ),
-        node(
-            "Cast",
-            &part("cast"),
-            vec![part("gaps")],
-            &part("gaps32"),
-            vec![int_attr("to", DataType::Int32 as i64)],
-        ),
-        node(
-            "CumSum",
-            &part("positions"),
-            vec![part("gaps32"), AXIS.into()],
-            &part("positions"),
-            vec![],
-        ),
-        node(
+        ("Cast", vec![part("gaps")], value("g"), vec![cast]),
+        ("CumSum", vec![value("g"), AXIS.into()], value("p"), vec![]),
+        (
             "ScatterElements",
-            &part("scatter"),
-            vec![part("zeros"), part("positions"), part("values")],
-            &part("flat"),
+            vec![value("z"), value("p"), part("values")],
+            value("f"),
             vec![int_attr("axis", 0)],
         ),
-        node(
+        (
             "Reshape",
-            &part("reshape"),
-            vec![part("flat"), part("shape")],
-            name,
+            vec![value("f"), part("shape")],
+            name.into(),
             vec![],
         ),
     ]
+    .into_iter()
+    .map(|(op, inputs, output, attrs)| unnamed(node(op, "", inputs, &output, attrs)))
+    .collect()
+}
+
+/// `n` without a name.
+pub(crate) fn unnamed(n: NodeProto) -> NodeProto {
+    NodeProto { name: None, ..n }
 }
 
 /// Stored kernel values that are zero, however the kernels are stored: sparse

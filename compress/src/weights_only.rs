@@ -13,7 +13,9 @@ use models::onnx::FrozenModel;
 use serde_json::json;
 
 use crate::onnx_util::quantize_per_channel;
-use crate::quantize::{refuse_compressed, QUANTIZATION_KEY};
+use crate::quantize::QUANTIZATION_KEY;
+use crate::sparse_storage::store_kernels_sparse;
+use crate::stages::{for_storage, then};
 use crate::CompressError;
 use models::onnx::float_values;
 
@@ -21,7 +23,7 @@ use models::onnx::float_values;
 pub fn weights_only(
     model: &FrozenModel,
 ) -> Result<(ModelProto, models::onnx::Metadata), CompressError> {
-    refuse_compressed(model, "int8 weight storage")?;
+    let model = &for_storage(model, "int8 weight storage")?;
     let graph = model.layer_graph()?;
     let kernels: HashSet<String> = graph
         .params()?
@@ -72,7 +74,7 @@ pub fn weights_only(
     dequantize.append(&mut g.node);
     g.node = dequantize;
     let mut meta = model.meta.clone();
-    meta.variant = "int8-weights".into();
+    meta.variant = then(&meta.variant, "int8-weights");
     // The float model's figure; this file's is measured with `label-image --eval`.
     meta.test_accuracy = None;
     meta.compression.push(format!(
@@ -84,5 +86,6 @@ pub fn weights_only(
     meta.extra
         .insert(QUANTIZATION_KEY.into(), details.to_string());
     proto.metadata_props = meta.to_props(&graph);
+    store_kernels_sparse(&mut proto);
     Ok((proto, meta))
 }

@@ -90,7 +90,7 @@ fn fp16_halves_the_file_and_keeps_the_predictions() {
     assert_eq!(out.status.code(), Some(2));
     assert!(
         err.contains("m.fp16.onnx")
-            && err.contains("already compressed")
+            && err.contains("already stored as fp16")
             && err.lines().count() == 1,
         "{err}"
     );

@@ -659,17 +659,10 @@ fn quantized_models_pass_the_onnx_checker_and_match_onnxruntime() {
         "int8-weights.onnx",
         "fp16.onnx",
     ] {
-        let p = Model::load(&d.join(name)).unwrap().run(&pixels).unwrap();
-        let rows: Vec<&[f32]> = (0..p.len()).map(|i| p.probabilities_of(i)).collect();
-        expected.insert(name.into(), serde_json::json!(rows));
+        let model = Model::load(&d.join(name)).unwrap();
+        expected.insert(name.into(), probabilities(&model, &pixels));
     }
-    std::fs::write(
-        d.join("expected.json"),
-        serde_json::to_vec(&expected).unwrap(),
-    )
-    .unwrap();
-    let report = common::conformance(d);
-    assert!(report.contains("5 passed, 0 failed"), "{report}");
+    onnx_checker_and_onnxruntime_agree(d, &expected);
 }
 
 #[test]
@@ -748,15 +741,15 @@ fn bad_input_is_a_one_line_error() {
         ),
         (
             vec!["quantize", s(&q), "-o", s(&out), "--calib", s(&calib)],
-            "already compressed",
+            "already stored as int8",
         ),
         (
             vec!["quantize", s(&q), "-o", s(&out), "--weights-only"],
-            "already compressed",
+            "already stored as int8",
         ),
         (
             vec!["quantize", s(&q), "-o", s(&out), "--fp16"],
-            "already compressed",
+            "already stored as int8",
         ),
         (
             vec![
@@ -768,6 +761,31 @@ fn bad_input_is_a_one_line_error() {
                 "many",
             ],
             "invalid value 'many'",
+        ),
+        (
+            vec![
+                "quantize",
+                s(&f32_path),
+                "-o",
+                s(&out),
+                "--weights-only",
+                "--weight-bits",
+                "9",
+            ],
+            "9 is not in 2..=8",
+        ),
+        (
+            vec![
+                "prune",
+                s(&q),
+                "-o",
+                s(&out),
+                "--sparsity",
+                "0.5",
+                "--data",
+                s(&calib),
+            ],
+            "prune the float file first",
         ),
         (
             vec![
@@ -812,6 +830,225 @@ fn bad_input_is_a_one_line_error() {
         assert!(!err.contains("panicked"));
     }
     assert!(!out.exists(), "a refused command wrote its output");
+}
+
+/// The test model with `share` of each kernel's smallest weights zero,
+/// but the first layer's and the classifier's (as `compress prune` leaves
+/// them), stored sparse as `compress prune` writes it: variant `p80`.
+fn pruned(dir: &Path, share: f32) -> PathBuf {
+    let frozen = onnx::decode(squeeze1()).unwrap();
+    let graph = frozen.layer_graph().unwrap();
+    let mut weights = onnx::read_weights(&frozen.proto, &graph).unwrap();
+    for spec in graph.params().unwrap() {
+        let keep_dense = ["conv1.weight", "conv10.weight"].contains(&spec.name.as_str());
+        if spec.role != ParamRole::Weight || keep_dense {
+            continue;
+        }
+        let t = weights.get_mut(&spec.name).unwrap();
+        let mut sorted: Vec<f32> = t.data.iter().map(|v| v.abs()).collect();
+        sorted.sort_by(f32::total_cmp);
+        let cut = sorted[(share * sorted.len() as f32) as usize];
+        t.data
+            .iter_mut()
+            .filter(|v| v.abs() < cut)
+            .for_each(|v| *v = 0.0);
+    }
+    let mut meta = frozen.meta.clone();
+    meta.variant = "p80".into();
+    meta.compression
+        .push("prune: 80% of each kernel's weights zero".into());
+    let mut proto = onnx::encode(&graph, &weights, &meta).unwrap();
+    let stored = compress::sparse_storage::store_kernels_sparse(&mut proto);
+    assert_eq!(stored.len(), 12, "{stored:?}");
+    let path = dir.join("p80.onnx");
+    std::fs::write(&path, proto.encode_to_vec()).unwrap();
+    path
+}
+
+/// Each kernel of `path`, densified, by name: its type and values.
+fn kernels(path: &Path) -> BTreeMap<String, (i32, Vec<f64>)> {
+    let frozen = onnx::decode(&std::fs::read(path).unwrap()).unwrap();
+    let dense = onnx::sparse::densify(&frozen.proto).unwrap();
+    let graph = dense.graph.unwrap();
+    graph
+        .initializer
+        .iter()
+        .filter(|t| t.dims.len() >= 2)
+        .filter_map(|t| {
+            let ty = onnx::proto::tensor_proto::DataType::try_from(t.data_type()).ok()?;
+            let element = onnx::sparse::Element::of(ty)?;
+            let values = compress::codebook::values_of(element, t.raw_data.as_deref()?);
+            Some((t.name.clone()?, (t.data_type(), values)))
+        })
+        .collect()
+}
+
+/// Prune, then quantize: every storage step takes a pruned file, its
+/// zeros stay zero, the variant lists both steps, the kernels are stored
+/// without their zeros in their own type (and as codes with
+/// --weight-bits), and each file runs, in tract as in onnxruntime.
+#[test]
+fn pruned_files_quantize_with_their_zeros_stored_sparse() {
+    let (dir, f32_path) = workdir();
+    let d = dir.path();
+    let p80 = pruned(d, 0.8);
+    quantize(&f32_path, &d.join("int8.onnx"), &[]);
+    quantize(&p80, &d.join("p80.int8.onnx"), &[]);
+    let coded = quantize(&p80, &d.join("p80.int8.w4.onnx"), &["--weight-bits", "4"]);
+    assert!(coded.contains("w4: fire2.squeeze.weight/values"), "{coded}");
+    for (flag, name) in [
+        ("--weights-only", "p80.int8-weights.onnx"),
+        ("--fp16", "p80.fp16.onnx"),
+    ] {
+        ok(compress(&[
+            "quantize",
+            s(&p80),
+            "-o",
+            s(&d.join(name)),
+            flag,
+        ]));
+    }
+    let size = |name: &str| std::fs::metadata(d.join(name)).unwrap().len();
+    // Dense int8 kernels take a byte a weight; a fifth of them at two
+    // bytes (value and gap) take less than half; codes of 4 bits in place of
+    // the values a tenth less again (the gaps and the rest stay).
+    assert!(
+        size("p80.int8.onnx") * 10 < size("int8.onnx") * 6,
+        "{} vs {}",
+        size("p80.int8.onnx"),
+        size("int8.onnx")
+    );
+    assert!(
+        size("p80.int8.w4.onnx") * 10 < size("p80.int8.onnx") * 9,
+        "{} vs {}",
+        size("p80.int8.w4.onnx"),
+        size("p80.int8.onnx")
+    );
+    // Float16 values and their gaps: three bytes where float32 took five.
+    assert!(size("p80.fp16.onnx") * 10 < size("p80.onnx") * 7);
+
+    let float = kernels(&p80);
+    let int8 = kernels(&d.join("p80.int8.onnx"));
+    let w4 = kernels(&d.join("p80.int8.w4.onnx"));
+    for (name, (_, f)) in &float {
+        let zeros = |v: &[f64]| v.iter().map(|x| *x == 0.0).collect::<Vec<_>>();
+        // Kernel names: `K` in the float and int8 files (QLinearConv reads
+        // it), `K.int8` and `K.f16` behind the conversions.
+        for (file, other) in [
+            ("p80.int8", int8.get(name)),
+            ("p80.int8.w4", w4.get(name)),
+            (
+                "p80.int8-weights",
+                kernels(&d.join("p80.int8-weights.onnx"))
+                    .get(&name.replace(".weight", ".weight.int8")),
+            ),
+            (
+                "p80.fp16",
+                kernels(&d.join("p80.fp16.onnx")).get(&format!("{name}.f16")),
+            ),
+        ] {
+            if name == "conv10.weight" && file.contains("int8") && file != "p80.int8-weights" {
+                continue; // the classifier stays float in static int8
+            }
+            let (_, q) = other.unwrap_or_else(|| panic!("{file}: no kernel {name}"));
+            let lost = zeros(f)
+                .iter()
+                .zip(zeros(q))
+                .filter(|(f, q)| **f && !q)
+                .count();
+            assert_eq!(lost, 0, "{file}: {name} lost {lost} of its zeros");
+        }
+        if let Some((_, q)) = w4.get(name) {
+            let mut distinct = q.clone();
+            distinct.sort_by(f64::total_cmp);
+            distinct.dedup();
+            assert!(
+                distinct.len() <= 16,
+                "{name}: {} values in 4 bits",
+                distinct.len()
+            );
+        }
+    }
+    let proto = |name: &str| {
+        onnx::decode(&std::fs::read(d.join(name)).unwrap())
+            .unwrap()
+            .proto
+    };
+    let holds =
+        |name: &str, suffix: &str, ty: i32| {
+            proto(name).graph.unwrap().initializer.iter().any(|t| {
+                t.name.as_deref().is_some_and(|n| n.ends_with(suffix)) && t.data_type() == ty
+            })
+        };
+    use onnx::proto::tensor_proto::DataType;
+    assert!(holds("p80.int8.onnx", "/values", DataType::Int8 as i32));
+    assert!(holds("p80.fp16.onnx", "/values", DataType::Float16 as i32));
+    assert!(holds(
+        "p80.int8.w4.onnx",
+        "/values/codebook",
+        DataType::Int8 as i32
+    ));
+    assert!(holds(
+        "p80.int8.w4.onnx",
+        "codes/stream",
+        DataType::Uint8 as i32
+    ));
+
+    let pixels = sample_images();
+    std::fs::write(d.join("pixels.bin"), &pixels).unwrap();
+    let float_model = Model::load(&p80).unwrap();
+    let mut expected = serde_json::Map::new();
+    for (name, variant) in [
+        ("p80.onnx", "p80"),
+        ("p80.int8.onnx", "p80.int8"),
+        ("p80.int8.w4.onnx", "p80.int8.w4"),
+        ("p80.int8-weights.onnx", "p80.int8-weights"),
+        ("p80.fp16.onnx", "p80.fp16"),
+    ] {
+        let m = Model::load(&d.join(name)).unwrap();
+        assert_eq!(m.meta().variant, variant);
+        assert!(
+            m.meta().compression[0].starts_with("prune"),
+            "{:?}",
+            m.meta().compression
+        );
+        let (agree, n, _) = agreement(&float_model, &m, &pixels);
+        assert!(
+            agree + 2 >= n,
+            "{name}: {agree}/{n} agree with the pruned float file"
+        );
+        expected.insert(name.into(), probabilities(&m, &pixels));
+    }
+    // Static int8 of a pruned file computes on integers, as of a dense one.
+    let int8 = Model::load(&d.join("p80.int8.w4.onnx")).unwrap();
+    assert!(int8
+        .plan_nodes()
+        .iter()
+        .any(|n| products(&n.op) > 0 && !n.is_float()));
+    onnx_checker_and_onnxruntime_agree(d, &expected);
+}
+
+/// `model`'s probabilities for `pixels`, one row per picture, as JSON.
+fn probabilities(model: &Model, pixels: &[u8]) -> serde_json::Value {
+    let p = model.run(pixels).unwrap();
+    let rows: Vec<&[f32]> = (0..p.len()).map(|i| p.probabilities_of(i)).collect();
+    serde_json::json!(rows)
+}
+
+/// Every file named in `expected` (with tract's probabilities) passes the
+/// ONNX checker and gives the same answers in onnxruntime.
+fn onnx_checker_and_onnxruntime_agree(
+    d: &Path,
+    expected: &serde_json::Map<String, serde_json::Value>,
+) {
+    std::fs::write(
+        d.join("expected.json"),
+        serde_json::to_vec(expected).unwrap(),
+    )
+    .unwrap();
+    let report = common::conformance(d);
+    let all = format!("{} passed, 0 failed", expected.len());
+    assert!(report.contains(&all), "{report}");
 }
 
 /// Every zoo architecture quantizes, loads in tract and stays close to its
@@ -914,10 +1151,5 @@ fn every_zoo_model_quantizes() {
         let rows: Vec<&[f32]> = (0..r.len()).map(|i| r.probabilities_of(i)).collect();
         expected.insert(file, serde_json::json!(rows));
     }
-    std::fs::write(
-        dir.path().join("expected.json"),
-        serde_json::to_vec(&expected).unwrap(),
-    )
-    .unwrap();
-    common::conformance(dir.path());
+    onnx_checker_and_onnxruntime_agree(dir.path(), &expected);
 }

@@ -18,7 +18,16 @@ pub fn write(dir: &Path, rows: &[Row]) -> anyhow::Result<()> {
         ("accuracy_vs_latency.png", by_latency(rows)),
         ("accuracy_vs_nonzero.png", by_nonzero(rows)),
     ];
-    for (name, chart) in charts {
+    let archs: std::collections::BTreeSet<&str> =
+        rows.iter().map(|r| r.measured.arch.as_str()).collect();
+    let frontiers = archs
+        .into_iter()
+        .map(|arch| (format!("frontier_{arch}.png"), by_bytes_of(rows, arch)));
+    for (name, chart) in charts
+        .into_iter()
+        .map(|(n, c)| (n.to_string(), c))
+        .chain(frontiers)
+    {
         let path = dir.join(name);
         let png = chart
             .render_png()
@@ -39,6 +48,56 @@ fn by_bytes(rows: &[Row]) -> Chart {
     series.push(study(|s| s.bytes as f64));
     Chart {
         title: "Test accuracy against bytes on disk".into(),
+        x_label: "bytes on disk (log scale)".into(),
+        y_label: "test accuracy %".into(),
+        log_x: true,
+        legend: Corner::LowerRight,
+        series,
+    }
+}
+
+/// One model's files against bytes on disk: each file, the frontier that
+/// no file beats on both, and the study's figure for the model.
+fn by_bytes_of(rows: &[Row], arch: &str) -> Chart {
+    let point = |r: &Row| {
+        Point::labelled(
+            r.measured.bytes as f64,
+            percent(r.measured.accuracy),
+            &r.measured.variant,
+        )
+    };
+    let files = rows
+        .iter()
+        .filter(|r| r.measured.arch == arch)
+        .map(point)
+        .collect();
+    let frontier = crate::frontier::frontier(rows, arch)
+        .into_iter()
+        .map(|r| Point::new(r.measured.bytes as f64, percent(r.measured.accuracy)))
+        .collect();
+    let mut series = vec![
+        Series {
+            name: format!("{arch}: squeezebox's files"),
+            mark: Mark::Points,
+            points: files,
+        },
+        Series {
+            name: "frontier (none smaller and better)".into(),
+            mark: Mark::Line,
+            points: frontier,
+        },
+    ];
+    series.push(Series {
+        name: "the study (TensorFlow, 2017)".into(),
+        mark: Mark::Points,
+        points: STUDY
+            .iter()
+            .filter(|s| s.name == arch)
+            .map(|s| Point::labelled(s.bytes as f64, percent(s.accuracy), "study"))
+            .collect(),
+    });
+    Chart {
+        title: format!("{arch}: test accuracy against bytes on disk"),
         x_label: "bytes on disk (log scale)".into(),
         y_label: "test accuracy %".into(),
         log_x: true,

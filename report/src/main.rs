@@ -9,6 +9,7 @@
 //! through `runtime` as label-image does.
 
 mod charts;
+mod frontier;
 mod manifest;
 mod measure;
 mod peers;

@@ -3,6 +3,7 @@
 
 use std::fmt::Write;
 
+use crate::frontier;
 use crate::study::STUDY;
 use crate::{Args, Row};
 
@@ -50,6 +51,7 @@ pub fn markdown(rows: &[Row], args: &Args) -> String {
         args.runs,
         args.warmup,
     );
+    out.push_str(&within_one_point(rows));
     out.push_str(
         "\nThe study's figures (TensorFlow frozen graphs; latency from TensorFlow's \
          label_image on the author's 2017 machine):\n\n\
@@ -70,6 +72,40 @@ pub fn markdown(rows: &[Row], args: &Args) -> String {
     out
 }
 
+/// The study's question, answered from the rows: per model, the smallest
+/// and the fastest file within a point of its dense file.
+fn within_one_point(rows: &[Row]) -> String {
+    let mut out = format!(
+        "\nWithin {:.0} point of the dense file (computed from the rows above):\n\n\
+         | model | dense | smallest | bytes | of dense | of the study's | fastest | ms | of dense |\n\
+         |---|---:|---|---:|---:|---:|---|---:|---:|\n",
+        100.0 * frontier::TOLERANCE
+    );
+    for best in frontier::within_one_point(rows) {
+        let (d, s, f) = (&best.dense, &best.smallest, &best.fastest);
+        let study = STUDY
+            .iter()
+            .find(|m| m.name == d.measured.arch)
+            .map(|m| format!("{:.3}x", s.measured.bytes as f64 / m.bytes as f64));
+        let _ = writeln!(
+            out,
+            "| {} | {:.2}% | {} ({:.2}%) | {} | {:.3}x | {} | {} ({:.2}%) | {:.3} | {:.2}x |",
+            d.measured.arch,
+            100.0 * d.measured.accuracy,
+            s.measured.name,
+            100.0 * s.measured.accuracy,
+            thousands(s.measured.bytes),
+            s.measured.bytes as f64 / d.measured.bytes as f64,
+            opt(study),
+            f.measured.name,
+            100.0 * f.measured.accuracy,
+            f.latency.squeezebox_ms,
+            f.latency.squeezebox_ms / d.latency.squeezebox_ms,
+        );
+    }
+    out
+}
+
 fn opt(value: Option<String>) -> String {
     value.unwrap_or_else(|| "—".into())
 }
@@ -79,7 +115,7 @@ pub fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

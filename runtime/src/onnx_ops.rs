@@ -39,9 +39,20 @@ pub(crate) fn check_ops(onnx: &Onnx, graph: &GraphProto) -> TractResult<()> {
 /// Registers, in `reg`, the ops of the files squeezebox writes, as
 /// tract-onnx builds them.
 fn register(reg: &mut OnnxOpRegister) {
-    // Tensors: the preprocessing, the classifier's flatten, and sparse
-    // storage's rebuilding of pruned weights.
+    // Tensors: the preprocessing, the classifier's flatten, sparse
+    // storage's rebuilding of pruned weights and the unpacking of shared
+    // weights' codes.
+    reg.insert("BitShift", |_, node| {
+        let right = node.get_attr_opt::<&str>("direction")?.unwrap_or("LEFT") == "RIGHT";
+        let op = if right {
+            hir::math::ShiftRight.into_hir()
+        } else {
+            hir::math::ShiftLeft.into_hir()
+        };
+        Ok((op, vec![]))
+    });
     reg.insert("Cast", cast::cast);
+    reg.insert("Gather", array::gather);
     reg.insert("Concat", array::concat);
     reg.insert("ConstantOfShape", array::constant_of_shape);
     reg.insert("CumSum", cumsum::cumsum);
@@ -83,6 +94,9 @@ fn register(reg: &mut OnnxOpRegister) {
     reg.insert("MaxPool", nn::max_pool::max_pool);
     reg.insert("ReduceMean", |c, node| {
         nn::reduce::reduce(c, node, hir::nn::Reducer::Mean)
+    });
+    reg.insert("ReduceSum", |c, node| {
+        nn::reduce::reduce(c, node, hir::nn::Reducer::Sum)
     });
     reg.insert("Relu", |_, _| {
         Ok((expand(Clip::new(Some(0.0), None)), vec![]))

@@ -28,8 +28,8 @@ pub use magnitude::Scope;
 pub use schedule::{PruneSchedule, Ramp};
 pub use thin::{Norm, Width};
 
-use crate::quantize::refuse_compressed;
 use crate::sparse_storage::store_sparse;
+use crate::stages::then;
 use crate::CompressError;
 
 /// The command-line name of an option's value, for messages and metadata.
@@ -161,7 +161,7 @@ pub fn prune(
     data: &Data,
     options: &PruneOptions,
 ) -> Result<Pruned, CompressError> {
-    refuse_compressed(model, "pruning")?;
+    crate::stages::for_pruning(model)?;
     let graph = model.layer_graph()?;
     let (kernels, excluded) = prunable(&graph, options.exclude.as_deref())?;
     let recipe = &options.recipe;
@@ -279,7 +279,7 @@ pub fn prune(
     meta.test_accuracy = Some(after.test.accuracy);
     match (schedule, options.structured) {
         (Some(schedule), _) => {
-            meta.variant = format!("p{:.0}", 100.0 * sparsity);
+            meta.variant = then(&meta.variant, &format!("p{:.0}", 100.0 * sparsity));
             meta.compression.push(format!(
                 "prune: {:.1}% of the weights of {} kernels zero ({} magnitude, {} schedule, {} pruning steps over {} \
                  fine-tuning steps); {accuracy}; kernels stored as non-zero values and one-byte gaps",
@@ -305,7 +305,7 @@ pub fn prune(
             details["layers"] = json!(per_layer);
         }
         (None, norm) => {
-            meta.variant = format!("thin{:.0}", 100.0 * options.target);
+            meta.variant = then(&meta.variant, &format!("thin{:.0}", 100.0 * options.target));
             meta.compression.push(format!(
                 "thin: {:.0}% of the filters of {} convolutions removed ({} norm), MACs {} -> {}, then {} fine-tuning steps; {accuracy}",
                 100.0 * options.target,

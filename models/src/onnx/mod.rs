@@ -6,6 +6,7 @@
 //! answer from the same pixels.
 
 pub mod build;
+pub mod codes;
 mod export;
 mod metadata;
 mod read;

@@ -1,18 +1,20 @@
 //! Reading pruned kernels stored without their zeros (compress writes them:
 //! `compress/src/sparse_storage.rs`): for kernel `K`, its non-zero values
-//! `K/values` (f32), the gap before each as one byte `K/gaps`, its element
-//! count `K/numel` and dims `K/shape` (int64). The runtime never decodes
-//! them itself (the graph's nodes do), but the validation pass and
-//! [`densify`], for the tools that read weights, both go through
-//! [`stored_kernels`], so a hostile file is refused the same way everywhere.
+//! `K/values` (float32, float16 or int8, the kernel's own type), the gap
+//! before each as one byte `K/gaps`, its element count `K/numel` and dims
+//! `K/shape` (int64). The runtime never decodes them itself (the graph's
+//! nodes do), but the validation pass and [`densify`], for the tools that
+//! read weights, both go through [`stored_kernels`], so a hostile file is
+//! refused the same way everywhere.
 
 use std::collections::BTreeSet;
 
 use prost::Message;
 
-use super::build::f32_tensor;
-use super::proto::{tensor_proto::DataType, GraphProto, ModelProto, NodeProto, TensorProto};
-use super::tensors::{find, float_values, ints};
+use super::build::tensor;
+use super::codes::densify_codes;
+use super::proto::{tensor_proto::DataType, GraphProto, ModelProto, TensorProto};
+use super::tensors::{find, ints};
 use super::validate::max_values;
 use crate::error::ModelError;
 
@@ -21,59 +23,135 @@ pub const AXIS: &str = "sparse/axis";
 /// Largest gap one byte holds.
 const MAX_GAP: usize = u8::MAX as usize;
 
+/// The element types a kernel may be stored sparse in. Zero is all-zero
+/// bytes in each, so kernels are encoded and decoded as bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Element {
+    F32,
+    F16,
+    I8,
+}
+
+impl Element {
+    /// The element type of `ty`, if kernels of it may be stored sparse.
+    pub fn of(ty: DataType) -> Option<Element> {
+        match ty {
+            DataType::Float => Some(Element::F32),
+            DataType::Float16 => Some(Element::F16),
+            DataType::Int8 => Some(Element::I8),
+            _ => None,
+        }
+    }
+
+    pub fn data_type(self) -> DataType {
+        match self {
+            Element::F32 => DataType::Float,
+            Element::F16 => DataType::Float16,
+            Element::I8 => DataType::Int8,
+        }
+    }
+
+    pub fn size(self) -> usize {
+        match self {
+            Element::F32 => 4,
+            Element::F16 => 2,
+            Element::I8 => 1,
+        }
+    }
+
+    /// Whether the little-endian `bytes` of one element are zero; a float's
+    /// -0 counts (a pruning mask times a negative weight makes it).
+    fn is_zero(self, bytes: &[u8]) -> bool {
+        let (last, rest) = bytes.split_last().expect("elements have bytes");
+        let sign_free = match self {
+            Element::F32 | Element::F16 => last & 0x7f,
+            Element::I8 => *last,
+        };
+        sign_free == 0 && rest.iter().all(|&b| b == 0)
+    }
+}
+
 /// A kernel as its non-zero values and the gaps between their positions.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Gaps {
-    pub values: Vec<f32>,
+    pub element: Element,
+    /// The values' little-endian bytes, `element.size()` each.
+    pub values: Vec<u8>,
     /// `gaps[0]` is the first position, then each the distance from the last.
     pub gaps: Vec<u8>,
 }
 
 impl Gaps {
-    /// Encodes `dense`; fillers (value 0) bridge gaps longer than a byte.
-    pub fn encode(dense: &[f32]) -> Gaps {
+    /// Encodes the little-endian bytes of a dense tensor of `element`s;
+    /// fillers (value 0) bridge gaps longer than a byte.
+    pub fn encode(element: Element, dense: &[u8]) -> Gaps {
+        let size = element.size();
         let (mut values, mut gaps, mut last) = (Vec::new(), Vec::new(), 0usize);
-        for (position, &v) in dense.iter().enumerate() {
-            if v == 0.0 {
+        for (position, v) in dense.chunks_exact(size).enumerate() {
+            if element.is_zero(v) {
                 continue;
             }
             let mut gap = position - last;
             while gap > MAX_GAP {
-                values.push(0.0);
+                values.extend(std::iter::repeat_n(0, size));
                 gaps.push(u8::MAX);
                 gap -= MAX_GAP;
             }
-            values.push(v);
+            values.extend_from_slice(v);
             gaps.push(gap as u8);
             last = position;
         }
-        Gaps { values, gaps }
+        Gaps {
+            element,
+            values,
+            gaps,
+        }
     }
 
-    /// The dense tensor of `numel` values, as the decoding nodes compute it;
-    /// an error where the parts disagree or a position falls past the end.
-    pub fn decode(&self, numel: usize) -> Result<Vec<f32>, String> {
-        if self.values.len() != self.gaps.len() {
+    /// Encodes float32 values.
+    pub fn encode_f32(dense: &[f32]) -> Gaps {
+        let bytes: Vec<u8> = dense.iter().flat_map(|v| v.to_le_bytes()).collect();
+        Gaps::encode(Element::F32, &bytes)
+    }
+
+    /// How many values (fillers included) are stored.
+    pub fn len(&self) -> usize {
+        self.gaps.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.gaps.is_empty()
+    }
+
+    /// The little-endian bytes of the dense tensor of `numel` values, as the
+    /// decoding nodes compute it; an error where the parts disagree or a
+    /// position falls past the end.
+    pub fn decode(&self, numel: usize) -> Result<Vec<u8>, String> {
+        let size = self.element.size();
+        if self.values.len() != self.gaps.len() * size {
             return Err(format!(
                 "{} values but {} gaps",
-                self.values.len(),
+                self.values.len() / size,
                 self.gaps.len()
             ));
         }
-        let mut dense = vec![0.0; numel];
+        let mut dense = vec![0; numel * size];
         let mut position = 0usize;
-        for (&v, &gap) in self.values.iter().zip(&self.gaps) {
+        for (v, &gap) in self.values.chunks_exact(size).zip(&self.gaps) {
             position += gap as usize;
-            *dense.get_mut(position).ok_or_else(|| {
-                format!("the gaps reach position {position}, past its {numel} values")
-            })? = v;
+            dense
+                .get_mut(position * size..(position + 1) * size)
+                .ok_or_else(|| {
+                    format!("the gaps reach position {position}, past its {numel} values")
+                })?
+                .copy_from_slice(v);
         }
         Ok(dense)
     }
 
     /// Bytes of the stored data.
     pub fn bytes(&self) -> usize {
-        self.values.len() * 4 + self.gaps.len()
+        self.values.len() + self.gaps.len()
     }
 }
 
@@ -116,23 +194,39 @@ pub fn stored_kernels(
 }
 
 fn read_kernel(graph: &GraphProto, name: &str, max_numel: usize) -> Result<StoredKernel, String> {
-    let part = |p: &str, ty: DataType, rank: usize| -> Result<&TensorProto, String> {
+    let part = |p: &str, rank: usize| -> Result<&TensorProto, String> {
         let t = find(graph, &format!("{name}/{p}"))
             .ok_or_else(|| format!("its part '{name}/{p}' is missing"))?;
-        if t.data_type != Some(ty as i32) || t.dims.len() != rank {
+        if t.dims.len() != rank {
+            return Err(format!("'{name}/{p}' must be of rank {rank}"));
+        }
+        Ok(t)
+    };
+    let typed = |p: &str, ty: DataType| -> Result<&TensorProto, String> {
+        let t = part(p, 1)?;
+        if t.data_type != Some(ty as i32) {
             return Err(format!(
-                "'{name}/{p}' must be {} of rank {rank}",
+                "'{name}/{p}' must be {}",
                 ty.as_str_name().to_lowercase()
             ));
         }
         Ok(t)
     };
-    let values = float_values(part("values", DataType::Float, 1)?);
-    let gaps = ints(part("gaps", DataType::Uint8, 1)?);
-    let numel = ints(part("numel", DataType::Int64, 1)?);
-    let shape = ints(part("shape", DataType::Int64, 1)?);
-    if values.len() != gaps.len() {
-        return Err(format!("{} values but {} gaps", values.len(), gaps.len()));
+    let values = part("values", 1)?;
+    let element = DataType::try_from(values.data_type.unwrap_or(0))
+        .ok()
+        .and_then(Element::of)
+        .ok_or_else(|| format!("'{name}/values' must be float, float16 or int8"))?;
+    let values = element_bytes(values, element);
+    let gaps = ints(typed("gaps", DataType::Uint8)?);
+    let numel = ints(typed("numel", DataType::Int64)?);
+    let shape = ints(typed("shape", DataType::Int64)?);
+    if values.len() != gaps.len() * element.size() {
+        return Err(format!(
+            "{} values but {} gaps",
+            values.len() / element.size(),
+            gaps.len()
+        ));
     }
     let [numel] = numel[..] else {
         return Err(format!(
@@ -163,6 +257,7 @@ fn read_kernel(graph: &GraphProto, name: &str, max_numel: usize) -> Result<Store
     Ok(StoredKernel {
         name: name.to_string(),
         gaps: Gaps {
+            element,
             values,
             gaps: gaps.iter().map(|&g| g as u8).collect(),
         },
@@ -170,53 +265,88 @@ fn read_kernel(graph: &GraphProto, name: &str, max_numel: usize) -> Result<Store
     })
 }
 
-/// The inverse of compress's `store_sparse`: every kernel stored as values and gaps
-/// back as a dense initializer, its decoding nodes gone. For tools that
-/// read a model's weights; a kernel whose parts disagree is an error.
+/// The little-endian bytes of `t`'s `element`s, from either form ONNX
+/// allows (float16 and int8 without raw data sit in `int32_data`).
+fn element_bytes(t: &TensorProto, element: Element) -> Vec<u8> {
+    if let Some(raw) = &t.raw_data {
+        return raw.clone();
+    }
+    match element {
+        Element::F32 => t.float_data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        Element::F16 => t
+            .int32_data
+            .iter()
+            .flat_map(|&v| (v as u16).to_le_bytes())
+            .collect(),
+        Element::I8 => t.int32_data.iter().map(|&v| v as u8).collect(),
+    }
+}
+
+/// The inverse of compress's `store_sparse` (and of its codebooks,
+/// [`densify_codes`]): every kernel stored as values and gaps back as a
+/// dense initializer of its type, the nodes and parts that decoded it
+/// gone. For tools that read a model's weights, and for compression steps
+/// that store them anew; a kernel whose parts disagree is an error.
 pub fn densify(proto: &ModelProto) -> Result<ModelProto, ModelError> {
     let max = max_values(proto.encoded_len()) as usize;
     let mut proto = proto.clone();
     let graph = proto.graph.as_mut().expect("decoded models have a graph");
+    densify_codes(graph, max)?;
     let mut dense = Vec::new();
     for kernel in stored_kernels(graph, max)? {
-        let values = kernel
+        let bytes = kernel
             .gaps
             .decode(kernel.numel())
             .map_err(|why| ModelError::Tensor {
                 name: format!("{}/gaps", kernel.name),
                 why,
             })?;
-        dense.push((kernel.name, f32_tensor("", &kernel.shape, &values)));
+        let ty = kernel.gaps.element.data_type();
+        dense.push(tensor(&kernel.name, &kernel.shape, ty, bytes));
     }
-    let parts = ["values", "gaps", "numel", "shape"];
-    let decoded: BTreeSet<String> = dense
-        .iter()
-        .flat_map(|(name, _)| parts.iter().map(move |p| format!("{name}/{p}")))
-        .chain(std::iter::once(AXIS.to_string()))
-        .collect();
+    drop_unused(graph, dense);
+    Ok(proto)
+}
+
+/// Puts `decoded` tensors into `graph` as initializers, then drops the
+/// nodes that made them and whatever no longer leads to an output.
+pub(crate) fn drop_unused(graph: &mut GraphProto, decoded: Vec<TensorProto>) {
+    if decoded.is_empty() {
+        return;
+    }
+    let names: BTreeSet<String> = decoded.iter().filter_map(|t| t.name.clone()).collect();
+    graph
+        .node
+        .retain(|n| !n.output.iter().any(|o| names.contains(o)));
     graph
         .initializer
-        .retain(|t| !decoded.contains(t.name.as_deref().unwrap_or_default()));
-    let names: BTreeSet<&str> = dense.iter().map(|(n, _)| n.as_str()).collect();
-    let decodes = |n: &NodeProto| {
-        n.name
-            .as_deref()
-            .and_then(|n| n.rsplit_once('/'))
-            .is_some_and(|(k, _)| names.contains(k))
-    };
-    graph.node.retain(|n| !decodes(n));
-    for (name, t) in dense {
-        graph.initializer.push(TensorProto {
-            name: Some(name),
-            ..t
-        });
+        .retain(|t| !names.contains(t.name.as_deref().unwrap_or_default()));
+    graph.initializer.extend(decoded);
+    let mut needed: BTreeSet<String> = graph.output.iter().filter_map(|o| o.name.clone()).collect();
+    let mut kept = vec![false; graph.node.len()];
+    for (i, node) in graph.node.iter().enumerate().rev() {
+        if node.output.iter().any(|o| needed.contains(o)) {
+            kept[i] = true;
+            needed.extend(node.input.iter().cloned());
+        }
     }
-    Ok(proto)
+    let mut kept = kept.into_iter();
+    graph.node.retain(|_| kept.next().unwrap_or(false));
+    graph
+        .initializer
+        .retain(|t| needed.contains(t.name.as_deref().unwrap_or_default()));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn f32s(bytes: &[u8]) -> Vec<f32> {
+        bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect()
+    }
 
     #[test]
     fn gaps_round_trip_with_fillers_for_long_runs_of_zeros() {
@@ -224,30 +354,47 @@ mod tests {
         dense[0] = 1.0;
         dense[3] = -2.0;
         dense[900] = 3.0;
-        let g = Gaps::encode(&dense);
+        let g = Gaps::encode_f32(&dense);
         // 897 zeros between 3 and 900: three fillers of 255.
         assert_eq!(g.gaps, vec![0, 3, 255, 255, 255, 132]);
-        assert_eq!(g.values, vec![1.0, -2.0, 0.0, 0.0, 0.0, 3.0]);
-        assert_eq!(g.decode(1000).unwrap(), dense);
+        assert_eq!(f32s(&g.values), vec![1.0, -2.0, 0.0, 0.0, 0.0, 3.0]);
+        assert_eq!(f32s(&g.decode(1000).unwrap()), dense);
         assert_eq!(
-            Gaps::encode(&[0.0, 0.0, 5.0]).decode(3).unwrap(),
+            f32s(&Gaps::encode_f32(&[0.0, 0.0, 5.0]).decode(3).unwrap()),
             vec![0.0, 0.0, 5.0]
         );
     }
 
     #[test]
+    fn negative_zero_is_not_stored_and_int8_kernels_round_trip() {
+        let g = Gaps::encode_f32(&[-0.0, 2.0, 0.0]);
+        assert_eq!(g.gaps, vec![1]);
+        let int8 = [0u8, 0, 0xff, 0, 0x7f, 0];
+        let g = Gaps::encode(Element::I8, &int8);
+        assert_eq!(
+            (g.values.clone(), g.gaps.clone()),
+            (vec![0xff, 0x7f], vec![2, 2])
+        );
+        assert_eq!(g.bytes(), 4);
+        assert_eq!(g.decode(6).unwrap(), int8);
+        // float16 -0 (0x8000) is zero; 0x0001 (the smallest subnormal) is not.
+        let g = Gaps::encode(Element::F16, &[0x00, 0x80, 0x01, 0x00]);
+        assert_eq!(g.gaps, vec![1]);
+    }
+
+    #[test]
     fn gaps_that_run_past_the_end_are_an_error() {
-        let g = Gaps {
-            values: vec![1.0, 2.0],
-            gaps: vec![2, 1],
-        };
+        let g = Gaps::encode_f32(&[0.0, 0.0, 1.0, 2.0]);
         assert!(g.decode(4).is_ok());
         let err = g.decode(3).unwrap_err();
         assert!(err.contains("position 3"), "{err}");
         let unequal = Gaps {
-            values: vec![1.0],
-            gaps: vec![0, 0],
+            gaps: vec![0, 0, 0],
+            ..g
         };
-        assert!(unequal.decode(4).is_err());
+        assert!(unequal
+            .decode(4)
+            .unwrap_err()
+            .contains("2 values but 3 gaps"));
     }
 }

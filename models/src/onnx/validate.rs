@@ -6,6 +6,7 @@
 
 use std::collections::HashSet;
 
+use super::codes::densify_codes;
 use super::proto::{tensor_proto::DataType, GraphProto, NodeProto, TensorProto};
 use super::sparse::stored_kernels;
 use super::tensors::{check_length, find, float_values, ints};
@@ -17,8 +18,9 @@ const MAX_VALUES: u64 = 1 << 28;
 /// Values any file may ask for, however small: 4 MiB of f32.
 const MIN_VALUES: u64 = 1 << 20;
 /// Values a file may ask for per byte it holds. A dense tensor holds at
-/// most one value a byte (int8); a sparse kernel at most 255 per 5 bytes.
-const VALUES_PER_BYTE: u64 = 64;
+/// most one value a byte (int8); a sparse int8 kernel at most 255 per 2
+/// bytes (a filler's gap and value), and packed codes take less.
+const VALUES_PER_BYTE: u64 = 256;
 
 /// How many values, in all, a file of `file_bytes` may ask for: stored,
 /// decoded (sparse kernels) or built by its nodes (`ConstantOfShape`).
@@ -76,9 +78,13 @@ pub fn validate(graph: &GraphProto, file_bytes: usize) -> Result<(), ModelError>
         let values = check_length(t, budget.total()).map_err(|why| tensor_err(name, why))?;
         budget.charge(name, values)?;
     }
-    // A bound, not a tally: a kernel's dense values count here (the copy
+    // A bound, not a tally: a decoded tensor's values count here (the copy
     // compress decodes) and again for its decoding nodes' ConstantOfShape.
-    for kernel in stored_kernels(graph, budget.total() as usize)? {
+    let mut decoded = graph.clone();
+    for (name, count) in densify_codes(&mut decoded, budget.total() as usize)? {
+        budget.charge(&name, count)?;
+    }
+    for kernel in stored_kernels(&decoded, budget.total() as usize)? {
         budget.charge(&kernel.name, kernel.numel() as u64)?;
     }
     check_wiring(graph)?;
@@ -166,8 +172,8 @@ fn check_node(graph: &GraphProto, node: &NodeProto, budget: &mut Budget) -> Resu
             product(&shape, name, |d| d >= -1, budget.total())?;
         }
         "QLinearConv" => {
-            let weights = stored(3)?;
-            let channels = weights.dims.first().copied().unwrap_or(1);
+            let weights = kernel_dims(graph, node, 3)?;
+            let channels = weights.first().copied().unwrap_or(1);
             for (scale, zero_point, per_channel) in [(1, 2, false), (4, 5, true), (6, 7, false)] {
                 let counts: &[i64] = if per_channel { &[1, channels] } else { &[1] };
                 check_quantization(stored(scale)?, stored(zero_point)?, counts)?;
@@ -182,12 +188,12 @@ fn check_node(graph: &GraphProto, node: &NodeProto, budget: &mut Budget) -> Resu
                 .find(|a| a.name.as_deref() == Some("axis"))
                 .and_then(|a| a.i)
                 .unwrap_or(1);
-            let slices = stored(0).ok().and_then(|t| {
-                let rank = t.dims.len() as i64;
+            let slices = kernel_dims(graph, node, 0).ok().and_then(|dims| {
+                let rank = dims.len() as i64;
                 let axis = if axis < 0 { axis + rank } else { axis };
                 usize::try_from(axis)
                     .ok()
-                    .and_then(|a| t.dims.get(a).copied())
+                    .and_then(|a| dims.get(a).copied())
             });
             let counts: Vec<i64> = std::iter::once(1).chain(slices).collect();
             check_quantization(stored(1)?, stored(2)?, &counts)?;
@@ -211,6 +217,21 @@ fn stored_input<'g>(
         name: input.into(),
         why: format!("input {i} of {op} node '{node_name}' must be stored in the file"),
     })
+}
+
+/// The dims of input `i` of `node`, a kernel: stored in the file, or
+/// decoded from values and gaps, or from codes, whose dims are stored
+/// (checked, with the other parts, by `stored_kernels` and `coded_tensors`).
+fn kernel_dims(graph: &GraphProto, node: &NodeProto, i: usize) -> Result<Vec<i64>, ModelError> {
+    let input = node.input.get(i).map(String::as_str).unwrap_or("");
+    let stored_dims = |marker: &str, dims: &str| {
+        find(graph, &format!("{input}/{marker}"))?;
+        find(graph, &format!("{input}/{dims}")).map(ints)
+    };
+    match stored_dims("gaps", "shape").or_else(|| stored_dims("codebook", "dims")) {
+        Some(dims) => Ok(dims),
+        None => stored_input(graph, node, i).map(|t| t.dims.clone()),
+    }
 }
 
 /// A shape input's name and dims: int64, one dimension.
@@ -295,10 +316,10 @@ mod tests {
     /// A graph holding kernel `k` stored sparse, with its decoding
     /// ConstantOfShape and Reshape, as compress writes it.
     fn sparse_graph() -> GraphProto {
-        let g = Gaps::encode(&[0.0, 1.0, 0.0, 2.0, 0.0, 0.0]);
+        let g = Gaps::encode_f32(&[0.0, 1.0, 0.0, 2.0, 0.0, 0.0]);
         GraphProto {
             initializer: vec![
-                f32_tensor("k/values", &[2], &g.values),
+                tensor("k/values", &[2], DataType::Float, g.values),
                 tensor("k/gaps", &[2], DataType::Uint8, g.gaps),
                 i64_tensor("k/numel", &[1], &[6]),
                 i64_tensor("k/shape", &[2], &[2, 3]),

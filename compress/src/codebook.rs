@@ -1,0 +1,375 @@
+//! Weight sharing, as in Deep Compression (Han et al., 2016): each kernel's
+//! values are drawn from a codebook of at most 2^b entries, found by
+//! k-means over the kernel's values, and each value is stored as its b-bit
+//! code, packed into a bit stream. Standard opset-13 nodes unpack the codes
+//! (`BitShift`, `Cast`, `Slice`, `Mul`, `ReduceSum`) and look them up
+//! (`Gather`), so the file loads in any ONNX runtime, which folds them into
+//! the kernel, int8 or float as it was, at load.
+//!
+//! A kernel with zeros keeps zero as an exact entry, so what pruning zeroed
+//! stays zero; a kernel stored sparse has its non-zero values coded.
+
+use std::collections::BTreeSet;
+
+use half::f16;
+use models::graph::Graph;
+use models::onnx::build::{i32_tensor, i64_tensor, int_attr, node, tensor};
+use models::onnx::codes::{BIT_COUNT, SHAPE, STREAM};
+use models::onnx::proto::{
+    attribute_proto::AttributeType, tensor_proto::DataType, AttributeProto, ModelProto, NodeProto,
+    TensorProto,
+};
+use models::onnx::sparse::Element;
+use models::onnx::Metadata;
+
+use crate::sparse_storage::unnamed;
+use crate::stages::then;
+use crate::CompressError;
+
+/// The widths a codebook may have, in bits per code.
+pub const BITS: std::ops::RangeInclusive<u32> = 2..=8;
+/// Lloyd iterations: 1-D k-means over a kernel settles well before this.
+const ITERATIONS: usize = 30;
+
+/// A kernel's codebook and its values' codes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Coded {
+    /// The entries, as the kernel's elements.
+    pub codebook: Vec<f64>,
+    /// One code per value.
+    pub codes: Vec<u8>,
+}
+
+impl Coded {
+    /// The values `codes` stand for.
+    pub fn decoded(&self) -> Vec<f64> {
+        self.codes
+            .iter()
+            .map(|&c| self.codebook[c as usize])
+            .collect()
+    }
+}
+
+/// Checks a bit width from the command line.
+pub fn check_bits(bits: u32) -> Result<(), CompressError> {
+    if BITS.contains(&bits) {
+        Ok(())
+    } else {
+        Err(CompressError::Invalid(format!(
+            "--weight-bits {bits} is outside {}-{}",
+            BITS.start(),
+            BITS.end()
+        )))
+    }
+}
+
+/// Codes `values` with a codebook of at most 2^bits entries: k-means with
+/// its centres spread evenly over the values' range at the start (Deep
+/// Compression found that start best), zero an exact entry if any value is
+/// zero, and each centre rounded to what `element` holds. A kernel with
+/// fewer distinct values than entries is coded exactly.
+pub fn cluster(values: &[f64], bits: u32, element: Element) -> Coded {
+    let entries = 1usize << bits;
+    let has_zero = values.contains(&0.0);
+    let mut free: Vec<f64> = values.iter().copied().filter(|&v| v != 0.0).collect();
+    free.sort_by(f64::total_cmp);
+    let mut distinct = free.clone();
+    distinct.dedup();
+    let k = entries - has_zero as usize;
+    let mut centres = if distinct.len() <= k {
+        distinct
+    } else {
+        let (lo, hi) = (free[0], free[free.len() - 1]);
+        let mut c: Vec<f64> = (0..k)
+            .map(|i| lo + (hi - lo) * (i as f64 + 0.5) / k as f64)
+            .collect();
+        for _ in 0..ITERATIONS {
+            let next = lloyd_step(&free, &c);
+            if next == c {
+                break;
+            }
+            c = next;
+        }
+        c
+    };
+    for c in centres.iter_mut() {
+        *c = representable(*c, element);
+    }
+    if has_zero {
+        centres.push(0.0);
+    }
+    centres.sort_by(f64::total_cmp);
+    centres.dedup();
+    let codes = values.iter().map(|&v| nearest(&centres, v)).collect();
+    Coded {
+        codebook: centres,
+        codes,
+    }
+}
+
+/// One Lloyd step over sorted `values`: each centre moves to the mean of
+/// the values nearest it (one that draws none stays).
+fn lloyd_step(values: &[f64], centres: &[f64]) -> Vec<f64> {
+    let mut sums = vec![(0.0, 0usize); centres.len()];
+    for &v in values {
+        let s = &mut sums[nearest(centres, v) as usize];
+        s.0 += v;
+        s.1 += 1;
+    }
+    centres
+        .iter()
+        .zip(sums)
+        .map(|(&c, (sum, n))| if n == 0 { c } else { sum / n as f64 })
+        .collect()
+}
+
+/// The index of the centre nearest `v` in sorted `centres`.
+fn nearest(centres: &[f64], v: f64) -> u8 {
+    let i = centres.partition_point(|&c| c < v);
+    let below = i.checked_sub(1);
+    let best = match (below, centres.get(i)) {
+        (Some(b), Some(&above)) if v - centres[b] <= above - v => b,
+        (Some(b), None) => b,
+        _ => i,
+    };
+    best as u8
+}
+
+/// `v` as the nearest value `element` holds.
+fn representable(v: f64, element: Element) -> f64 {
+    match element {
+        Element::F32 => v as f32 as f64,
+        Element::F16 => f16::from_f64(v).to_f64(),
+        Element::I8 => v.round().clamp(-127.0, 127.0),
+    }
+}
+
+/// The values of little-endian `bytes` of `element`s.
+pub fn values_of(element: Element, bytes: &[u8]) -> Vec<f64> {
+    match element {
+        Element::F32 => bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().expect("four bytes")) as f64)
+            .collect(),
+        Element::F16 => bytes
+            .chunks_exact(2)
+            .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f64())
+            .collect(),
+        Element::I8 => bytes.iter().map(|&b| b as i8 as f64).collect(),
+    }
+}
+
+/// The little-endian bytes of `values` as `element`s.
+fn bytes_of(element: Element, values: &[f64]) -> Vec<u8> {
+    match element {
+        Element::F32 => values
+            .iter()
+            .flat_map(|&v| (v as f32).to_le_bytes())
+            .collect(),
+        Element::F16 => values
+            .iter()
+            .flat_map(|&v| f16::from_f64(v).to_le_bytes())
+            .collect(),
+        Element::I8 => values.iter().map(|&v| v as i8 as u8).collect(),
+    }
+}
+
+/// `codes` of `bits` each as a bit stream, least significant bit first.
+pub fn pack(codes: &[u8], bits: u32) -> Vec<u8> {
+    let mut packed = vec![0u8; (codes.len() * bits as usize).div_ceil(8)];
+    for (i, &code) in codes.iter().enumerate() {
+        for b in 0..bits as usize {
+            if code >> b & 1 == 1 {
+                let at = i * bits as usize + b;
+                packed[at / 8] |= 1 << (at % 8);
+            }
+        }
+    }
+    packed
+}
+
+/// What sharing did to one tensor, for the command's output and metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shared {
+    pub name: String,
+    pub values: usize,
+    pub entries: usize,
+    /// Bytes before and after.
+    pub bytes: (usize, usize),
+}
+
+/// Stores each kernel of `proto` (initializers of rank two or more), and
+/// the values of each sparse kernel (`K/values`), as codes of `bits` into
+/// a codebook of its own, where that takes fewer bytes; all codes share one
+/// stream, unpacked once. Returns what it did.
+pub fn share(proto: &mut ModelProto, bits: u32) -> Result<Vec<Shared>, CompressError> {
+    check_bits(bits)?;
+    let graph = proto.graph.as_mut().expect("decoded models have a graph");
+    let sparse_values: BTreeSet<String> = graph
+        .initializer
+        .iter()
+        .filter_map(|t| t.name.as_deref()?.strip_suffix("/gaps"))
+        .map(|k| format!("{k}/values"))
+        .collect();
+    let (mut decoders, mut initializers, mut shared) = (Vec::new(), Vec::new(), Vec::new());
+    let mut stream: Vec<u8> = Vec::new();
+    for init in std::mem::take(&mut graph.initializer) {
+        let name = init.name.clone().unwrap_or_default();
+        let element = DataType::try_from(init.data_type.unwrap_or(0))
+            .ok()
+            .and_then(Element::of);
+        let is_kernel = init.dims.len() >= 2 || sparse_values.contains(&name);
+        let (Some(element), Some(raw), true) = (element, init.raw_data.as_deref(), is_kernel)
+        else {
+            initializers.push(init);
+            continue;
+        };
+        let coded = cluster(&values_of(element, raw), bits, element);
+        let book = bytes_of(element, &coded.codebook);
+        let count = coded.codes.len();
+        // Its codes, codebook, and range and dims as int64.
+        let after = (count * bits as usize).div_ceil(8) + book.len() + 8 * (2 + init.dims.len());
+        if after >= raw.len() {
+            initializers.push(init);
+            continue;
+        }
+        let part = |s: &str| format!("{name}/{s}");
+        let start = stream.len();
+        stream.extend(&coded.codes);
+        initializers.push(tensor(
+            &part("codebook"),
+            &[coded.codebook.len()],
+            element.data_type(),
+            book,
+        ));
+        initializers.push(i64_tensor(&part("code_start"), &[1], &[start as i64]));
+        initializers.push(i64_tensor(&part("code_end"), &[1], &[stream.len() as i64]));
+        initializers.push(i64_tensor(&part("dims"), &[init.dims.len()], &init.dims));
+        decoders.extend(lookup(&name, shared.len()));
+        shared.push(Shared {
+            name,
+            values: count,
+            entries: coded.codebook.len(),
+            bytes: (raw.len(), after),
+        });
+    }
+    if !shared.is_empty() {
+        initializers.extend(stream_parts(&stream, bits));
+        decoders.splice(0..0, unpacking());
+    }
+    graph.initializer = initializers;
+    decoders.append(&mut graph.node);
+    graph.node = decoders;
+    Ok(shared)
+}
+
+/// The constants the unpacking reads.
+const COLUMN: &str = "codes/column";
+const LEFTS: &str = "codes/lefts";
+const SEVEN: &str = "codes/seven";
+const FLAT: &str = "codes/flat";
+const START: &str = "codes/start";
+const ROWS: &str = "codes/rows";
+const PLACES: &str = "codes/places";
+/// Every code of the stream, as int32.
+const INDEX: &str = "~ci";
+
+/// The stream of `codes` packed, with the constants that unpack it.
+fn stream_parts(codes: &[u8], bits: u32) -> Vec<TensorProto> {
+    let places: Vec<i32> = (0..bits).map(|b| 1 << b).collect();
+    let packed = pack(codes, bits);
+    vec![
+        tensor(STREAM, &[packed.len()], DataType::Uint8, packed),
+        i64_tensor(SHAPE, &[2], &[codes.len() as i64, bits as i64]),
+        i64_tensor(BIT_COUNT, &[1], &[(codes.len() * bits as usize) as i64]),
+        i64_tensor(COLUMN, &[2], &[-1, 1]),
+        // Shifting bit k up to the top, then down to the bottom, isolates it.
+        tensor(LEFTS, &[8], DataType::Uint8, (0..8).rev().collect()),
+        tensor(SEVEN, &[], DataType::Uint8, vec![7]),
+        i64_tensor(FLAT, &[1], &[-1]),
+        i64_tensor(START, &[1], &[0]),
+        i64_tensor(ROWS, &[1], &[1]),
+        i32_tensor(PLACES, &[bits as usize], &places),
+    ]
+}
+
+/// The nodes that unpack the stream: bytes to bits, bits to codes.
+fn unpacking() -> Vec<NodeProto> {
+    let direction = |d: &str| AttributeProto {
+        name: Some("direction".into()),
+        r#type: Some(AttributeType::String as i32),
+        s: Some(d.as_bytes().to_vec()),
+        ..Default::default()
+    };
+    let cast = int_attr("to", DataType::Int32 as i64);
+    let keepdims = int_attr("keepdims", 0);
+    [
+        ("Reshape", [STREAM, COLUMN].as_slice(), "~c1", vec![]),
+        ("BitShift", &["~c1", LEFTS], "~c2", vec![direction("LEFT")]),
+        ("BitShift", &["~c2", SEVEN], "~c3", vec![direction("RIGHT")]),
+        ("Cast", &["~c3"], "~c4", vec![cast]),
+        ("Reshape", &["~c4", FLAT], "~c5", vec![]),
+        ("Slice", &["~c5", START, BIT_COUNT], "~c6", vec![]),
+        ("Reshape", &["~c6", SHAPE], "~c7", vec![]),
+        ("Mul", &["~c7", PLACES], "~c8", vec![]),
+        ("ReduceSum", &["~c8", ROWS], INDEX, vec![keepdims]),
+    ]
+    .into_iter()
+    .map(|(op, inputs, output, attrs)| {
+        let inputs = inputs.iter().map(|i| i.to_string()).collect();
+        unnamed(node(op, "", inputs, output, attrs))
+    })
+    .collect()
+}
+
+/// The nodes that look tensor `name`'s codes up in its codebook.
+fn lookup(name: &str, id: usize) -> Vec<NodeProto> {
+    let part = |s: &str| format!("{name}/{s}");
+    let value = |s: &str| format!("~c{id}.{s}");
+    [
+        (
+            "Slice",
+            vec![INDEX.into(), part("code_start"), part("code_end")],
+            value("c"),
+            vec![],
+        ),
+        (
+            "Gather",
+            vec![part("codebook"), value("c")],
+            value("v"),
+            vec![int_attr("axis", 0)],
+        ),
+        (
+            "Reshape",
+            vec![value("v"), part("dims")],
+            name.to_string(),
+            vec![],
+        ),
+    ]
+    .into_iter()
+    .map(|(op, inputs, output, attrs)| unnamed(node(op, "", inputs, &output, attrs)))
+    .collect()
+}
+
+/// `proto` (a model of `meta` and `graph`) with its kernels shared by
+/// [`share`]: its variant gains `wB`, and its metadata says what was done.
+pub fn share_model(
+    mut proto: ModelProto,
+    mut meta: Metadata,
+    graph: &Graph,
+    bits: u32,
+) -> Result<(ModelProto, Vec<Shared>), CompressError> {
+    let shared = share(&mut proto, bits)?;
+    let (before, after) = shared
+        .iter()
+        .fold((0, 0), |(b, a), s| (b + s.bytes.0, a + s.bytes.1));
+    meta.variant = then(&meta.variant, &format!("w{bits}"));
+    meta.compression.push(format!(
+        "w{bits}: {} kernels share their values, k-means codebooks of at most {} entries and packed \
+         {bits}-bit codes ({before} -> {after} bytes)",
+        shared.len(),
+        1 << bits
+    ));
+    proto.metadata_props = meta.to_props(graph);
+    Ok((proto, shared))
+}

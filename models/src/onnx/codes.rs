@@ -1,0 +1,227 @@
+//! Reading tensors stored as codebook codes (compress writes them:
+//! `compress/src/codebook.rs`). All coded tensors of a file share one
+//! stream of codes, packed least significant bit first: `codes/stream`
+//! (uint8), `codes/shape` (int64 `[count, bits]`) and `codes/bit_count`
+//! (int64, count times bits). Tensor `T` (a kernel, or a sparse kernel's
+//! `K/values`) owns the codes from `T/code_start` to `T/code_end` (int64),
+//! looks them up in `T/codebook` (its own type) and has dims `T/dims`.
+//! As with sparse kernels, the graph's nodes decode them for a runtime;
+//! the validation pass and [`densify_codes`] go through [`coded_tensors`],
+//! so a code past its codebook is refused the same way everywhere.
+
+use super::build::tensor;
+use super::proto::{tensor_proto::DataType, GraphProto, TensorProto};
+use super::sparse::{drop_unused, Element};
+use super::tensors::{find, ints};
+use crate::error::ModelError;
+
+/// The widths a code may have, in bits.
+pub const BITS: std::ops::RangeInclusive<i64> = 2..=8;
+/// The shared stream's parts.
+pub const STREAM: &str = "codes/stream";
+pub const SHAPE: &str = "codes/shape";
+pub const BIT_COUNT: &str = "codes/bit_count";
+
+/// One tensor stored as codes, checked and decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CodedTensor {
+    /// The decoded tensor's name; its parts are `name/codebook` and so on.
+    pub name: String,
+    pub entries: usize,
+    /// The decoded tensor, as an initializer named `name`.
+    pub decoded: TensorProto,
+}
+
+/// `count` codes of `bits` each from a bit stream, least significant bit
+/// first; `None` where it is too short.
+pub fn unpack(packed: &[u8], bits: u32, count: usize) -> Option<Vec<u8>> {
+    if packed.len() < (count * bits as usize).div_ceil(8) {
+        return None;
+    }
+    Some(
+        (0..count)
+            .map(|i| {
+                (0..bits as usize).fold(0u8, |code, b| {
+                    let at = i * bits as usize + b;
+                    code | ((packed[at / 8] >> (at % 8)) & 1) << b
+                })
+            })
+            .collect(),
+    )
+}
+
+/// Every tensor `graph` stores as codes (found by its `T/codebook`
+/// initializer), each checked and decoded: the stream's parts present with
+/// their dtypes and ranks, bits in 2..=8, as many packed bytes as the count
+/// needs; each tensor's range inside the stream, at most 2^bits entries and
+/// no more than it has values, every code inside the codebook, and dims
+/// whose product is its count. Initializers' byte lengths must already
+/// have been checked.
+pub fn coded_tensors(graph: &GraphProto, max_numel: usize) -> Result<Vec<CodedTensor>, ModelError> {
+    let names: Vec<&str> = graph
+        .initializer
+        .iter()
+        .filter_map(|t| t.name.as_deref()?.strip_suffix("/codebook"))
+        .collect();
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (codes, bits) = read_stream(graph, max_numel).map_err(|why| ModelError::Tensor {
+        name: STREAM.into(),
+        why: format!("the codes: {why}"),
+    })?;
+    names
+        .into_iter()
+        .map(|name| {
+            read_coded(graph, name, &codes, bits).map_err(|why| ModelError::Tensor {
+                name: format!("{name}/codebook"),
+                why: format!("coded tensor '{name}': {why}"),
+            })
+        })
+        .collect()
+}
+
+/// An initializer `name` of `ty` and rank 1.
+fn part<'g>(
+    graph: &'g GraphProto,
+    name: &str,
+    ty: Option<DataType>,
+) -> Result<&'g TensorProto, String> {
+    let t = find(graph, name).ok_or_else(|| format!("'{name}' is missing"))?;
+    if t.dims.len() != 1 {
+        return Err(format!("'{name}' must be of rank 1"));
+    }
+    match ty {
+        Some(ty) if t.data_type != Some(ty as i32) => Err(format!(
+            "'{name}' must be {}",
+            ty.as_str_name().to_lowercase()
+        )),
+        _ => Ok(t),
+    }
+}
+
+/// The shared stream's codes and their width.
+fn read_stream(graph: &GraphProto, max_numel: usize) -> Result<(Vec<u8>, u32), String> {
+    let packed = part(graph, STREAM, Some(DataType::Uint8))?;
+    let packed = packed.raw_data.as_deref().unwrap_or_default();
+    let [count, bits] = ints(part(graph, SHAPE, Some(DataType::Int64))?)[..] else {
+        return Err(format!("'{SHAPE}' must hold [count, bits]"));
+    };
+    if !BITS.contains(&bits) {
+        return Err(format!("{bits} bits a code is outside 2-8"));
+    }
+    if !(0..=max_numel as i64).contains(&count) {
+        return Err(format!(
+            "{count} codes are past this file's budget of {max_numel}"
+        ));
+    }
+    if ints(part(graph, BIT_COUNT, Some(DataType::Int64))?) != [count * bits] {
+        return Err(format!("'{BIT_COUNT}' is not {count} times {bits}"));
+    }
+    let wanted = (count as usize * bits as usize).div_ceil(8);
+    if packed.len() != wanted {
+        return Err(format!(
+            "{} bytes where {count} codes of {bits} bits need {wanted}",
+            packed.len()
+        ));
+    }
+    let codes = unpack(packed, bits as u32, count as usize).expect("length checked");
+    Ok((codes, bits as u32))
+}
+
+fn read_coded(
+    graph: &GraphProto,
+    name: &str,
+    codes: &[u8],
+    bits: u32,
+) -> Result<CodedTensor, String> {
+    let p = |suffix: &str, ty| part(graph, &format!("{name}/{suffix}"), ty);
+    let codebook = p("codebook", None)?;
+    let element = DataType::try_from(codebook.data_type.unwrap_or(0))
+        .ok()
+        .and_then(Element::of)
+        .ok_or_else(|| format!("'{name}/codebook' must be float, float16 or int8"))?;
+    let entries = codebook.dims[0].max(0) as usize;
+    let one = |suffix: &str| -> Result<i64, String> {
+        match ints(p(suffix, Some(DataType::Int64))?)[..] {
+            [v] => Ok(v),
+            _ => Err(format!("'{name}/{suffix}' must hold one value")),
+        }
+    };
+    let (start, end) = (one("code_start")?, one("code_end")?);
+    let dims = ints(p("dims", Some(DataType::Int64))?);
+    if !(0 <= start && start <= end && end as usize <= codes.len()) {
+        return Err(format!(
+            "codes {start}..{end} are not inside the stream's {}",
+            codes.len()
+        ));
+    }
+    let codes = &codes[start as usize..end as usize];
+    let count = codes.len();
+    if entries == 0 || entries > 1 << bits || entries > count {
+        return Err(format!(
+            "a codebook of {entries} entries does not suit {count} values of {bits}-bit codes"
+        ));
+    }
+    let product = dims
+        .iter()
+        .try_fold(1i64, |p, &d| if d > 0 { p.checked_mul(d) } else { None });
+    if product != Some(count as i64) {
+        return Err(format!(
+            "{count} codes are not the product of dims {dims:?}"
+        ));
+    }
+    if let Some(c) = codes.iter().find(|&&c| c as usize >= entries) {
+        return Err(format!("code {c} is past its {entries} entries"));
+    }
+    let size = element.size();
+    let book = codebook
+        .raw_data
+        .as_deref()
+        .filter(|b| b.len() == entries * size)
+        .ok_or_else(|| format!("'{name}/codebook' must hold its values as raw data"))?;
+    let values: Vec<u8> = codes
+        .iter()
+        .flat_map(|&c| &book[c as usize * size..(c as usize + 1) * size])
+        .copied()
+        .collect();
+    let dims: Vec<usize> = dims.iter().map(|&d| d as usize).collect();
+    Ok(CodedTensor {
+        name: name.into(),
+        entries,
+        decoded: tensor(name, &dims, element.data_type(), values),
+    })
+}
+
+/// Every tensor stored as codes back as a plain initializer, the nodes and
+/// parts that decoded it gone. Returns each one's name and count.
+pub fn densify_codes(
+    graph: &mut GraphProto,
+    max_numel: usize,
+) -> Result<Vec<(String, u64)>, ModelError> {
+    let coded = coded_tensors(graph, max_numel)?;
+    let counts = coded
+        .iter()
+        .map(|c| {
+            (
+                c.name.clone(),
+                c.decoded.dims.iter().product::<i64>() as u64,
+            )
+        })
+        .collect();
+    drop_unused(graph, coded.into_iter().map(|c| c.decoded).collect());
+    Ok(counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn three_bit_codes_unpack_across_bytes() {
+        // Codes 5, 3, 7 of three bits: 101 011 111, least significant first.
+        let packed = [0b1101_1101, 0b0000_0001];
+        assert_eq!(unpack(&packed, 3, 3), Some(vec![5, 3, 7]));
+        assert_eq!(unpack(&packed[..1], 3, 3), None);
+    }
+}
