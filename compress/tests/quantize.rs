@@ -1026,6 +1026,72 @@ fn pruned_files_quantize_with_their_zeros_stored_sparse() {
         .iter()
         .any(|n| products(&n.op) > 0 && !n.is_float()));
     onnx_checker_and_onnxruntime_agree(d, &expected);
+
+    // Hostile versions of the stored parts: one line naming the part, exit 2.
+    let bad = |edit: &dyn Fn(&mut onnx::proto::GraphProto), want: &str| {
+        let mut proto = proto("p80.int8.w4.onnx");
+        edit(proto.graph.as_mut().unwrap());
+        let path = d.join("bad.onnx");
+        std::fs::write(&path, proto.encode_to_vec()).unwrap();
+        let out = d.join("never.onnx");
+        let o = compress(&["quantize", s(&path), "-o", s(&out), "--fp16"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{want}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(want), "expected '{want}' in: {err}");
+        assert!(!out.exists());
+    };
+    let set_i64s = |name: &'static str, values: Vec<i64>| {
+        move |g: &mut onnx::proto::GraphProto| {
+            let t = g
+                .initializer
+                .iter_mut()
+                .find(|t| t.name.as_deref() == Some(name))
+                .unwrap();
+            t.raw_data = Some(values.iter().flat_map(|v| v.to_le_bytes()).collect());
+        }
+    };
+    let count = |g: &onnx::proto::GraphProto| -> i64 {
+        let shape = g
+            .initializer
+            .iter()
+            .find(|t| t.name.as_deref() == Some("codes/shape"))
+            .unwrap();
+        i64::from_le_bytes(shape.raw_data.as_ref().unwrap()[..8].try_into().unwrap())
+    };
+    bad(
+        &|g| {
+            let n = count(g);
+            set_i64s("codes/shape", vec![n, 9])(g);
+            set_i64s("codes/bit_count", vec![9 * n])(g);
+        },
+        "9 bits a code is outside 2-8",
+    );
+    bad(
+        &|g| {
+            let start = "fire2.squeeze.weight/values/code_start";
+            let first = g
+                .initializer
+                .iter()
+                .find(|t| t.name.as_deref() == Some(start))
+                .unwrap();
+            let at = i64::from_le_bytes(first.raw_data.as_ref().unwrap()[..].try_into().unwrap());
+            set_i64s("fire2.squeeze.weight/values/code_end", vec![at + 2])(g);
+        },
+        "does not suit 2 values",
+    );
+    bad(
+        &|g| {
+            let gaps = g
+                .initializer
+                .iter_mut()
+                .find(|t| t.name.as_deref() == Some("fire3.expand3x3.weight/gaps"))
+                .unwrap();
+            gaps.raw_data.as_mut().unwrap().pop();
+            gaps.dims[0] -= 1;
+        },
+        "values but",
+    );
 }
 
 /// `model`'s probabilities for `pixels`, one row per picture, as JSON.

@@ -15,17 +15,20 @@ use models::onnx::{self, sparse::densify};
 use runtime::{Model, IMAGE_BYTES};
 
 /// One of each kind of file in models/: dense f32, int8, pruned with
-/// sparse storage at three sparsities, and thinned.
-const FILES: [&str; 6] = [
+/// sparse storage at three sparsities, thinned, and pruned then quantized
+/// (sparse int8, and sparse int8 whose values are 4-bit codes).
+const FILES: [&str; 8] = [
     "squeeze1",
     "squeeze1.int8",
     "squeeze1.p50",
     "squeeze1.p75",
     "squeeze1.p90",
     "squeeze1.thin25",
+    "squeeze1.p75.int8",
+    "squeeze1.p75.int8.w4",
 ];
-/// Mutants of each file: a few hundred in all, within CI's time.
-const PER_FILE: usize = 200;
+/// Mutants of each file: about twelve hundred in all, within CI's time.
+const PER_FILE: usize = 150;
 /// The most one mutant may take, in any build.
 const LIMIT: Duration = Duration::from_secs(10);
 

@@ -171,6 +171,19 @@ fn check_node(graph: &GraphProto, node: &NodeProto, budget: &mut Budget) -> Resu
             // No allocation of its own, but no larger than any tensor.
             product(&shape, name, |d| d >= -1, budget.total())?;
         }
+        "BitShift" => {
+            // tract shifts with Rust's operators, which panic past the width.
+            let shifts = stored(1)?;
+            let name = shifts.name.as_deref().unwrap_or_default();
+            if shifts.data_type != Some(DataType::Uint8 as i32)
+                || ints(shifts).iter().any(|&s| s >= 8)
+            {
+                return Err(tensor_err(
+                    name,
+                    "shifts must be uint8, each under 8".into(),
+                ));
+            }
+        }
         "QLinearConv" => {
             let weights = kernel_dims(graph, node, 3)?;
             let channels = weights.first().copied().unwrap_or(1);

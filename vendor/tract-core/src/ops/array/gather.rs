@@ -41,6 +41,11 @@ impl Gather {
         let data_view = unsafe { data_plain.to_array_view_unchecked::<T>() };
         let indices = indices.to_plain_array_view::<i64>()?;
         let output_shape = &*self.compute_output_shape(data.shape(), indices.shape())?;
+        // squeezebox: an index past the axis is an error, not a panic.
+        let axis_len = data.shape()[self.axis] as i64;
+        if let Some(i) = indices.iter().find(|&&i| i < -axis_len || i >= axis_len) {
+            bail!("Gather index {i} is outside an axis of {axis_len}");
+        }
         let mut output = unsafe { Tensor::uninitialized::<T>(output_shape)? };
         let mut output_plain = output.try_as_plain_ram_mut()?;
         let mut output_view = output_plain.to_array_view_mut::<T>()?;
