@@ -194,23 +194,11 @@ fn read_coded(
 }
 
 /// Every tensor stored as codes back as a plain initializer, the nodes and
-/// parts that decoded it gone. Returns each one's name and count.
-pub fn densify_codes(
-    graph: &mut GraphProto,
-    max_numel: usize,
-) -> Result<Vec<(String, u64)>, ModelError> {
+/// parts that decoded it gone.
+pub fn densify_codes(graph: &mut GraphProto, max_numel: usize) -> Result<(), ModelError> {
     let coded = coded_tensors(graph, max_numel)?;
-    let counts = coded
-        .iter()
-        .map(|c| {
-            (
-                c.name.clone(),
-                c.decoded.dims.iter().product::<i64>() as u64,
-            )
-        })
-        .collect();
     drop_unused(graph, coded.into_iter().map(|c| c.decoded).collect());
-    Ok(counts)
+    Ok(())
 }
 
 #[cfg(test)]

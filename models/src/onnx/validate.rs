@@ -6,9 +6,9 @@
 
 use std::collections::HashSet;
 
-use super::codes::densify_codes;
+use super::codes::coded_tensors;
 use super::proto::{tensor_proto::DataType, GraphProto, NodeProto, TensorProto};
-use super::sparse::stored_kernels;
+use super::sparse::{drop_unused, stored_kernels};
 use super::tensors::{check_length, find, float_values, ints};
 use crate::error::ModelError;
 use crate::graph::RAW_SIZE;
@@ -80,11 +80,22 @@ pub fn validate(graph: &GraphProto, file_bytes: usize) -> Result<(), ModelError>
     }
     // A bound, not a tally: a decoded tensor's values count here (the copy
     // compress decodes) and again for its decoding nodes' ConstantOfShape.
-    let mut decoded = graph.clone();
-    for (name, count) in densify_codes(&mut decoded, budget.total() as usize)? {
-        budget.charge(&name, count)?;
+    let coded = coded_tensors(graph, budget.total() as usize)?;
+    for c in &coded {
+        budget.charge(&c.name, c.decoded.dims.iter().product::<i64>() as u64)?;
     }
-    for kernel in stored_kernels(&decoded, budget.total() as usize)? {
+    // Sparse kernels whose values are codes are read from a copy with the
+    // codes decoded; a file without codes is read as it is, uncopied.
+    let with_codes;
+    let kernels_in = if coded.is_empty() {
+        graph
+    } else {
+        let mut g = graph.clone();
+        drop_unused(&mut g, coded.into_iter().map(|c| c.decoded).collect());
+        with_codes = g;
+        &with_codes
+    };
+    for kernel in stored_kernels(kernels_in, budget.total() as usize)? {
         budget.charge(&kernel.name, kernel.numel() as u64)?;
     }
     check_wiring(graph)?;
