@@ -3,7 +3,8 @@
 #   - a C/C++ compiler, Python's venv and the DejaVu font for plots (Debian
 #     packages), and a Rust toolchain if none is on PATH;
 #   - .venv: onnx + onnxruntime (conformance, peers) and, unless --no-torch,
-#     the PyTorch 2.13.0 wheel, whose libtorch the trainer links through tch;
+#     the PyTorch 2.13.0 wheel, whose libtorch the trainer links through tch,
+#     with what `import torch` and torch.onnx.export need for the tests;
 #   - .venv/libtorch: libtorch's headers and libraries in one place, which
 #     .cargo/config.toml points the build (LIBTORCH) and the binaries (rpath) at.
 set -euo pipefail
@@ -51,5 +52,13 @@ if ((with_torch)) && [[ ! -e .venv/libtorch/.complete ]]; then
     ln -s "$site/torch/include" .venv/libtorch/include
     ln -s "$site"/torch/lib/*.so* "$site"/nvidia/cu13/lib/*.so* .venv/libtorch/lib/
     touch .venv/libtorch/.complete
+fi
+if ((with_torch)) && [[ ! -e .venv/.torch-python ]]; then
+    # The tests of `compress import` export nets with torch.onnx.export, as
+    # users do: Python's `import torch` needs the wheel's CUDA libraries
+    # (about 3 GB more), and the exporter needs onnxscript.
+    say "installing PyTorch's Python dependencies and onnxscript"
+    pip install torch==2.13.0 'onnxscript==0.7.2'
+    touch .venv/.torch-python
 fi
 say "ready"
