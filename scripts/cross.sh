@@ -127,11 +127,13 @@ for t in "${targets[@]}"; do
     # Its features are cargo's defaults less "backtrace": a panic still
     # prints its message, but std links no debug-info reader (gimli,
     # addr2line) to symbolise a backtrace that a stripped binary has no
-    # symbols for anyway.
+    # symbols for anyway. label-image's default "all-ops" is off: boards
+    # read squeezebox's files, and other tools' files of the same ops
+    # (runtime/src/onnx_ops.rs), in a binary that stays under 8 MB.
     RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc nice -n 10 /usr/bin/cargo build --locked -q \
         -Zbuild-std=std,panic_abort -Zbuild-std-features=panic-unwind \
         --config "target.$tt.rustflags=$icf" \
-        --profile "$profile" -p label-image --target "$tt"
+        --no-default-features --profile "$profile" -p label-image --target "$tt"
     bin="$CARGO_TARGET_DIR/$tt/$profile/label-image"
     say "$bin: $(stat -c %s "$bin") bytes, built in $((SECONDS - start)) s"
 done

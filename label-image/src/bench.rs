@@ -2,7 +2,7 @@
 //! 1 and, for several pictures, as one batch.
 
 use runtime::timing::{measure, timed};
-use runtime::{Model, IMAGE_BYTES};
+use runtime::Model;
 
 use crate::report::{ms, BatchLatency, Latency, Millis};
 
@@ -14,12 +14,12 @@ pub fn latency(
     warmup: usize,
     runs: usize,
 ) -> anyhow::Result<Latency> {
-    let first = &pixels[..IMAGE_BYTES.min(pixels.len())];
+    let first = &pixels[..model.image_bytes().min(pixels.len())];
     let (result, first_run) = timed(|| model.run(first));
     result?;
     let batch1 = measure(model, first, warmup, runs)?;
     let gmacs = |seconds: f64| model.macs().map(|m| m as f64 / seconds / 1e9);
-    let size = pixels.len() / IMAGE_BYTES;
+    let size = pixels.len() / model.image_bytes();
     let batch = if size > 1 {
         let whole = measure(model, pixels, warmup, runs)?;
         let per_image = whole.per_item(size);

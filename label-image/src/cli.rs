@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-/// Labels pictures with a frozen squeezebox model, then reports the model's
+/// Labels pictures with a frozen squeezebox model, or another tool's ONNX
+/// image classifier (given --mean and --std), then reports the model's
 /// size and speed; or measures its accuracy on the CIFAR-10 test batch.
 #[derive(Debug, Parser)]
 #[command(version)]
@@ -22,9 +23,21 @@ pub struct Args {
     #[arg(long, value_name = "K", default_value = "5", value_parser = at_least_one)]
     pub top_k: NonZeroUsize,
 
-    /// Class names, one per line, instead of those in the model.
+    /// Class names, one per line, instead of those in the model (for
+    /// another tool's classifier, instead of class numbers).
     #[arg(long, value_name = "FILE")]
     pub labels: Option<PathBuf>,
+
+    /// For another tool's classifier (float [N,3,H,W] input): the mean of
+    /// each channel on a 0-1 scale, subtracted before dividing by --std
+    /// (torchvision's convention; ImageNet's is 0.485,0.456,0.406).
+    #[arg(long, value_name = "R,G,B", value_delimiter = ',', requires = "std")]
+    pub mean: Option<Vec<f32>>,
+
+    /// For another tool's classifier: each channel's standard deviation on
+    /// a 0-1 scale (ImageNet's is 0.229,0.224,0.225).
+    #[arg(long, value_name = "R,G,B", value_delimiter = ',', requires = "mean")]
+    pub std: Option<Vec<f32>>,
 
     /// Timed runs for each latency figure.
     #[arg(long, value_name = "N", default_value = "100", value_parser = at_least_one)]

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::bail;
 use cifar::Split;
 use indicatif::{ProgressBar, ProgressStyle};
-use runtime::Model;
+use runtime::{ImageSize, Model};
 use serde::Serialize;
 
 /// Images per run: large enough to amortise each run, small enough to show
@@ -24,6 +24,14 @@ pub struct Accuracy {
 /// Top-1 accuracy over the first `limit` test images (all without one);
 /// progress goes to stderr when it is a terminal.
 pub fn evaluate(model: &Model, dir: &Path, limit: Option<usize>) -> anyhow::Result<Accuracy> {
+    if model.image_size() != ImageSize::CIFAR {
+        bail!(
+            "{}: CIFAR-10's pictures are {}, the model takes {}",
+            dir.display(),
+            ImageSize::CIFAR,
+            model.image_size()
+        );
+    }
     let data = cifar::open(dir)?.load(Split::Test, limit)?;
     if data.classes.len() != model.classes() {
         bail!(

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use runtime::{preprocess, RuntimeError};
+use runtime::{preprocess, ImageSize, RuntimeError};
 
 /// The pictures named by `args`. A directory's other files are skipped with
 /// a note on stderr; an explicitly named file must be a picture, which
@@ -20,11 +20,11 @@ pub fn expand(args: &[PathBuf]) -> Result<Vec<PathBuf>, RuntimeError> {
     Ok(images)
 }
 
-/// The pictures as one batch of model input, in order.
-pub fn load(images: &[PathBuf]) -> Result<Vec<u8>, RuntimeError> {
-    let mut pixels = Vec::with_capacity(images.len() * runtime::IMAGE_BYTES);
+/// The pictures as one batch of input to a model of `size`, in order.
+pub fn load(images: &[PathBuf], size: ImageSize) -> Result<Vec<u8>, RuntimeError> {
+    let mut pixels = Vec::with_capacity(images.len() * size.bytes());
     for path in images {
-        pixels.extend(preprocess::load_image(path)?);
+        pixels.extend(preprocess::load_image_sized(path, size)?);
     }
     Ok(pixels)
 }

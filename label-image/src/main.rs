@@ -19,7 +19,7 @@ use std::process::ExitCode;
 
 use runtime::profile::profile;
 use runtime::timing::timed;
-use runtime::{Model, IMAGE_BYTES};
+use runtime::Model;
 
 use crate::cli::Args;
 use crate::report::{ms, Guess, Labelled, ModelFacts, Report};
@@ -55,14 +55,15 @@ fn fail(e: anyhow::Error) -> ExitCode {
 
 fn label(args: &Args) -> anyhow::Result<Report> {
     let source = ModelSource::new(args.model.as_deref())?;
-    let (model, load) = timed(|| Model::from_bytes_with_threads(&source.bytes, args.threads));
-    let model = model.map_err(|e| e.in_file(&source.origin))?;
+    let normalise = args.mean.as_deref().zip(args.std.as_deref());
+    let (model, load) = timed(|| source.model(normalise, args.threads));
+    let model = model?;
     let labels = match &args.labels {
         Some(path) => labels::read(path, model.classes())?,
         None => model.labels().to_vec(),
     };
     let files = inputs::expand(&args.images)?;
-    let pixels = inputs::load(&files)?;
+    let pixels = inputs::load(&files, model.image_size())?;
     let mut report = Report {
         model: facts(&source, &model, ms(load))?,
         images: Vec::new(),
@@ -79,7 +80,7 @@ fn label(args: &Args) -> anyhow::Result<Report> {
             args.runs.get(),
         )?);
         if args.profile {
-            let ops = profile(&model, &pixels[..IMAGE_BYTES], args.runs.get())?;
+            let ops = profile(&model, &pixels[..model.image_bytes()], args.runs.get())?;
             report.profile = Some(ops.into_iter().map(Into::into).collect());
         }
     }
@@ -98,6 +99,10 @@ fn facts(source: &ModelSource, model: &Model, load_ms: f64) -> anyhow::Result<Mo
         arch: meta.arch.clone(),
         variant: meta.variant.clone(),
         test_accuracy: meta.test_accuracy,
+        width: model.width(),
+        height: model.height(),
+        mean: model.normalise().map(|n| n.mean()),
+        std: model.normalise().map(|n| n.std()),
         params: model.params(),
         initializer_values: model.initializer_values(),
         macs: model.macs(),

@@ -29,6 +29,13 @@ pub struct ModelFacts {
     pub arch: String,
     pub variant: String,
     pub test_accuracy: Option<f64>,
+    /// The size of the pictures the model takes, to which each is resized.
+    pub width: usize,
+    pub height: usize,
+    /// For another tool's classifier, how label-image normalises its
+    /// pictures (0-1 scale, R,G,B); `None` where the graph does it.
+    pub mean: Option<[f32; 3]>,
+    pub std: Option<[f32; 3]>,
     /// Learned parameters; `None` without a layer graph in the metadata.
     pub params: Option<usize>,
     /// Values stored in initializers, the fallback parameter count.
@@ -179,6 +186,17 @@ impl Display for ModelFacts {
             "            {}, variant {}, {accuracy}",
             self.arch, self.variant
         )?;
+        write!(f, "input       {}x{} RGB", self.width, self.height)?;
+        if let (Some(mean), Some(std)) = (self.mean, self.std) {
+            let list = |v: [f32; 3]| v.map(|x| x.to_string()).join(",");
+            write!(
+                f,
+                ", normalised here: mean {}, std {}",
+                list(mean),
+                list(std)
+            )?;
+        }
+        writeln!(f)?;
         let params = match self.params {
             Some(p) => format!("{} params", grouped(p)),
             None => format!(

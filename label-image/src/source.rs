@@ -3,9 +3,12 @@
 //! installed. Everything downstream takes a `ModelSource`.
 
 use std::borrow::Cow;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
-use runtime::RuntimeError;
+use models::onnx;
+use runtime::foreign::Normalise;
+use runtime::{Model, RuntimeError};
 
 /// A model's bytes and where they came from.
 pub struct ModelSource {
@@ -43,6 +46,40 @@ impl ModelSource {
             origin: path.to_path_buf(),
             bytes: Cow::Owned(bytes),
         })
+    }
+
+    /// The model the bytes hold, spread over `threads`: a squeezebox file,
+    /// or, given the `mean` and `std` of its pictures, another tool's
+    /// classifier. A squeezebox file normalises its pictures in its graph,
+    /// so these are refused for one rather than applied twice.
+    pub fn model(
+        &self,
+        normalise: Option<(&[f32], &[f32])>,
+        threads: NonZeroUsize,
+    ) -> Result<Model, RuntimeError> {
+        let fail = |why: String| RuntimeError::File {
+            path: self.origin.clone(),
+            why,
+        };
+        let Some((mean, std)) = normalise else {
+            return Model::from_bytes_with_threads(&self.bytes, threads).map_err(|e| {
+                match onnx::decode_foreign(&self.bytes) {
+                    Ok(_) => fail(format!(
+                        "{e}; to run another tool's classifier, give --mean and --std"
+                    )),
+                    Err(_) => e.in_file(&self.origin),
+                }
+            });
+        };
+        if onnx::decode(&self.bytes).is_ok() {
+            return Err(fail(
+                "a squeezebox model normalises its pictures in its graph; drop --mean and --std"
+                    .into(),
+            ));
+        }
+        let normalise = Normalise::new(mean, std).map_err(|e| e.in_file(&self.origin))?;
+        Model::foreign_from_bytes(&self.bytes, normalise, threads)
+            .map_err(|e| e.in_file(&self.origin))
     }
 
     /// Size after gzip: what a download or a firmware image would carry.

@@ -79,7 +79,7 @@ fn unusable_model_files() {
     let err = rejected(&["--model", path(&nchw), path(&cat)]);
     assert_has(
         &err,
-        &["float-nchw.onnx", "float [1,3,32,32]", "uint8 [N,32,32,3]"],
+        &["float-nchw.onnx", "float [1,3,32,32]", "uint8 [N,H,W,3]"],
     );
 
     // An ONNX op that tract knows but squeezebox never writes.

@@ -15,6 +15,9 @@ pub enum ModelError {
     File { path: PathBuf, why: String },
     #[error("not a squeezebox model: {}", printable(.0))]
     Contract(String),
+    /// Another tool's file that is not an image classifier the runtime runs.
+    #[error("not an image classifier squeezebox runs: {}", printable(.0))]
+    Classifier(String),
     /// A stored tensor that is inconsistent, or asks for too much.
     #[error("tensor '{}': {}", printable(name), printable(why))]
     Tensor { name: String, why: String },

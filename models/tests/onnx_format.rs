@@ -95,7 +95,7 @@ fn reader_rejects_files_that_are_not_squeezebox_models() {
     }
     let msg = err(&other.encode_to_vec());
     assert!(
-        msg.contains("float") && msg.contains("uint8 [N,32,32,3]"),
+        msg.contains("float") && msg.contains("uint8 [N,H,W,3]"),
         "{msg}"
     );
 

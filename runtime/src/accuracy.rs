@@ -1,7 +1,7 @@
 //! Top-1 accuracy of the deployed file itself: labelled pictures through
 //! the runtime, exactly as a user's pictures would go.
 
-use crate::{Model, RuntimeError, IMAGE_BYTES};
+use crate::{Model, RuntimeError};
 
 /// How many of `labels` the model's top-1 gets right. `images` holds one
 /// raw picture per label; they run `batch` at a time, and `progress` hears
@@ -13,7 +13,8 @@ pub fn correct(
     batch: usize,
     mut progress: impl FnMut(usize),
 ) -> Result<usize, RuntimeError> {
-    if images.len() != labels.len() * IMAGE_BYTES {
+    let image_bytes = model.image_bytes();
+    if images.len() != labels.len() * image_bytes {
         return Err(RuntimeError::Input(format!(
             "{} bytes of pictures for {} labels",
             images.len(),
@@ -22,7 +23,7 @@ pub fn correct(
     }
     let batch = batch.max(1);
     let mut right = 0;
-    for (pixels, labels) in images.chunks(batch * IMAGE_BYTES).zip(labels.chunks(batch)) {
+    for (pixels, labels) in images.chunks(batch * image_bytes).zip(labels.chunks(batch)) {
         let predictions = model.run(pixels)?;
         right += labels
             .iter()

@@ -6,7 +6,6 @@
 
 use std::ops::Range;
 
-use models::graph::RAW_SIZE;
 use tract_onnx::data_resolver::MmapDataResolver;
 use tract_onnx::pb::attribute_proto::AttributeType;
 use tract_onnx::pb::tensor_proto::DataType;
@@ -14,16 +13,18 @@ use tract_onnx::pb::{AttributeProto, GraphProto, NodeProto};
 use tract_onnx::prelude::*;
 
 use crate::kernels::PlaneStandardise;
+use crate::ImageSize;
 
-/// Parses an ONNX file into a tract model, with the fusions above.
-pub(crate) fn parse(mut bytes: &[u8]) -> TractResult<InferenceModel> {
+/// Parses a squeezebox file of `size` pictures into a tract model, with the
+/// fusions above.
+pub(crate) fn parse(mut bytes: &[u8], size: ImageSize) -> TractResult<InferenceModel> {
     let mut onnx = crate::onnx_ops::reader();
     onnx.op_register
         .insert(PlaneStandardise::OP_TYPE, PlaneStandardise::parse);
     let mut proto = onnx.proto_model_for_read(&mut bytes)?;
     if let Some(graph) = proto.graph.as_mut() {
-        fuse_standardisation(graph);
-        crate::onnx_ops::check_ops(&onnx, graph)?;
+        fuse_standardisation(graph, size);
+        crate::onnx_ops::check_ops(&onnx, graph, "squeezebox's runtime")?;
     }
     onnx.model_for_proto_model(&proto)
 }
@@ -33,8 +34,8 @@ pub(crate) fn parse(mut bytes: &[u8]) -> TractResult<InferenceModel> {
 /// optional Slice (the crop), ReduceMean, Sub, Mul, ReduceMean, Sqrt, Max
 /// with a constant floor, Div. Its intermediate tensors must have no other
 /// reader and not be outputs of the graph.
-pub(crate) fn fuse_standardisation(graph: &mut GraphProto) {
-    let Some((chain, fused)) = standardisation(graph) else {
+pub(crate) fn fuse_standardisation(graph: &mut GraphProto, size: ImageSize) {
+    let Some((chain, fused)) = standardisation(graph, size) else {
         return;
     };
     let last = *chain.last().expect("the chain has ten nodes or more");
@@ -53,8 +54,8 @@ pub(crate) fn fuse_standardisation(graph: &mut GraphProto) {
 }
 
 /// The indices of the standardisation's nodes, in order, and the node that
-/// replaces them.
-fn standardisation(graph: &GraphProto) -> Option<(Vec<usize>, NodeProto)> {
+/// replaces them. `size` is the pictures'.
+fn standardisation(graph: &GraphProto, size: ImageSize) -> Option<(Vec<usize>, NodeProto)> {
     let g = Graph(graph);
     let input = graph.input.first()?.name.as_str();
     let cast = g.only_reader(input)?;
@@ -66,9 +67,9 @@ fn standardisation(graph: &GraphProto) -> Option<(Vec<usize>, NodeProto)> {
     (g.is(nchw, "Transpose", &[g.out(cast)]) && perm == [0, 3, 1, 2]).then_some(())?;
     let mut chain = vec![cast, nchw];
     let mut x = g.out(nchw);
-    let mut window = [0..RAW_SIZE, 0..RAW_SIZE];
+    let mut window = [0..size.height, 0..size.width];
     if let [crop] = g.readers(x)?[..] {
-        window = g.crop(crop, x)?;
+        window = g.crop(crop, x, size)?;
         chain.push(crop);
         x = g.out(crop);
     }
@@ -185,8 +186,9 @@ impl<'g> Graph<'g> {
     }
 
     /// The rows and columns kept by node `i`, if it is a Slice of `x`
-    /// (NCHW) on the spatial axes with constant bounds and unit steps.
-    fn crop(&self, i: usize, x: &str) -> Option<[Range<usize>; 2]> {
+    /// (NCHW pictures of `size`) on the spatial axes with constant bounds
+    /// and unit steps.
+    fn crop(&self, i: usize, x: &str, size: ImageSize) -> Option<[Range<usize>; 2]> {
         let node = self.node(i);
         let [input, starts, ends, axes] = &node.input[..] else {
             return None;
@@ -204,14 +206,14 @@ impl<'g> Graph<'g> {
         };
         let (starts, ends, axes) = (ints(starts)?, ints(ends)?, ints(axes)?);
         (starts.len() == axes.len() && ends.len() == axes.len()).then_some(())?;
-        let mut window = [0..RAW_SIZE, 0..RAW_SIZE];
+        let mut window = [0..size.height, 0..size.width];
         for ((&axis, &start), &end) in axes.iter().zip(&starts).zip(&ends) {
             let side = match axis {
                 2 | -2 => &mut window[0],
                 3 | -1 => &mut window[1],
                 _ => return None,
             };
-            let end = end.min(RAW_SIZE as i64);
+            let end = end.min(side.end as i64);
             (0 <= start && start < end).then_some(())?;
             *side = start as usize..end as usize;
         }
@@ -232,6 +234,7 @@ mod tests {
 
     use super::fuse_standardisation;
     use crate::kernels::PlaneStandardise;
+    use crate::ImageSize;
 
     /// The graph of the shipped file `name`.
     fn shipped(name: &str) -> GraphProto {
@@ -250,7 +253,7 @@ mod tests {
         for name in ["squeeze1.onnx", "squeeze1.int8.onnx"] {
             let mut graph = shipped(name);
             let before = graph.node.len();
-            fuse_standardisation(&mut graph);
+            fuse_standardisation(&mut graph, ImageSize::CIFAR);
             // Cast, Transpose, Slice, two means, Sub, Mul, Sqrt, Max, Div.
             assert_eq!(graph.node.len(), before - 9, "{name}");
             let fused: Vec<_> = (graph.node.iter())
@@ -308,13 +311,13 @@ mod tests {
             let i = node(&graph, name);
             edit(&mut graph, i);
             let before = graph.clone();
-            fuse_standardisation(&mut graph);
+            fuse_standardisation(&mut graph, ImageSize::CIFAR);
             assert_eq!(graph, before, "editing {name}");
         }
         let mut graph = shipped("squeeze1.onnx");
-        fuse_standardisation(&mut graph);
+        fuse_standardisation(&mut graph, ImageSize::CIFAR);
         let fused = graph.clone();
-        fuse_standardisation(&mut graph);
+        fuse_standardisation(&mut graph, ImageSize::CIFAR);
         assert_eq!(graph, fused, "a second pass changes nothing");
     }
 }

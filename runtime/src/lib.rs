@@ -7,7 +7,9 @@
 
 pub mod accuracy;
 mod error;
+pub mod foreign;
 mod fusion;
+mod image_size;
 pub mod inspect;
 mod kernels;
 mod model;
@@ -18,4 +20,5 @@ pub mod profile;
 pub mod timing;
 
 pub use error::RuntimeError;
+pub use image_size::ImageSize;
 pub use model::{Model, Predictions, IMAGE_BYTES};

@@ -1,5 +1,7 @@
 //! A loaded model: its metadata, its cost, its size on disk, and tract plans
-//! that take `uint8 [N,32,32,3]` pixels.
+//! that take `uint8 [N,H,W,3]` pixels at the size the file declares. Other
+//! tools' classifiers ([`crate::foreign`]) take the same pixels, which the
+//! runtime normalises for them.
 //!
 //! Each plan is optimised for one batch size: a plan whose batch is a number
 //! ran squeeze1 at batch 1 in little more than half the time of one plan with
@@ -20,16 +22,19 @@ use std::thread;
 use models::onnx::{self, proto::ModelProto, Metadata};
 use tract_onnx::prelude::*;
 
-use crate::{fusion, kernels, RuntimeError};
+use crate::foreign::{softmax, Normalise};
+use crate::{foreign, fusion, kernels, ImageSize, RuntimeError};
 
-/// Bytes of one raw image: 32x32 RGB.
-pub const IMAGE_BYTES: usize =
-    models::graph::RAW_SIZE * models::graph::RAW_SIZE * models::graph::RAW_CHANNELS;
+/// Bytes of one raw image of squeezebox's own 32x32 models; other sizes
+/// are [`Model::image_bytes`].
+pub const IMAGE_BYTES: usize = ImageSize::CIFAR.bytes();
 
 /// A frozen model ready to run.
 pub struct Model {
     meta: Metadata,
     classes: usize,
+    size: ImageSize,
+    interface: Interface,
     file_bytes: usize,
     cost: Option<models::Cost>,
     initializer_values: usize,
@@ -41,6 +46,19 @@ pub struct Model {
     plans: Mutex<HashMap<usize, Arc<TypedRunnableModel>>>,
 }
 
+/// How a model's plan takes the pixels and gives its outputs.
+enum Interface {
+    /// squeezebox's contract: the raw pixels; `logits` and `probabilities`.
+    Squeezebox,
+    /// Another tool's classifier: normalised float planes; its logits and,
+    /// where its graph ends in Softmax, its probabilities.
+    Foreign {
+        normalise: Normalise,
+        /// Whether the graph takes one image at a time (a fixed batch of 1).
+        single: bool,
+    },
+}
+
 /// The outputs for a batch, row-major `[N, classes]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Predictions {
@@ -50,6 +68,15 @@ pub struct Predictions {
 }
 
 impl Predictions {
+    /// Room for `images` rows of `classes`.
+    fn empty(classes: usize, images: usize) -> Predictions {
+        Predictions {
+            classes,
+            logits: Vec::with_capacity(images * classes),
+            probabilities: Vec::with_capacity(images * classes),
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.logits.len() / self.classes
     }
@@ -61,6 +88,12 @@ impl Predictions {
     /// Probabilities of image `i`.
     pub fn probabilities_of(&self, i: usize) -> &[f32] {
         &self.probabilities[i * self.classes..(i + 1) * self.classes]
+    }
+
+    /// Appends `more`'s images.
+    fn extend(&mut self, more: Predictions) {
+        self.logits.extend(more.logits);
+        self.probabilities.extend(more.probabilities);
     }
 
     /// The `k` most probable classes of image `i`, best first.
@@ -105,18 +138,73 @@ impl Model {
         threads: NonZeroUsize,
     ) -> Result<Model, RuntimeError> {
         let frozen = onnx::decode(bytes)?;
+        let size = ImageSize::from(&frozen.contract);
         // The layer graph is informative only: a file without one still runs.
         let cost = frozen
             .layer_graph()
             .and_then(|graph| models::cost(&graph))
             .ok();
-        let source = fusion::parse(bytes).map_err(tract_err)?;
-        let batch1 = optimise(&source, 1)?;
+        let source = fusion::parse(bytes, size).map_err(tract_err)?;
+        Model::new(
+            frozen.meta,
+            frozen.contract.classes,
+            size,
+            Interface::Squeezebox,
+            (bytes, &frozen.proto),
+            cost,
+            source,
+            threads,
+        )
+    }
+
+    /// Loads another tool's image classifier (see [`crate::foreign`]),
+    /// whose pictures are normalised by `normalise`. Its classes are named
+    /// by index, its architecture by the tool that wrote it.
+    pub fn foreign_from_bytes(
+        bytes: &[u8],
+        normalise: Normalise,
+        threads: NonZeroUsize,
+    ) -> Result<Model, RuntimeError> {
+        let model = onnx::decode_foreign(bytes)?;
+        let classes = model.contract.classes;
+        let producer = [&model.proto.producer_name, &model.proto.producer_version];
+        let producer: Vec<&str> = producer.iter().filter_map(|p| p.as_deref()).collect();
+        let meta = Metadata {
+            arch: format!("{} export", producer.join(" ").trim()),
+            labels: (0..classes).map(|i| i.to_string()).collect(),
+            variant: "foreign".into(),
+            ..Metadata::default()
+        };
+        let source = foreign::parse(bytes, &model).map_err(tract_err)?;
+        let interface = Interface::Foreign {
+            normalise,
+            single: model.single,
+        };
+        let size = ImageSize::from(&model.contract);
+        let facts = (bytes, &model.proto);
+        Model::new(meta, classes, size, interface, facts, None, source, threads)
+    }
+
+    /// A model of `source` with its batch-1 plan built.
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        meta: Metadata,
+        classes: usize,
+        size: ImageSize,
+        interface: Interface,
+        (bytes, proto): (&[u8], &ModelProto),
+        cost: Option<models::Cost>,
+        source: InferenceModel,
+        threads: NonZeroUsize,
+    ) -> Result<Model, RuntimeError> {
+        let batch1 = optimise(&source, interface.fact(size, 1.into()))?;
         Ok(Model {
-            classes: frozen.contract.classes,
-            initializer_values: initializer_values(&frozen.proto),
-            meta: frozen.meta,
+            meta,
+            classes,
+            size,
+            interface,
             file_bytes: bytes.len(),
+            initializer_values: initializer_values(proto),
             cost,
             threads,
             source,
@@ -135,6 +223,34 @@ impl Model {
 
     pub fn classes(&self) -> usize {
         self.classes
+    }
+
+    /// The size of the pictures the model takes.
+    pub fn image_size(&self) -> ImageSize {
+        self.size
+    }
+
+    pub fn height(&self) -> usize {
+        self.size.height
+    }
+
+    pub fn width(&self) -> usize {
+        self.size.width
+    }
+
+    /// Bytes of one raw picture: `height x width x 3`.
+    pub fn image_bytes(&self) -> usize {
+        self.size.bytes()
+    }
+
+    /// How the pictures are normalised for another tool's classifier, run
+    /// without importing it; `None` for a squeezebox file, whose graph
+    /// does it.
+    pub fn normalise(&self) -> Option<&Normalise> {
+        match &self.interface {
+            Interface::Squeezebox => None,
+            Interface::Foreign { normalise, .. } => Some(normalise),
+        }
     }
 
     /// Size of the model file in bytes.
@@ -166,17 +282,18 @@ impl Model {
         self.threads
     }
 
-    /// Runs a batch of raw `32x32x3` RGB images laid end to end, in equal
-    /// shares (the last may be smaller) on up to [`Model::threads`] threads.
+    /// Runs a batch of raw RGB pictures of [`Model::image_size`] laid end
+    /// to end, in equal shares (the last may be smaller) on up to
+    /// [`Model::threads`] threads.
     pub fn run(&self, pixels: &[u8]) -> Result<Predictions, RuntimeError> {
-        let images = images(pixels)?;
+        let images = self.size.images(pixels)?;
         let share = images.div_ceil(self.threads.get().min(images));
         if share == images {
             return self.run_here(pixels);
         }
         thread::scope(|scope| {
             let workers = pixels
-                .chunks(share * IMAGE_BYTES)
+                .chunks(share * self.image_bytes())
                 .enumerate()
                 .map(|(i, part)| {
                     thread::Builder::new()
@@ -185,30 +302,48 @@ impl Model {
                         .map_err(|e| RuntimeError::Model(format!("cannot start a thread: {e}")))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            let mut all = Predictions {
-                classes: self.classes,
-                logits: Vec::with_capacity(images * self.classes),
-                probabilities: Vec::with_capacity(images * self.classes),
-            };
+            let mut all = Predictions::empty(self.classes, images);
             for worker in workers {
-                let part = worker
-                    .join()
-                    .map_err(|_| RuntimeError::Model("a runtime thread panicked".into()))??;
-                all.logits.extend(part.logits);
-                all.probabilities.extend(part.probabilities);
+                all.extend(
+                    worker
+                        .join()
+                        .map_err(|_| RuntimeError::Model("a runtime thread panicked".into()))??,
+                );
             }
             Ok(all)
         })
     }
 
-    /// Runs a batch on the calling thread.
+    /// Runs a batch on the calling thread: image by image where the graph
+    /// takes one at a time.
     fn run_here(&self, pixels: &[u8]) -> Result<Predictions, RuntimeError> {
-        let input = input(pixels)?;
+        let images = self.size.images(pixels)?;
+        if !matches!(self.interface, Interface::Foreign { single: true, .. }) {
+            return self.run_batch(pixels, images);
+        }
+        let mut all = Predictions::empty(self.classes, images);
+        for image in pixels.chunks(self.image_bytes()) {
+            all.extend(self.run_batch(image, 1)?);
+        }
+        Ok(all)
+    }
+
+    /// Runs `images` pictures through the plan for their batch size.
+    fn run_batch(&self, pixels: &[u8], images: usize) -> Result<Predictions, RuntimeError> {
         let outputs = self
-            .plan(pixels.len() / IMAGE_BYTES)?
-            .run(input)
+            .plan(images)?
+            .run(self.input(pixels)?)
             .map_err(|e| RuntimeError::Model(format!("inference failed: {e}")))?;
-        self.predictions(&outputs)
+        self.predictions(&outputs, images)
+    }
+
+    /// The plan's input for raw pictures laid end to end.
+    pub(crate) fn input(&self, pixels: &[u8]) -> Result<TVec<TValue>, RuntimeError> {
+        let tensor = match &self.interface {
+            Interface::Squeezebox => self.size.nhwc(pixels)?,
+            Interface::Foreign { normalise, .. } => normalise.nchw(self.size, pixels)?,
+        };
+        Ok(tvec!(tensor.into()))
     }
 
     /// The plan for single images, the one built at load.
@@ -232,57 +367,64 @@ impl Model {
         if let Some(plan) = plans.get(&batch) {
             return Ok(plan.clone());
         }
-        let plan = optimise(&self.source, batch)?;
+        let plan = optimise(&self.source, self.interface.fact(self.size, batch.into()))?;
         plans.insert(batch, plan.clone());
         Ok(plan)
     }
 
-    /// Reads the plan's `logits` and `probabilities` outputs.
-    fn predictions(&self, outputs: &[TValue]) -> Result<Predictions, RuntimeError> {
+    /// Reads the plan's logits and its probabilities, or computes these
+    /// from the logits where the graph gives none; either must hold
+    /// `images` rows of the model's classes.
+    fn predictions(&self, outputs: &[TValue], images: usize) -> Result<Predictions, RuntimeError> {
         let read = |t: &TValue| -> Result<Vec<f32>, RuntimeError> {
             let view = t
                 .to_plain_array_view::<f32>()
                 .map_err(|e| RuntimeError::Model(e.to_string()))?;
+            if view.len() != images * self.classes {
+                return Err(RuntimeError::Model(format!(
+                    "the model gave {:?} values for {images} images of {} classes",
+                    view.shape(),
+                    self.classes
+                )));
+            }
             Ok(view.iter().copied().collect())
+        };
+        let logits = read(&outputs[0])?;
+        let probabilities = match outputs.get(1) {
+            Some(p) => read(p)?,
+            None => softmax(&logits, self.classes),
         };
         Ok(Predictions {
             classes: self.classes,
-            logits: read(&outputs[0])?,
-            probabilities: read(&outputs[1])?,
+            logits,
+            probabilities,
         })
     }
 }
 
-/// How many raw images `pixels` holds: at least one, and whole.
-fn images(pixels: &[u8]) -> Result<usize, RuntimeError> {
-    let n = pixels.len() / IMAGE_BYTES;
-    if n == 0 || n * IMAGE_BYTES != pixels.len() {
-        return Err(RuntimeError::Input(format!(
-            "{} bytes is not a whole number of 32x32x3 images",
-            pixels.len()
-        )));
+impl Interface {
+    /// The plan's input fact for batches of `batch` pictures of `size`.
+    fn fact(&self, size: ImageSize, batch: TDim) -> TypedFact {
+        match self {
+            Interface::Squeezebox => size.nhwc_fact(batch),
+            Interface::Foreign { .. } => {
+                let (h, w) = (size.height.into(), size.width.into());
+                f32::fact([batch, ImageSize::CHANNELS.into(), h, w])
+            }
+        }
     }
-    Ok(n)
-}
-
-/// The plan's input for a batch of raw images laid end to end.
-pub(crate) fn input(pixels: &[u8]) -> Result<TVec<TValue>, RuntimeError> {
-    let n = images(pixels)?;
-    let batch = tract_ndarray::Array4::from_shape_vec((n, 32, 32, 3), pixels.to_vec())
-        .map_err(|e| RuntimeError::Input(e.to_string()))?;
-    Ok(tvec!(Tensor::from(batch).into()))
 }
 
 fn tract_err(e: TractError) -> RuntimeError {
     RuntimeError::Model(format!("tract cannot run this model: {e:#}"))
 }
 
-/// A runnable plan of `source` for batches of exactly `batch` images.
+/// A runnable plan of `source` for the `input` fact, one batch size.
 fn optimise(
     source: &InferenceModel,
-    batch: usize,
+    input: TypedFact,
 ) -> Result<Arc<TypedRunnableModel>, RuntimeError> {
-    kernels::runnable(source.clone(), batch.into()).map_err(tract_err)
+    kernels::runnable(source.clone(), input).map_err(tract_err)
 }
 
 fn initializer_values(proto: &ModelProto) -> usize {

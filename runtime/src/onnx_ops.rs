@@ -2,8 +2,12 @@
 //! compressor write. tract-onnx's own registry holds every ONNX op it
 //! knows, and each one registered links its code (tract-core's ops for
 //! every type, FFTs included) into every binary; registering these alone
-//! keeps label-image small enough for a board. A file with any other op
-//! fails to load, and the error names the op.
+//! keeps label-image small enough for a board. A squeezebox file with any
+//! other op fails to load, and the error names the op, on every build, so
+//! that a file that runs here runs on a board. Other tools' files
+//! ([`crate::foreign`]) are read with tract-onnx's whole registry where
+//! the `all-ops` feature is on (label-image's default; the ARM release
+//! builds leave it off and read these ops alone).
 
 use tract_onnx::model::OnnxOpRegister;
 use tract_onnx::ops::{array, cast, cumsum, math, nn, quant};
@@ -22,13 +26,31 @@ pub(crate) fn reader() -> Onnx {
     onnx
 }
 
+/// tract's ONNX reader for other tools' files, and its name in errors:
+/// every op tract-onnx knows.
+#[cfg(feature = "all-ops")]
+pub(crate) fn foreign_reader() -> (Onnx, &'static str) {
+    (tract_onnx::onnx(), "tract-onnx")
+}
+
+/// tract's ONNX reader for other tools' files, and its name in errors:
+/// the ops of squeezebox's files, in a build without `all-ops`.
+#[cfg(not(feature = "all-ops"))]
+pub(crate) fn foreign_reader() -> (Onnx, &'static str) {
+    (
+        reader(),
+        "this build (squeezebox's ops only, as on ARM boards)",
+    )
+}
+
 /// Fails on the first node of `graph` whose op `onnx` does not read,
-/// naming it, where tract would fail later and less clearly.
-pub(crate) fn check_ops(onnx: &Onnx, graph: &GraphProto) -> TractResult<()> {
+/// naming it and the `reader`, where tract would fail later and less
+/// clearly.
+pub(crate) fn check_ops(onnx: &Onnx, graph: &GraphProto, reader: &str) -> TractResult<()> {
     let unread = |node: &&NodeProto| !onnx.op_register.0.contains_key(&node.op_type);
     match graph.node.iter().find(unread) {
         Some(node) => bail!(
-            "node '{}' uses the ONNX op {}, which squeezebox's runtime does not read",
+            "node '{}' uses the ONNX op {}, which {reader} does not read",
             node.name,
             node.op_type
         ),

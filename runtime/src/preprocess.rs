@@ -1,6 +1,7 @@
-//! Pictures to model input: any decodable image becomes the 32x32 RGB bytes
-//! (HWC) every squeezebox model takes. The model standardises the pixels
-//! itself, so this only fixes size and colour type.
+//! Pictures to model input: any decodable image becomes the RGB bytes (HWC)
+//! at the size the model takes (32x32 for squeezebox's own). The model, or
+//! [`crate::foreign`] for another tool's, standardises the pixels, so this
+//! only fixes size and colour type.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -8,43 +9,53 @@ use std::path::Path;
 
 use image::{imageops, imageops::FilterType, DynamicImage, ImageReader, Rgb, RgbImage};
 
-use crate::RuntimeError;
+use crate::{ImageSize, RuntimeError};
 
-/// Side of the model's input, in pixels.
-const SIDE: u32 = models::graph::RAW_SIZE as u32;
-
-/// The model's input bytes for a picture of any size and colour type.
+/// The input bytes, at `size`, for a picture of any size and colour type.
 ///
 /// Grey becomes three equal channels and 16-bit channels are scaled to 8
 /// bits. Alpha is composited on black, so fully transparent pixels read as
-/// black whatever colour they happen to store. A non-square picture is
-/// centre-cropped to a square first, so objects keep their proportions as in
-/// CIFAR, then resized with a triangle filter, which averages the whole
-/// footprint of each output pixel when shrinking. A 32x32 RGB picture passes
-/// through unchanged.
-pub fn to_pixels(image: &DynamicImage) -> Result<Vec<u8>, RuntimeError> {
+/// black whatever colour they happen to store. A picture of another shape
+/// is centre-cropped to the model's shape first (a square for CIFAR's), so
+/// objects keep their proportions, then resized with a triangle filter,
+/// which averages the whole footprint of each output pixel when shrinking.
+/// An RGB picture of the model's size passes through unchanged.
+pub fn to_pixels(image: &DynamicImage, size: ImageSize) -> Result<Vec<u8>, RuntimeError> {
     let (w, h) = (image.width(), image.height());
     if w == 0 || h == 0 {
         return Err(RuntimeError::Input(format!("the image is {w}x{h}")));
     }
+    let (mw, mh) = (size.width as u64, size.height as u64);
+    // The largest centred region of the model's shape, rounded to pixels.
+    let (cw, ch) = if w as u64 * mh > h as u64 * mw {
+        (((h as u64 * mw + mh / 2) / mh).clamp(1, w as u64) as u32, h)
+    } else {
+        (w, ((w as u64 * mh + mw / 2) / mw).clamp(1, h as u64) as u32)
+    };
     let rgb = on_black(image);
-    let side = w.min(h);
-    let square = if w == h {
+    let cropped = if (cw, ch) == (w, h) {
         rgb
     } else {
-        imageops::crop_imm(&rgb, (w - side) / 2, (h - side) / 2, side, side).to_image()
+        imageops::crop_imm(&rgb, (w - cw) / 2, (h - ch) / 2, cw, ch).to_image()
     };
-    let sized = if side == SIDE {
-        square
+    let (tw, th) = (size.width as u32, size.height as u32);
+    let sized = if (cw, ch) == (tw, th) {
+        cropped
     } else {
-        imageops::resize(&square, SIDE, SIDE, FilterType::Triangle)
+        imageops::resize(&cropped, tw, th, FilterType::Triangle)
     };
     Ok(sized.into_raw())
 }
 
-/// Reads and decodes a PNG, JPEG or BMP file into the model's input bytes.
-/// The format comes from the file's content, not its name.
+/// Reads a picture as the input of squeezebox's own 32x32 models.
 pub fn load_image(path: &Path) -> Result<Vec<u8>, RuntimeError> {
+    load_image_sized(path, ImageSize::CIFAR)
+}
+
+/// Reads and decodes a PNG, JPEG or BMP file into the input bytes of a
+/// model of pictures of `size`. The format comes from the file's content,
+/// not its name.
+pub fn load_image_sized(path: &Path, size: ImageSize) -> Result<Vec<u8>, RuntimeError> {
     let fail = |why: String| RuntimeError::File {
         path: path.to_path_buf(),
         why,
@@ -56,7 +67,7 @@ pub fn load_image(path: &Path) -> Result<Vec<u8>, RuntimeError> {
     let image = reader
         .decode()
         .map_err(|e| fail(format!("not a readable image: {e}")))?;
-    to_pixels(&image).map_err(|e| fail(e.to_string()))
+    to_pixels(&image, size).map_err(|e| fail(e.to_string()))
 }
 
 /// Whether `path` holds a format [`load_image`] decodes, judged from its

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use models::onnx;
 use tract_onnx::prelude::*;
 
-use crate::model::input;
-use crate::{kernels, RuntimeError};
+use crate::{kernels, ImageSize, RuntimeError};
 
 /// A model whose outputs are the named values, for any batch size.
 pub struct Probe {
     names: Vec<String>,
+    size: ImageSize,
     plan: Arc<TypedRunnableModel>,
 }
 
@@ -31,7 +31,7 @@ impl Probe {
     /// Loads a squeezebox model (the same contract as [`crate::Model`]) with
     /// `values`, ONNX value names, as its outputs.
     pub fn from_bytes(bytes: &[u8], values: &[String]) -> Result<Probe, RuntimeError> {
-        onnx::decode(bytes)?;
+        let size = ImageSize::from(&onnx::decode(bytes)?.contract);
         if values.is_empty() {
             return Err(RuntimeError::Model(
                 "a probe needs at least one value".into(),
@@ -44,9 +44,10 @@ impl Probe {
             .map_err(tract_err)?;
         model.select_outputs_by_name(values).map_err(tract_err)?;
         let batch = model.sym("N");
-        let plan = kernels::runnable(model, batch.into()).map_err(tract_err)?;
+        let plan = kernels::runnable(model, size.nhwc_fact(batch.into())).map_err(tract_err)?;
         Ok(Probe {
             names: values.to_vec(),
+            size,
             plan,
         })
     }
@@ -56,10 +57,17 @@ impl Probe {
         &self.names
     }
 
-    /// Runs a batch of raw `32x32x3` images; one [`Value`] per name.
+    /// Bytes of one raw picture the model takes.
+    pub fn image_bytes(&self) -> usize {
+        self.size.bytes()
+    }
+
+    /// Runs a batch of raw pictures of the model's size; one [`Value`] per
+    /// name.
     pub fn run(&self, pixels: &[u8]) -> Result<Vec<Value>, RuntimeError> {
         let fail = |e: TractError| RuntimeError::Model(format!("inference failed: {e}"));
-        let outputs = self.plan.run(input(pixels)?).map_err(fail)?;
+        let input = tvec!(self.size.nhwc(pixels)?.into());
+        let outputs = self.plan.run(input).map_err(fail)?;
         outputs
             .iter()
             .map(|t| {

@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 use tract_onnx::prelude::TractError;
 use tract_onnx::tract_core::plan::eval;
 
-use crate::model::input;
-use crate::{Model, RuntimeError, IMAGE_BYTES};
+use crate::{Model, RuntimeError};
 
 /// The time spent in one type of op over the profiled runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,11 +33,11 @@ pub fn profile(model: &Model, pixels: &[u8], runs: usize) -> Result<Vec<OpTime>,
     }
     let fail = |e: TractError| RuntimeError::Model(format!("inference failed: {e}"));
     let mut by_op: HashMap<String, (usize, Duration)> = HashMap::new();
-    let batch = pixels.len() / IMAGE_BYTES;
+    let batch = model.image_size().images(pixels)?;
     let mut state = model.plan(batch)?.spawn().map_err(fail)?;
     for _ in 0..runs {
         state
-            .run_plan_with_eval(input(pixels)?, |ctx, op_state, node, inputs| {
+            .run_plan_with_eval(model.input(pixels)?, |ctx, op_state, node, inputs| {
                 let start = Instant::now();
                 let outputs = eval(ctx, op_state, node, inputs);
                 let entry = by_op.entry(node.op.name().to_string()).or_default();

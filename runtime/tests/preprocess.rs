@@ -7,8 +7,8 @@ use std::path::Path;
 use image::{
     DynamicImage, GrayAlphaImage, GrayImage, ImageBuffer, LumaA, Rgb, RgbImage, Rgba, RgbaImage,
 };
-use runtime::preprocess::{is_image, load_image, to_pixels};
-use runtime::IMAGE_BYTES;
+use runtime::preprocess::{is_image, load_image, load_image_sized, to_pixels};
+use runtime::{ImageSize, IMAGE_BYTES};
 
 fn save(dir: &Path, name: &str, image: DynamicImage) -> std::path::PathBuf {
     let path = dir.join(name);
@@ -98,8 +98,32 @@ fn wide_pictures_are_centre_cropped_not_squashed() {
         16..48 => Rgb([0, 255, 0]),
         _ => Rgb([0, 0, 255]),
     });
-    let pixels = to_pixels(&wide.into()).unwrap();
+    let pixels = to_pixels(&wide.into(), ImageSize::CIFAR).unwrap();
     assert!(pixels.chunks(3).all(|p| p == [0, 255, 0]));
+}
+
+#[test]
+fn pictures_take_the_models_size_and_shape() {
+    let size = ImageSize {
+        height: 48,
+        width: 64,
+    };
+    // A square picture for a 4:3 model: the middle 3/4 of its rows, where
+    // the top and bottom eighths are red and the rest green.
+    let square = RgbImage::from_fn(96, 96, |_, y| match y {
+        0..12 | 84.. => Rgb([255, 0, 0]),
+        _ => Rgb([0, 255, 0]),
+    });
+    let pixels = to_pixels(&square.into(), size).unwrap();
+    assert_eq!(pixels.len(), size.bytes());
+    assert!(pixels.chunks(3).all(|p| p == [0, 255, 0]));
+    // A picture of the model's size passes through unchanged.
+    let exact = RgbImage::from_fn(64, 48, |x, y| Rgb([x as u8, y as u8, 7]));
+    let pixels = to_pixels(&exact.clone().into(), size).unwrap();
+    assert_eq!(pixels, exact.into_raw());
+    // A file is read at the size asked for.
+    let cat = load_image_sized(&common::sample("cat-256.jpg"), size).unwrap();
+    assert_eq!(cat.len(), size.bytes());
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! The frozen model format: ONNX, written and read with prost.
 //!
-//! Every squeezebox model takes raw pixels, `uint8 [N,32,32,3]` named
-//! `pixels`, and returns `logits` and `probabilities`, `float [N,classes]`.
+//! Every squeezebox model takes raw pixels, `uint8 [N,H,W,3]` named
+//! `pixels` (32x32 for the zoo's CIFAR-10 nets), and returns `logits` and
+//! `probabilities`, `float [N,classes]`.
 //! Preprocessing lives in the graph, so any ONNX runtime gives the same
 //! answer from the same pixels.
 
@@ -22,7 +23,9 @@ pub mod proto {
 
 pub use export::{encode, export, OPSET};
 pub use metadata::{keys, Metadata};
-pub use read::{decode, read_weights, Contract, FrozenModel};
+pub use read::{
+    decode, decode_foreign, read_weights, Contract, ForeignModel, FrozenModel, MAX_SIDE,
+};
 pub use tensors::float_values;
 pub use validate::max_values;
 

@@ -11,7 +11,6 @@ use super::proto::{tensor_proto::DataType, GraphProto, NodeProto, TensorProto};
 use super::sparse::{drop_unused, stored_kernels};
 use super::tensors::{check_length, find, float_values, ints};
 use crate::error::ModelError;
-use crate::graph::RAW_SIZE;
 
 /// Values any file may ask for, whatever its size: 1 GiB of f32.
 const MAX_VALUES: u64 = 1 << 28;
@@ -64,10 +63,39 @@ impl Budget {
     }
 }
 
+/// What a file may hold: what its size and its pictures' size allow.
+pub struct Scope {
+    file_bytes: usize,
+    /// The larger side of the input images, which bounds kernels and pads.
+    side: usize,
+    /// Whether a Reshape may compute its shape, as other exporters write
+    /// it; squeezebox's files store every shape.
+    computed_shapes: bool,
+}
+
+impl Scope {
+    /// A squeezebox file's scope.
+    pub fn squeezebox(file_bytes: usize, side: usize) -> Scope {
+        Scope {
+            file_bytes,
+            side,
+            computed_shapes: false,
+        }
+    }
+
+    /// The scope of another tool's file.
+    pub fn foreign(file_bytes: usize, side: usize) -> Scope {
+        Scope {
+            computed_shapes: true,
+            ..Scope::squeezebox(file_bytes, side)
+        }
+    }
+}
+
 /// Checks every stored tensor and every node input that sizes a tensor or
 /// scales int8 data. The input/output contract is [`super::decode`]'s.
-pub fn validate(graph: &GraphProto, file_bytes: usize) -> Result<(), ModelError> {
-    let mut budget = Budget::new(file_bytes);
+pub fn validate(graph: &GraphProto, scope: &Scope) -> Result<(), ModelError> {
+    let mut budget = Budget::new(scope.file_bytes);
     let attribute_tensors = graph
         .node
         .iter()
@@ -100,8 +128,8 @@ pub fn validate(graph: &GraphProto, file_bytes: usize) -> Result<(), ModelError>
     }
     check_wiring(graph)?;
     for node in &graph.node {
-        check_attributes(node)?;
-        check_node(graph, node, &mut budget)?;
+        check_attributes(node, scope.side)?;
+        check_node(graph, node, scope, &mut budget)?;
     }
     Ok(())
 }
@@ -137,11 +165,12 @@ fn check_wiring(graph: &GraphProto) -> Result<(), ModelError> {
 const MAX_RANK: i64 = 4;
 
 /// The integer attributes that tract indexes or divides by, within what
-/// 2-D convolutions and pools over a 32x32 picture of rank-4 tensors
-/// allow: tract panics (or allocates without bound) on a stride of 0, a
-/// pad of 2^30, a missing pad, an axis or a permutation past the rank.
-fn check_attributes(node: &NodeProto) -> Result<(), ModelError> {
-    let side = RAW_SIZE as i64;
+/// 2-D convolutions and pools over a picture of `side` pixels a side, of
+/// rank-4 tensors, allow: tract panics (or allocates without bound) on a
+/// stride of 0, a pad of 2^30, a missing pad, an axis or a permutation
+/// past the rank.
+fn check_attributes(node: &NodeProto, side: usize) -> Result<(), ModelError> {
+    let side = side as i64;
     for a in &node.attribute {
         let name = a.name.as_deref().unwrap_or("");
         let values: Vec<i64> = a.i.into_iter().chain(a.ints.iter().copied()).collect();
@@ -169,7 +198,12 @@ fn check_attributes(node: &NodeProto) -> Result<(), ModelError> {
 }
 
 /// The checks on one node's inputs: shapes it builds, int8 parameters.
-fn check_node(graph: &GraphProto, node: &NodeProto, budget: &mut Budget) -> Result<(), ModelError> {
+fn check_node(
+    graph: &GraphProto,
+    node: &NodeProto,
+    scope: &Scope,
+    budget: &mut Budget,
+) -> Result<(), ModelError> {
     let stored = |i: usize| stored_input(graph, node, i);
     match node.op_type.as_deref().unwrap_or("") {
         "ConstantOfShape" => {
@@ -177,6 +211,9 @@ fn check_node(graph: &GraphProto, node: &NodeProto, budget: &mut Budget) -> Resu
             let values = product(&shape, name, |d| d >= 0, budget.total())?;
             budget.charge(name, values)?;
         }
+        "Reshape"
+            if scope.computed_shapes
+                && (node.input.get(1)).is_some_and(|shape| find(graph, shape).is_none()) => {}
         "Reshape" => {
             let (name, shape) = shape_input(stored(1)?)?;
             // No allocation of its own, but no larger than any tensor.
@@ -337,6 +374,13 @@ mod tests {
     use crate::onnx::proto::ValueInfoProto;
     use crate::onnx::sparse::Gaps;
 
+    /// A 1000-byte squeezebox file of 32x32 pictures.
+    const SCOPE: Scope = Scope {
+        file_bytes: 1000,
+        side: 32,
+        computed_shapes: false,
+    };
+
     /// A graph holding kernel `k` stored sparse, with its decoding
     /// ConstantOfShape and Reshape, as compress writes it.
     fn sparse_graph() -> GraphProto {
@@ -377,7 +421,7 @@ mod tests {
     }
 
     fn refusal(graph: &GraphProto) -> String {
-        validate(graph, 1000).unwrap_err().to_string()
+        validate(graph, &SCOPE).unwrap_err().to_string()
     }
 
     fn edited(name: &str, edit: impl FnOnce(&mut TensorProto)) -> GraphProto {
@@ -397,7 +441,7 @@ mod tests {
 
     #[test]
     fn an_honest_sparse_kernel_passes() {
-        validate(&sparse_graph(), 1000).unwrap();
+        validate(&sparse_graph(), &SCOPE).unwrap();
     }
 
     #[test]
@@ -459,7 +503,7 @@ mod tests {
                 .collect(),
             ..Default::default()
         };
-        validate(&zeros(&[&[1 << 10, 1 << 9]]), 1000).unwrap();
+        validate(&zeros(&[&[1 << 10, 1 << 9]]), &SCOPE).unwrap();
         let e = refusal(&zeros(&[&[1 << 15, 1 << 15]]));
         assert!(
             e.contains("tensor 's0': shape [32768, 32768] is invalid or asks"),
@@ -500,16 +544,18 @@ mod tests {
             ..Default::default()
         };
         let zero = || tensor("z", &[], DataType::Int8, vec![0]);
-        validate(&graph(0.5, zero()), 1000).unwrap();
+        validate(&graph(0.5, zero()), &SCOPE).unwrap();
         for bad in [f32::NAN, 0.0, -1.0, f32::INFINITY] {
-            let e = validate(&graph(bad, zero()), 1000).unwrap_err().to_string();
+            let e = validate(&graph(bad, zero()), &SCOPE)
+                .unwrap_err()
+                .to_string();
             assert!(
                 e.starts_with("tensor 's': scale") && e.contains("finite"),
                 "{e}"
             );
         }
         let wide = i64_tensor("z", &[], &[0]);
-        let e = validate(&graph(0.5, wide), 1000).unwrap_err().to_string();
+        let e = validate(&graph(0.5, wide), &SCOPE).unwrap_err().to_string();
         assert!(e.contains("int8 or uint8"), "{e}");
     }
 
@@ -521,8 +567,8 @@ mod tests {
             input: vec![pixels()],
             ..Default::default()
         };
-        validate(&graph(ints_attr("strides", &[2, 2])), 1000).unwrap();
-        validate(&graph(ints_attr("perm", &[0, 2, 3, 1])), 1000).unwrap();
+        validate(&graph(ints_attr("strides", &[2, 2])), &SCOPE).unwrap();
+        validate(&graph(ints_attr("perm", &[0, 2, 3, 1])), &SCOPE).unwrap();
         for (attr, says) in [
             (ints_attr("strides", &[0, 2]), "'strides' [0, 2]"),
             (ints_attr("strides", &[2]), "'strides' [2]"),
@@ -531,7 +577,7 @@ mod tests {
             (ints_attr("perm", &[0, 0, 1, 2]), "'perm'"),
             (int_attr("axis", -7), "'axis' [-7]"),
         ] {
-            let e = validate(&graph(attr), 1000).unwrap_err().to_string();
+            let e = validate(&graph(attr), &SCOPE).unwrap_err().to_string();
             assert!(
                 e.starts_with("node 'pool': attribute ") && e.contains(says),
                 "{e}"

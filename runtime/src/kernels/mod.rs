@@ -48,11 +48,13 @@ pub use quantize::PlaneQuantize;
 pub use softmax::PlaneSoftmax;
 pub use standardise::PlaneStandardise;
 
-/// `model`, its input `[batch, 32, 32, 3]` raw pixels, typed, optimised
-/// and runnable, with squeezebox's ops in place of tract's where they do
-/// the same faster.
-pub(crate) fn runnable(model: InferenceModel, batch: TDim) -> TractResult<Arc<TypedRunnableModel>> {
-    let input = u8::fact([batch, 32.into(), 32.into(), 3.into()]);
+/// `model`, its input of fact `input` (raw pixels of one batch size, or
+/// a foreign model's float planes), typed, optimised and runnable, with
+/// squeezebox's ops in place of tract's where they do the same faster.
+pub(crate) fn runnable(
+    model: InferenceModel,
+    input: TypedFact,
+) -> TractResult<Arc<TypedRunnableModel>> {
     let mut typed = model.with_input_fact(0, input.into())?.into_typed()?;
     swap_convs(&mut typed)?;
     let mut optimised = typed.into_optimized()?;
