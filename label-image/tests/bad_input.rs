@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 
 use common::mutants::{edit, initializer, set_i64s};
-use common::{label_image, random_model, sample};
+use common::{label_image, random_model, sample, torch_export};
 use models::onnx::proto::{
     tensor_proto::DataType, tensor_shape_proto::dimension::Value as Dim, type_proto,
 };
@@ -146,6 +146,118 @@ fn hostile_model_files() {
             &[name, says],
         );
     }
+}
+
+/// Another tool's classifier (export_nets.py's ResNet, opset 13), and
+/// `--mean`/`--std`, each wrong in one way.
+#[test]
+fn unusable_foreign_files_and_normalisations() {
+    let dir = tempfile::tempdir().unwrap();
+    let resnet = torch_export(dir.path(), "resnet");
+    let bytes = std::fs::read(&resnet).unwrap();
+    let write = |name: &str, change: &dyn Fn(&mut models::onnx::proto::ModelProto)| {
+        let file = dir.path().join(name);
+        std::fs::write(&file, edit(&bytes, change)).unwrap();
+        file
+    };
+    let set_dim = |proto: &mut models::onnx::proto::ModelProto, axis: usize, value: Dim| {
+        let input = &mut proto.graph.as_mut().unwrap().input[0];
+        if let Some(type_proto::Value::TensorType(t)) =
+            input.r#type.as_mut().unwrap().value.as_mut()
+        {
+            t.shape.as_mut().unwrap().dim[axis].value = Some(value);
+        }
+    };
+    let two_inputs = write("two-inputs.onnx", &|p| {
+        let graph = p.graph.as_mut().unwrap();
+        let mut extra = graph.input[0].clone();
+        extra.name = Some("extra".into());
+        graph.input.push(extra);
+    });
+    let grey = write("grey.onnx", &|p| set_dim(p, 1, Dim::DimValue(1)));
+    let symbolic = write("symbolic.onnx", &|p| {
+        set_dim(p, 2, Dim::DimParam("height".into()))
+    });
+    let unknown_op = write("unknown-op.onnx", &|p| {
+        let node = &mut p.graph.as_mut().unwrap().node[0];
+        node.op_type = Some("NoSuchOp".into());
+    });
+    let labels = dir.path().join("nine.txt");
+    std::fs::write(&labels, "a\nb\nc\nd\ne\nf\ng\nh\ni\n").unwrap();
+    let cat = sample("cat.png");
+    let (mean, std) = ("0.5,0.5,0.5", "0.25,0.25,0.25");
+    let foreign = |model: &Path, mean: &str, std: &str| {
+        rejected(&[
+            "--model",
+            path(model),
+            "--mean",
+            mean,
+            "--std",
+            std,
+            path(&cat),
+        ])
+    };
+    assert_has(
+        &foreign(&two_inputs, mean, std),
+        &["two-inputs.onnx", "2 inputs"],
+    );
+    assert_has(
+        &foreign(&grey, mean, std),
+        &["grey.onnx", "float [?,1,32,32]", "[N,3,H,W]"],
+    );
+    assert_has(
+        &foreign(&symbolic, mean, std),
+        &["symbolic.onnx", "symbolic height or width"],
+    );
+    assert_has(
+        &foreign(&unknown_op, mean, std),
+        &["unknown-op.onnx", "the ONNX op NoSuchOp", "does not read"],
+    );
+    assert_has(
+        &foreign(&resnet, "0.5,0.5", std),
+        &["resnet.onnx", "2 mean values"],
+    );
+    assert_has(
+        &foreign(&resnet, mean, "0.2,0.2,0.2,0.2"),
+        &["resnet.onnx", "4 std values"],
+    );
+    assert_has(
+        &foreign(&resnet, mean, "0.2,0,0.2"),
+        &["resnet.onnx", "std 0", "above 0"],
+    );
+    assert_has(
+        &foreign(&resnet, mean, "0.2,-0.1,0.2"),
+        &["std -0.1", "above 0"],
+    );
+    assert_has(
+        &rejected(&[
+            "--model",
+            path(&resnet),
+            "--mean",
+            mean,
+            "--std",
+            std,
+            "--labels",
+            path(&labels),
+            path(&cat),
+        ]),
+        &["nine.txt", "9 labels", "10 classes"],
+    );
+    // Without --mean and --std it is not a squeezebox file; with them, a
+    // squeezebox file would be normalised twice.
+    assert_has(
+        &rejected(&["--model", path(&resnet), path(&cat)]),
+        &[
+            "resnet.onnx",
+            "not a squeezebox model",
+            "give --mean and --std",
+        ],
+    );
+    let squeeze1 = random_model("squeeze1");
+    assert_has(
+        &foreign(&squeeze1.path, mean, std),
+        &["squeeze1.onnx", "drop --mean and --std"],
+    );
 }
 
 #[test]

@@ -10,11 +10,16 @@ use crate::{onnx_ops, ImageSize, RuntimeError};
 
 /// Parses the file `bytes` of `model` into a tract model whose outputs are
 /// the logits and, where the graph ends in Softmax, the probabilities.
+/// The shapes the file gives its intermediate values and outputs are left
+/// to tract to infer: exporters name the batch axis there (`batch`), which
+/// tract would hold against the batch of each plan.
 pub(crate) fn parse(mut bytes: &[u8], model: &ForeignModel) -> TractResult<InferenceModel> {
     let (onnx, reader) = onnx_ops::foreign_reader();
-    let proto = onnx.proto_model_for_read(&mut bytes)?;
-    if let Some(graph) = proto.graph.as_ref() {
+    let mut proto = onnx.proto_model_for_read(&mut bytes)?;
+    if let Some(graph) = proto.graph.as_mut() {
         onnx_ops::check_ops(&onnx, graph, reader)?;
+        graph.value_info.clear();
+        graph.output.iter_mut().for_each(|o| o.r#type = None);
     }
     let mut parsed = onnx.model_for_proto_model(&proto)?;
     if let Some((logits, probabilities)) = &model.softmax {

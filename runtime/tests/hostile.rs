@@ -6,13 +6,16 @@
 
 mod common;
 
+use std::num::NonZeroUsize;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::mutants::mutants;
+use common::torch_export;
 use models::onnx::{self, sparse::densify};
-use runtime::{Model, IMAGE_BYTES};
+use runtime::foreign::Normalise;
+use runtime::{Model, RuntimeError, IMAGE_BYTES};
 
 /// One of each kind of file in models/: dense f32, int8, pruned with
 /// sparse storage at three sparsities, thinned, and pruned then quantized
@@ -54,6 +57,22 @@ fn read_everywhere(bytes: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// What label-image does with another tool's classifier: load it with a
+/// normalisation and run one picture.
+fn read_foreign(bytes: &[u8]) -> Result<(), String> {
+    let one_line = |e: RuntimeError| {
+        let e = e.to_string();
+        assert!(!e.is_empty() && !e.contains('\n'), "not one line: {e:?}");
+        e
+    };
+    let normalise = Normalise::new(&[0.5; 3], &[0.25; 3]).unwrap();
+    let model = Model::foreign_from_bytes(bytes, normalise, NonZeroUsize::MIN).map_err(one_line)?;
+    model
+        .run(&vec![128; model.image_bytes()])
+        .map_err(one_line)?;
+    Ok(())
+}
+
 /// Tallies of a run over mutants, and what went wrong, one line each.
 #[derive(Default)]
 struct Tally {
@@ -69,21 +88,33 @@ impl Tally {
         for (i, file) in FILES.iter().enumerate() {
             let bytes = std::fs::read(models.join(format!("{file}.onnx"))).unwrap();
             let seed = seed * FILES.len() as u64 + i as u64;
-            for mutant in mutants(&bytes, seed, count) {
-                let start = Instant::now();
-                match catch_unwind(AssertUnwindSafe(|| read_everywhere(&mutant.bytes))) {
-                    Ok(Ok(())) => self.loaded += 1,
-                    Ok(Err(_)) => self.refused += 1,
-                    Err(_) => self.fail(file, seed, &mutant.what, "panicked"),
-                }
-                if start.elapsed() > LIMIT {
-                    self.fail(
-                        file,
-                        seed,
-                        &mutant.what,
-                        &format!("took {:?}", start.elapsed()),
-                    );
-                }
+            self.run_on(file, &bytes, seed, count, read_everywhere);
+        }
+    }
+
+    /// Runs `count` mutants of `bytes`, the file `file`, through `read`.
+    fn run_on(
+        &mut self,
+        file: &str,
+        bytes: &[u8],
+        seed: u64,
+        count: usize,
+        read: fn(&[u8]) -> Result<(), String>,
+    ) {
+        for mutant in mutants(bytes, seed, count) {
+            let start = Instant::now();
+            match catch_unwind(AssertUnwindSafe(|| read(&mutant.bytes))) {
+                Ok(Ok(())) => self.loaded += 1,
+                Ok(Err(_)) => self.refused += 1,
+                Err(_) => self.fail(file, seed, &mutant.what, "panicked"),
+            }
+            if start.elapsed() > LIMIT {
+                self.fail(
+                    file,
+                    seed,
+                    &mutant.what,
+                    &format!("took {:?}", start.elapsed()),
+                );
             }
         }
     }
@@ -109,6 +140,19 @@ fn shipped_files_pass() {
         let bytes = std::fs::read(models.join(format!("{file}.onnx"))).unwrap();
         read_everywhere(&bytes).unwrap_or_else(|e| panic!("{file}: {e}"));
     }
+}
+
+/// Mutants of a `torch.onnx.export` file (export_nets.py's ResNet), read as
+/// label-image reads other tools' classifiers, with tract-onnx's whole
+/// registry where `all-ops` is on.
+#[test]
+fn mutated_foreign_files_load_or_are_refused_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(torch_export(dir.path(), "resnet")).unwrap();
+    read_foreign(&bytes).unwrap();
+    let mut tally = Tally::default();
+    tally.run_on("resnet.onnx", &bytes, 0, PER_FILE * 2, read_foreign);
+    tally.check();
 }
 
 #[test]

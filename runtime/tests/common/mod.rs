@@ -100,3 +100,76 @@ fn weights_for(graph: &Graph) -> Weights {
         })
         .collect()
 }
+
+/// Runs `tests/python/SCRIPT` with `args` in the Python that has torch,
+/// onnx and onnxruntime (`$SQUEEZEBOX_PYTHON`, else `.venv`'s, which
+/// scripts/setup.sh installs); its stdout.
+pub fn python<S: AsRef<std::ffi::OsStr>>(script: &str, args: &[S]) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = std::env::var_os("SQUEEZEBOX_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join(".venv/bin/python"));
+    let out = std::process::Command::new(&python)
+        .arg(root.join("tests/python").join(script))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {} (scripts/setup.sh): {e}", python.display()));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{script} failed: {stderr}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `net` of export_nets.py as `torch.onnx.export` writes it at opset 13
+/// (float [N,3,32,32] in, 10 classes out), in `dir`.
+pub fn torch_export(dir: &Path, net: &str) -> PathBuf {
+    let path = dir.join(format!("{net}.onnx"));
+    python("export_nets.py", &[net.as_ref(), path.as_os_str()]);
+    path
+}
+
+/// export_nets.py's ResNet behind squeezebox's contract, taking pictures
+/// 64 wide and 48 high (tests/python/squeezebox_net.py), in `dir`.
+pub fn squeezebox_64x48(dir: &Path) -> PathBuf {
+    let path = dir.join("wide.onnx");
+    python(
+        "squeezebox_net.py",
+        &[
+            path.as_os_str(),
+            "--size".as_ref(),
+            "48".as_ref(),
+            "64".as_ref(),
+        ],
+    );
+    path
+}
+
+/// onnxruntime's probabilities, one row per picture, for raw `pixels` of
+/// `height` x `width`: a squeezebox file takes them as they are
+/// (tests/python/onnxruntime_pixels.py); with `normalise` (mean, std),
+/// another tool's classifier takes them standardised
+/// (tests/python/onnxruntime_probabilities.py).
+pub fn onnxruntime_probabilities(
+    model: &Path,
+    pixels: &[u8],
+    (height, width): (usize, usize),
+    normalise: Option<([f32; 3], [f32; 3])>,
+) -> Vec<Vec<f32>> {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("pixels.raw");
+    std::fs::write(&raw, pixels).unwrap();
+    let mut args: Vec<String> = vec![
+        model.display().to_string(),
+        raw.display().to_string(),
+        height.to_string(),
+        width.to_string(),
+    ];
+    let script = match normalise {
+        None => "onnxruntime_pixels.py",
+        Some(values) => {
+            let list = |v: [f32; 3]| v.map(|x| x.to_string()).join(",");
+            args.extend([list(values.0), list(values.1)]);
+            "onnxruntime_probabilities.py"
+        }
+    };
+    serde_json::from_str(&python(script, &args)).unwrap()
+}
