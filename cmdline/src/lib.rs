@@ -47,6 +47,40 @@ where
     RangedU64ValueParser::new().range(1..)
 }
 
+/// One number per colour channel, R,G,B: a mean or a standard deviation
+/// of pixels on a 0-1 scale (torchvision's convention).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Channels(pub [f32; 3]);
+
+/// Parses `R,G,B`: three finite numbers.
+pub fn channels(text: &str) -> Result<Channels, String> {
+    let values = text
+        .split(',')
+        .map(|v| {
+            v.trim()
+                .parse::<f32>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| format!("'{}' is not a number", v.trim()))
+        })
+        .collect::<Result<Vec<f32>, String>>()?;
+    let [r, g, b] = values[..] else {
+        return Err(format!("{} values where R,G,B needs 3", values.len()));
+    };
+    Ok(Channels([r, g, b]))
+}
+
+/// Parses `R,G,B` of a standard deviation: three numbers above zero.
+pub fn positive_channels(text: &str) -> Result<Channels, String> {
+    let c = channels(text)?;
+    match c.0.iter().find(|&&v| v <= 0.0) {
+        Some(v) => Err(format!(
+            "{v} is not above zero; a standard deviation divides"
+        )),
+        None => Ok(c),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,6 +97,22 @@ mod tests {
         for bad in ["0", "-1", "two"] {
             assert!(Args::try_parse_from(["x", "--runs", bad]).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn channels_take_three_numbers_and_deviations_above_zero() {
+        assert_eq!(
+            channels("0.485, 0.456,0.406"),
+            Ok(Channels([0.485, 0.456, 0.406]))
+        );
+        assert!(channels("0.5,0.5").unwrap_err().contains("2 values"));
+        assert!(channels("0.5,x,0.5").unwrap_err().contains("'x'"));
+        assert!(channels("0.5,inf,0.5").is_err());
+        assert!(positive_channels("0.2,0,0.2")
+            .unwrap_err()
+            .contains("above zero"));
+        assert!(positive_channels("0.2,-1,0.2").is_err());
+        assert_eq!(positive_channels("1,1,1"), Ok(Channels([1.0; 3])));
     }
 
     #[test]

@@ -22,6 +22,32 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Turn a standard ONNX image classifier (torch.onnx.export's, say)
+    /// into a squeezebox model that takes raw pixels, with its
+    /// normalisation in the graph, its labels and its layer graph.
+    Import {
+        /// The ONNX classifier to read: one float [N,3,H,W] input.
+        model: PathBuf,
+        /// Where to write the squeezebox model.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Per-channel mean of the training pictures on a 0-1 scale, R,G,B
+        /// (torchvision's convention; ImageNet's is 0.485,0.456,0.406).
+        #[arg(long, value_name = "R,G,B", value_parser = cmdline::channels)]
+        mean: cmdline::Channels,
+        /// Per-channel standard deviation on a 0-1 scale, R,G,B (ImageNet's
+        /// is 0.229,0.224,0.225).
+        #[arg(long, value_name = "R,G,B", value_parser = cmdline::positive_channels)]
+        std: cmdline::Channels,
+        /// Class names, one per line, as many as the model's outputs
+        /// [default: the class numbers].
+        #[arg(long, value_name = "FILE")]
+        labels: Option<PathBuf>,
+        /// The architecture's name in the metadata [default: the file's
+        /// name without .onnx].
+        #[arg(long)]
+        arch: Option<String>,
+    },
     /// Store the weights as float16 (half the bytes), computing in float32.
     /// The same as `quantize --fp16`.
     Fp16 {
@@ -217,6 +243,14 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> Result<(), String> {
     match command {
+        Command::Import {
+            model,
+            output,
+            mean,
+            std,
+            labels,
+            arch,
+        } => import(&model, &output, mean, std, labels.as_deref(), arch),
         Command::Fp16 { model, output } => fp16(&model, &output),
         Command::Quantize {
             model,
@@ -504,6 +538,48 @@ fn static_int8(
         println!("boundary: {} of '{}' for {}", b.op, b.value, b.reason);
     }
     Ok(q)
+}
+
+fn import(
+    model: &Path,
+    output: &Path,
+    mean: cmdline::Channels,
+    std: cmdline::Channels,
+    labels: Option<&Path>,
+    arch: Option<String>,
+) -> Result<(), String> {
+    let bytes =
+        std::fs::read(model).map_err(|e| format!("{}: cannot read: {e}", model.display()))?;
+    let arch = arch.unwrap_or_else(|| {
+        let stem = model.file_stem().unwrap_or_default().to_string_lossy();
+        stem.split('.').next().unwrap_or_default().to_string()
+    });
+    let normalise = models::graph::Normalise::Channels {
+        mean: mean.0,
+        std: std.0,
+    };
+    let in_file = |e: models::ModelError| format!("{}: {e}", model.display());
+    let imported = models::onnx::import::import(&bytes, &arch, normalise).map_err(in_file)?;
+    let labels = match labels {
+        Some(path) => models::labels::read(path, imported.classes).map_err(|e| e.to_string())?,
+        None => (0..imported.classes).map(|c| c.to_string()).collect(),
+    };
+    let mut meta = models::onnx::Metadata::new(&imported.graph, labels);
+    let source = model.file_name().unwrap_or_default().to_string_lossy();
+    meta.extra
+        .insert("imported_from".into(), source.into_owned());
+    let proto = models::onnx::encode(&imported.graph, &imported.weights, &meta).map_err(in_file)?;
+    let cost = models::cost(&imported.graph).map_err(in_file)?;
+    println!(
+        "{arch}: {} layers, {} parameters, {} MACs per {}x{} image, {} classes",
+        imported.graph.nodes.len() - 1,
+        models::cost::grouped(cost.params),
+        models::cost::grouped(cost.macs),
+        imported.graph.preprocess.height,
+        imported.graph.preprocess.width,
+        imported.classes,
+    );
+    write(output, proto, bytes.len())
 }
 
 fn fp16(model: &Path, output: &Path) -> Result<(), String> {

@@ -52,12 +52,21 @@ pub fn cost(graph: &Graph) -> Result<Cost, ModelError> {
                 let m = n * in_c;
                 (m, 2 * m + if bias { n } else { 0 })
             }
-            Op::MaxPool { kernel, .. } => (0, n * kernel * kernel),
+            Op::MaxPool { kernel, .. } | Op::AvgPool { kernel, .. } => (0, n * kernel * kernel),
             Op::GlobalAvgPool => (0, input.map(|s| s.numel()).unwrap_or(0)),
             Op::Lrn { size, .. } => (0, n * (2 * size + 4)),
             Op::BatchNorm { .. } => (0, 2 * n),
             Op::LayerNorm { .. } => (0, 6 * n),
-            Op::Relu | Op::Gelu | Op::ChannelScale | Op::Scale { .. } => (0, n),
+            Op::Relu
+            | Op::Gelu
+            | Op::ChannelScale
+            | Op::Scale { .. }
+            | Op::Clip { .. }
+            | Op::LeakyRelu { .. }
+            | Op::Sigmoid
+            | Op::HardSigmoid { .. }
+            | Op::Mul => (0, n),
+            Op::HardSwish => (0, 2 * n),
             Op::Add => (0, n * (node.inputs.len() - 1)),
             Op::Input | Op::Flatten | Op::Concat | Op::Dropout { .. } => (0, 0),
         };

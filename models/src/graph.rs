@@ -13,17 +13,74 @@ use crate::error::ModelError;
 /// Index of a node in [`Graph::nodes`]; also names the value it produces.
 pub type NodeId = usize;
 
-/// What the graph does to the raw `uint8 [N,32,32,3]` pixels before node 0.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// What the graph does to the raw `uint8 [N,height,width,3]` pixels before
+/// node 0.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Preprocess {
-    /// Side of the centre crop fed to the network: 32 (none) or 24.
-    pub crop: usize,
+    /// Side of the centre crop fed to the network; `None`, or a side no
+    /// smaller than the picture, feeds the whole picture.
+    pub crop: Option<usize>,
+    /// Size of the raw pictures the model takes: squeezebox's own models
+    /// take CIFAR's 32x32, an imported model the size it was exported at.
+    #[serde(default = "raw_size")]
+    pub height: usize,
+    #[serde(default = "raw_size")]
+    pub width: usize,
+    #[serde(default, skip_serializing_if = "Normalise::is_per_image")]
+    pub normalise: Normalise,
 }
 
-/// Side of the raw images every squeezebox model takes.
+fn raw_size() -> usize {
+    RAW_SIZE
+}
+
+impl Preprocess {
+    /// The preprocessing of squeezebox's own models: 32x32 pictures,
+    /// centre-cropped to `crop`, each standardised on its own.
+    pub fn cifar(crop: usize) -> Preprocess {
+        Preprocess {
+            crop: Some(crop),
+            height: RAW_SIZE,
+            width: RAW_SIZE,
+            normalise: Normalise::PerImage,
+        }
+    }
+
+    /// Height and width of the image node 0 holds.
+    pub fn input_size(&self) -> (usize, usize) {
+        match self.crop {
+            Some(c) if c < self.height || c < self.width => (c, c),
+            _ => (self.height, self.width),
+        }
+    }
+}
+
+/// How pixels become the network's input values.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Normalise {
+    /// Each image shifted and scaled to mean 0, standard deviation 1, as
+    /// TensorFlow's `per_image_standardization` (the seed models).
+    #[default]
+    PerImage,
+    /// torchvision's convention: `(pixel / 255 - mean) / std` per channel.
+    Channels { mean: [f32; 3], std: [f32; 3] },
+}
+
+impl Normalise {
+    fn is_per_image(&self) -> bool {
+        *self == Normalise::PerImage
+    }
+}
+
+/// Side of the raw images squeezebox's own models take.
 pub const RAW_SIZE: usize = 32;
 /// Colour channels of the raw images.
 pub const RAW_CHANNELS: usize = 3;
+
+/// Explicit padding `[top, left, bottom, right]`, as exporters write it;
+/// a layer without one pads as TensorFlow's SAME.
+pub type Pads = [usize; 4];
 
 /// One layer. Layers with learned values name them through [`Graph::params`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,6 +96,8 @@ pub enum Op {
         stride: usize,
         groups: usize,
         bias: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pads: Option<Pads>,
     },
     /// Fully connected layer on a flat vector.
     Dense {
@@ -63,10 +122,36 @@ pub enum Op {
     Relu,
     /// GELU, exact (erf) form.
     Gelu,
-    /// Max pooling with SAME padding.
+    /// Clamps to `[min, max]`: ReLU6 is `Clip { min: 0, max: 6 }`.
+    Clip {
+        min: f32,
+        max: f32,
+    },
+    LeakyRelu {
+        alpha: f32,
+    },
+    Sigmoid,
+    /// `clamp(alpha * x + beta, 0, 1)`.
+    HardSigmoid {
+        alpha: f32,
+        beta: f32,
+    },
+    /// `x * relu6(x + 3) / 6`.
+    HardSwish,
+    /// Max pooling; padded positions never win.
     MaxPool {
         kernel: usize,
         stride: usize,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pads: Option<Pads>,
+    },
+    /// Average pooling; with `count_include_pad` padded zeros count in the
+    /// mean (PyTorch's default), without it only the image's values do.
+    AvgPool {
+        kernel: usize,
+        stride: usize,
+        pads: Option<Pads>,
+        count_include_pad: bool,
     },
     GlobalAvgPool,
     /// Local response normalisation across channels, in ONNX's convention:
@@ -83,6 +168,9 @@ pub enum Op {
     Concat,
     /// Element-wise sum (residual connection).
     Add,
+    /// Element-wise product of two maps; a `[C,1,1]` map scales each
+    /// channel of the other (squeeze-and-excitation).
+    Mul,
     /// Dropout: active in training only, absent from the exported graph.
     Dropout {
         p: f32,
@@ -165,6 +253,36 @@ pub fn same_padding(input: usize, kernel: usize, stride: usize) -> (usize, usize
     (total / 2, total - total / 2, out)
 }
 
+/// A sliding window's padding `[top, left, bottom, right]` and output
+/// height and width over an `h` x `w` map: `pads` where given, else SAME.
+/// `None` where the window does not fit the padded map.
+pub fn window(
+    pads: Option<Pads>,
+    (h, w): (usize, usize),
+    kernel: usize,
+    stride: usize,
+) -> Option<(Pads, usize, usize)> {
+    if kernel == 0 || stride == 0 {
+        return None;
+    }
+    match pads {
+        None => {
+            let (t, b, oh) = same_padding(h, kernel, stride);
+            let (l, r, ow) = same_padding(w, kernel, stride);
+            Some(([t, l, b, r], oh, ow))
+        }
+        Some([t, l, b, r]) => {
+            let out = |size: usize, before: usize, after: usize| {
+                let padded = size + before + after;
+                // A pad as wide as the window would make outputs of padding alone.
+                (padded >= kernel && before < kernel && after < kernel)
+                    .then(|| (padded - kernel) / stride + 1)
+            };
+            Some(([t, l, b, r], out(h, t, b)?, out(w, l, r)?))
+        }
+    }
+}
+
 /// A network: architecture name, preprocessing and layers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Graph {
@@ -193,109 +311,7 @@ impl Graph {
                     node.name
                 )));
             }
-            let bad =
-                |why: String| ModelError::Graph(format!("node {} ({}): {why}", id, node.name));
-            if node.inputs.iter().any(|&i| i >= id) {
-                return Err(bad("reads a later node".into()));
-            }
-            let ins: Vec<Shape> = node.inputs.iter().map(|&i| shapes[i]).collect();
-            let want_inputs = match node.op {
-                Op::Input if id == 0 => 0,
-                Op::Input => return Err(bad("only node 0 may be the input".into())),
-                Op::Concat | Op::Add => ins.len().max(2),
-                _ => 1,
-            };
-            if ins.len() != want_inputs {
-                return Err(bad(format!(
-                    "expects {want_inputs} inputs, has {}",
-                    ins.len()
-                )));
-            }
-            let map = |s: Shape| match s {
-                Shape::Map { c, h, w } => Ok((c, h, w)),
-                Shape::Flat(_) => Err(bad("needs a feature map, got a vector".into())),
-            };
-            let shape = match node.op {
-                Op::Input => {
-                    let s = self.preprocess.crop;
-                    Shape::Map {
-                        c: RAW_CHANNELS,
-                        h: s,
-                        w: s,
-                    }
-                }
-                Op::Conv {
-                    out,
-                    kernel,
-                    stride,
-                    groups,
-                    ..
-                } => {
-                    let (c, h, w) = map(ins[0])?;
-                    if groups == 0
-                        || c % groups != 0
-                        || out % groups != 0
-                        || kernel == 0
-                        || stride == 0
-                    {
-                        return Err(bad(format!(
-                            "conv {c}->{out} k{kernel} s{stride} g{groups} does not fit"
-                        )));
-                    }
-                    let (_, _, oh) = same_padding(h, kernel, stride);
-                    let (_, _, ow) = same_padding(w, kernel, stride);
-                    Shape::Map {
-                        c: out,
-                        h: oh,
-                        w: ow,
-                    }
-                }
-                Op::MaxPool { kernel, stride } => {
-                    let (c, h, w) = map(ins[0])?;
-                    let (_, _, oh) = same_padding(h, kernel, stride);
-                    let (_, _, ow) = same_padding(w, kernel, stride);
-                    Shape::Map { c, h: oh, w: ow }
-                }
-                Op::Dense { out, .. } => match ins[0] {
-                    Shape::Flat(_) => Shape::Flat(out),
-                    Shape::Map { .. } => return Err(bad("dense needs a flat vector".into())),
-                },
-                Op::GlobalAvgPool => {
-                    let (c, _, _) = map(ins[0])?;
-                    Shape::Map { c, h: 1, w: 1 }
-                }
-                Op::Flatten => Shape::Flat(ins[0].numel()),
-                Op::Lrn { .. } => {
-                    map(ins[0])?;
-                    ins[0]
-                }
-                Op::Concat => {
-                    let (_, h, w) = map(ins[0])?;
-                    let mut c = 0;
-                    for s in &ins {
-                        let (ci, hi, wi) = map(*s)?;
-                        if (hi, wi) != (h, w) {
-                            return Err(bad("concatenated maps differ in size".into()));
-                        }
-                        c += ci;
-                    }
-                    Shape::Map { c, h, w }
-                }
-                Op::Add => {
-                    if ins.iter().any(|s| *s != ins[0]) {
-                        return Err(bad(format!("added shapes differ: {ins:?}")));
-                    }
-                    ins[0]
-                }
-                Op::BatchNorm { .. }
-                | Op::LayerNorm { .. }
-                | Op::ChannelScale
-                | Op::Scale { .. }
-                | Op::Relu
-                | Op::Gelu
-                | Op::Dropout { .. } => ins[0],
-            };
-            shapes.push(shape);
+            shapes.push(self.shape_of(id, &shapes)?);
         }
         if self.output >= shapes.len() {
             return Err(ModelError::Graph(format!(
@@ -304,6 +320,148 @@ impl Graph {
             )));
         }
         Ok(shapes)
+    }
+
+    /// The shape of node `id`'s output, given the shapes of the nodes
+    /// before it; checks that the layer fits its inputs.
+    pub fn shape_of(&self, id: NodeId, shapes: &[Shape]) -> Result<Shape, ModelError> {
+        let node = &self.nodes[id];
+        let bad = |why: String| ModelError::Graph(format!("node {} ({}): {why}", id, node.name));
+        if node.inputs.iter().any(|&i| i >= id) {
+            return Err(bad("reads a later node".into()));
+        }
+        let ins: Vec<Shape> = node.inputs.iter().map(|&i| shapes[i]).collect();
+        let want_inputs = match node.op {
+            Op::Input if id == 0 => 0,
+            Op::Input => return Err(bad("only node 0 may be the input".into())),
+            Op::Concat | Op::Add => ins.len().max(2),
+            Op::Mul => 2,
+            _ => 1,
+        };
+        if ins.len() != want_inputs {
+            return Err(bad(format!(
+                "expects {want_inputs} inputs, has {}",
+                ins.len()
+            )));
+        }
+        let map = |s: Shape| match s {
+            Shape::Map { c, h, w } => Ok((c, h, w)),
+            Shape::Flat(_) => Err(bad("needs a feature map, got a vector".into())),
+        };
+        let shape = match node.op {
+            Op::Input => {
+                let (h, w) = self.preprocess.input_size();
+                Shape::Map {
+                    c: RAW_CHANNELS,
+                    h,
+                    w,
+                }
+            }
+            Op::Conv {
+                out,
+                kernel,
+                stride,
+                groups,
+                pads,
+                ..
+            } => {
+                let (c, h, w) = map(ins[0])?;
+                let fits = groups != 0 && c % groups == 0 && out % groups == 0;
+                match window(pads, (h, w), kernel, stride) {
+                    Some((_, oh, ow)) if fits => Shape::Map {
+                        c: out,
+                        h: oh,
+                        w: ow,
+                    },
+                    _ => {
+                        return Err(bad(format!(
+                        "conv {c}->{out} k{kernel} s{stride} g{groups} does not fit a {h}x{w} map"
+                    )))
+                    }
+                }
+            }
+            Op::MaxPool {
+                kernel,
+                stride,
+                pads,
+            }
+            | Op::AvgPool {
+                kernel,
+                stride,
+                pads,
+                ..
+            } => {
+                let (c, h, w) = map(ins[0])?;
+                let Some((_, oh, ow)) = window(pads, (h, w), kernel, stride) else {
+                    return Err(bad(format!(
+                        "pool k{kernel} s{stride} does not fit a {h}x{w} map"
+                    )));
+                };
+                Shape::Map { c, h: oh, w: ow }
+            }
+            Op::Dense { out, .. } => match ins[0] {
+                Shape::Flat(_) => Shape::Flat(out),
+                Shape::Map { .. } => return Err(bad("dense needs a flat vector".into())),
+            },
+            Op::GlobalAvgPool => {
+                let (c, _, _) = map(ins[0])?;
+                Shape::Map { c, h: 1, w: 1 }
+            }
+            Op::Flatten => Shape::Flat(ins[0].numel()),
+            Op::Lrn { .. } => {
+                map(ins[0])?;
+                ins[0]
+            }
+            Op::Concat => {
+                let (_, h, w) = map(ins[0])?;
+                let mut c = 0;
+                for s in &ins {
+                    let (ci, hi, wi) = map(*s)?;
+                    if (hi, wi) != (h, w) {
+                        return Err(bad("concatenated maps differ in size".into()));
+                    }
+                    c += ci;
+                }
+                Shape::Map { c, h, w }
+            }
+            Op::Add => {
+                if ins.iter().any(|s| *s != ins[0]) {
+                    return Err(bad(format!("added shapes differ: {ins:?}")));
+                }
+                ins[0]
+            }
+            Op::Mul => {
+                let (c, ..) = map(ins[0])?;
+                let scale = Shape::Map { c, h: 1, w: 1 };
+                match (ins[0], ins[1]) {
+                    (a, b) if a == b || b == scale => a,
+                    (a, b)
+                        if a == Shape::Map {
+                            c: b.channels(),
+                            h: 1,
+                            w: 1,
+                        } =>
+                    {
+                        map(b)?;
+                        b
+                    }
+                    _ => return Err(bad(format!("multiplied shapes differ: {ins:?}"))),
+                }
+            }
+            Op::BatchNorm { .. }
+            | Op::LayerNorm { .. }
+            | Op::ChannelScale
+            | Op::Scale { .. }
+            | Op::Relu
+            | Op::Gelu
+            | Op::Clip { .. }
+            | Op::LeakyRelu { .. }
+            | Op::Sigmoid
+            | Op::HardSigmoid { .. }
+            | Op::HardSwish
+            | Op::Dropout { .. } => ins[0],
+        };
+        Ok(shape)
     }
 
     /// Every tensor the graph stores, in node order.
@@ -449,7 +607,7 @@ impl GraphBuilder {
         GraphBuilder {
             graph: Graph {
                 arch: arch.into(),
-                preprocess: Preprocess { crop },
+                preprocess: Preprocess::cifar(crop),
                 nodes: vec![input],
                 output: 0,
             },
@@ -500,6 +658,7 @@ impl GraphBuilder {
                 stride,
                 groups: 1,
                 bias: true,
+                pads: None,
             },
             &[x],
         )
@@ -523,7 +682,14 @@ impl GraphBuilder {
     }
 
     pub fn max_pool(&mut self, x: NodeId, kernel: usize, stride: usize) -> NodeId {
-        self.then(Op::MaxPool { kernel, stride }, x)
+        self.then(
+            Op::MaxPool {
+                kernel,
+                stride,
+                pads: None,
+            },
+            x,
+        )
     }
 
     /// Finishes the graph with `logits` as its output, checking its shapes.
@@ -576,6 +742,48 @@ mod tests {
                 .count()
         };
         assert_eq!(norms(&allconv.with_batchnorm(false)), 7);
+    }
+
+    #[test]
+    fn explicit_pads_give_pytorchs_sizes_and_a_pad_as_wide_as_the_window_is_refused() {
+        assert_eq!(window(Some([1; 4]), (32, 32), 3, 2), Some(([1; 4], 16, 16)));
+        assert_eq!(window(Some([0; 4]), (7, 9), 2, 2), Some(([0; 4], 3, 4)));
+        assert_eq!(window(None, (24, 24), 3, 2), Some(([0, 0, 1, 1], 12, 12)));
+        assert_eq!(window(Some([3, 0, 0, 0]), (8, 8), 3, 1), None);
+        assert_eq!(window(Some([0; 4]), (2, 2), 3, 1), None);
+        assert_eq!(window(None, (8, 8), 3, 0), None);
+    }
+
+    #[test]
+    fn a_per_channel_product_scales_a_map_and_files_without_new_fields_still_read() {
+        let mut b = GraphBuilder::new("se", 32);
+        let x = b.conv("a", b.input(), 8, 3, 1);
+        let pooled = b.then(Op::GlobalAvgPool, x);
+        let gate = b.then(
+            Op::HardSigmoid {
+                alpha: 0.2,
+                beta: 0.5,
+            },
+            pooled,
+        );
+        let scaled = b.add("scaled", Op::Mul, &[x, gate]);
+        let graph = b.finish(scaled).unwrap();
+        assert_eq!(
+            graph.shapes().unwrap()[scaled],
+            Shape::Map { c: 8, h: 32, w: 32 }
+        );
+        let json = graph.to_json();
+        assert!(
+            !json.contains("pads") && !json.contains("normalise"),
+            "{json}"
+        );
+        // A layer graph written before sizes and pads existed.
+        assert!(
+            json.contains(r#""crop":32,"height":32,"width":32"#),
+            "{json}"
+        );
+        let old = json.replace(r#","height":32,"width":32"#, "");
+        assert_eq!(Graph::from_json(&old).unwrap(), graph);
     }
 
     #[test]

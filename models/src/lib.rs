@@ -12,6 +12,7 @@ pub mod cost;
 mod error;
 pub mod fold;
 pub mod graph;
+pub mod labels;
 pub mod onnx;
 pub mod weights;
 pub mod zoo;

@@ -193,6 +193,7 @@ fn conv_bn(b: &mut GraphBuilder, name: &str, x: NodeId, out: usize) -> NodeId {
             stride: 1,
             groups: 1,
             bias: false,
+            pads: None,
         },
         &[x],
     );
@@ -245,6 +246,7 @@ fn bottleneck(b: &mut GraphBuilder, name: &str, x: NodeId, width: usize, factor:
         stride: 1,
         groups: width,
         bias: true,
+        pads: None,
     };
     let y = b.add(format!("{name}.dwconv"), dw, &[x]);
     let y = b.add(

@@ -120,6 +120,11 @@ fn register(reg: &mut OnnxOpRegister) {
     reg.insert("ReduceSum", |c, node| {
         nn::reduce::reduce(c, node, hir::nn::Reducer::Sum)
     });
+    // Imported models' activations and pooling (`compress import`).
+    reg.insert("AveragePool", nn::average_pool);
+    reg.insert("HardSigmoid", nn::hard_sigmoid);
+    reg.insert("LeakyRelu", nn::leaky_relu);
+    reg.insert("Sigmoid", |_, _| Ok((hir::nn::sigmoid().into_hir(), vec![])));
     reg.insert("Relu", |_, _| {
         Ok((expand(Clip::new(Some(0.0), None)), vec![]))
     });

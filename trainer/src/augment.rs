@@ -32,7 +32,7 @@ impl Augment {
     /// contrast jitter, its ranges scaled by `jitter`); pad-4 random crop and
     /// flip for 32x32 models. Either can add a cutout square of side `cutout`.
     pub fn for_graph(graph: &Graph, cutout: usize, jitter: f32) -> Augment {
-        let crop = graph.preprocess.crop;
+        let (crop, _) = graph.preprocess.input_size();
         let small = crop < RAW_SIZE;
         Augment {
             crop,

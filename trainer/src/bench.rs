@@ -66,8 +66,7 @@ pub fn bench(
 ) -> Result<BenchReport, TrainError> {
     let per_round = steps.div_ceil(ROUNDS).max(1);
     let batch = recipe.batch;
-    let (images, labels) =
-        first_batch(graph, data, recipe).to_tensors(graph.preprocess.crop, device);
+    let (images, labels) = first_batch(graph, data, recipe).to_tensors(&graph.preprocess, device);
 
     let store = nn::VarStore::new(device);
     let bare = Net::new(&store.root(), graph)?;

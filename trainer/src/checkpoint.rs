@@ -89,7 +89,13 @@ pub fn load(
         .ok_or_else(|| fail("not a trainer checkpoint: no state".into()))?;
     let state: State = serde_json::from_slice(&bytes)
         .map_err(|e| fail(format!("not a trainer checkpoint: unreadable state: {e}")))?;
-    if state.graph != graph {
+    // Compared as graphs, not text: fields added since the checkpoint was
+    // written read back as their defaults.
+    let same = |a: &str, b: &str| match (models::Graph::from_json(a), models::Graph::from_json(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    };
+    if !same(&state.graph, graph) {
         // Training-time batch norm makes the same architecture another net.
         let describe = |json: &str| match models::Graph::from_json(json) {
             Ok(g) => format!("{} of {} layers", g.arch, g.nodes.len()),

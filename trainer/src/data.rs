@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
 
 use crate::augment::Augment;
-use crate::net::standardise;
+use models::graph::Preprocess;
+
+use crate::net::normalise;
 
 /// Batches the producer thread may run ahead of training by: enough to hide
 /// a slow batch, little memory.
@@ -54,15 +56,15 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// The network's input (per-image standardised, NCHW) and the labels, on
-    /// `device`.
-    pub fn to_tensors(&self, crop: usize, device: Device) -> (Tensor, Tensor) {
-        let side = crop as i64;
+    /// The network's input (normalised as `pre` says, NCHW) and the labels,
+    /// on `device`.
+    pub fn to_tensors(&self, pre: &Preprocess, device: Device) -> (Tensor, Tensor) {
+        let side = pre.input_size().0 as i64;
         let images = Tensor::from_slice(&self.images)
             .view([-1, 3, side, side])
             .to_device(device);
         (
-            standardise(&images),
+            normalise(&images, pre.normalise),
             Tensor::from_slice(&self.labels).to_device(device),
         )
     }

@@ -2,7 +2,7 @@
 //! trained is exactly what is exported: the same layers, the same SAME
 //! padding, the same preprocessing.
 
-use models::graph::{same_padding, RAW_SIZE};
+use models::graph::{window, Normalise, Pads, Preprocess, RAW_SIZE};
 use models::{
     Graph, ModelError, NodeId, Op, ParamRole, ParamSpec, Shape, Tensor as Values, Weights,
 };
@@ -25,6 +25,12 @@ impl Net {
     /// 1e-6 as in ConvNeXt.
     pub fn new(root: &nn::Path, graph: &Graph) -> Result<Net, ModelError> {
         let shapes = graph.shapes()?;
+        let Preprocess { height, width, .. } = graph.preprocess;
+        if (height, width) != (RAW_SIZE, RAW_SIZE) {
+            return Err(ModelError::Graph(format!(
+                "the trainer reads {RAW_SIZE}x{RAW_SIZE} pictures (CIFAR-10); this model takes {height}x{width}"
+            )));
+        }
         let specs = graph.params()?;
         let mut params: Vec<Vec<Tensor>> = graph.nodes.iter().map(|_| Vec::new()).collect();
         for spec in &specs {
@@ -101,9 +107,11 @@ impl Net {
                     kernel,
                     stride,
                     groups,
+                    pads,
                     ..
                 } => {
-                    let (input, padding) = self.pad_same(x(0), node.inputs[0], kernel, stride, 0.0);
+                    let (input, padding) =
+                        self.pad(x(0), node.inputs[0], pads, kernel, stride, 0.0);
                     let s = stride as i64;
                     input.conv2d(&p[0], p.get(1), [s, s], padding, [1, 1], groups as i64)
                 }
@@ -130,12 +138,53 @@ impl Net {
                 Op::Scale { factor } => x(0) * factor as f64,
                 Op::Relu => x(0).relu(),
                 Op::Gelu => x(0).gelu("none"),
-                Op::MaxPool { kernel, stride } => {
-                    let (input, padding) =
-                        self.pad_same(x(0), node.inputs[0], kernel, stride, f64::NEG_INFINITY);
+                Op::MaxPool {
+                    kernel,
+                    stride,
+                    pads,
+                } => {
+                    let (input, padding) = self.pad(
+                        x(0),
+                        node.inputs[0],
+                        pads,
+                        kernel,
+                        stride,
+                        f64::NEG_INFINITY,
+                    );
                     let (k, s) = (kernel as i64, stride as i64);
                     input.max_pool2d([k, k], [s, s], padding, [1, 1], false)
                 }
+                Op::AvgPool {
+                    kernel,
+                    stride,
+                    pads,
+                    count_include_pad,
+                } => {
+                    let (k, s) = (kernel as i64, stride as i64);
+                    let mean = |t: &Tensor| {
+                        let (padded, padding) =
+                            self.pad(t, node.inputs[0], pads, kernel, stride, 0.0);
+                        padded.avg_pool2d([k, k], [s, s], padding, false, true, None)
+                    };
+                    let sums = mean(x(0));
+                    if count_include_pad {
+                        sums
+                    } else {
+                        // Each window's share of image values, padding left out.
+                        let size = x(0).size();
+                        let ones =
+                            Tensor::ones([1, 1, size[2], size[3]], (Kind::Float, x(0).device()));
+                        sums / mean(&ones)
+                    }
+                }
+                Op::Clip { min, max } => x(0).clamp(min as f64, max as f64),
+                Op::LeakyRelu { alpha } => x(0).relu() - (-x(0)).relu() * alpha as f64,
+                Op::Sigmoid => x(0).sigmoid(),
+                Op::HardSigmoid { alpha, beta } => {
+                    (x(0) * alpha as f64 + beta as f64).clamp(0.0, 1.0)
+                }
+                Op::HardSwish => x(0).hardswish(),
+                Op::Mul => x(0) * x(1),
                 Op::GlobalAvgPool => x(0).mean_dim(&[2i64, 3][..], true, Kind::Float),
                 Op::Lrn {
                     size,
@@ -173,16 +222,16 @@ impl Net {
     }
 
     /// Logits for raw `uint8 [N,32,32,3]` pixels: the exported graph's
-    /// preprocessing (centre crop, per-image standardisation), then the net.
+    /// preprocessing (centre crop, normalisation), then the net.
     pub fn forward_pixels(&self, pixels: &Tensor) -> Tensor {
-        let crop = self.graph.preprocess.crop as i64;
-        let offset = (RAW_SIZE as i64 - crop) / 2;
+        let (crop, _) = self.graph.preprocess.input_size();
+        let (crop, offset) = (crop as i64, (RAW_SIZE - crop) as i64 / 2);
         let x = pixels
             .to_kind(Kind::Float)
             .permute([0, 3, 1, 2])
             .narrow(2, offset, crop)
             .narrow(3, offset, crop);
-        self.forward_t(&standardise(&x), false)
+        self.forward_t(&normalise(&x, self.graph.preprocess.normalise), false)
     }
 
     /// The current parameter values, by name.
@@ -213,21 +262,28 @@ impl Net {
         Ok(())
     }
 
-    /// SAME padding for a window op. libtorch pads only evenly and only
-    /// with zeros, so asymmetric padding, or max-pool's `-inf`, is explicit.
-    fn pad_same(
+    /// A window op's padding over node `input`: `pads`, or else SAME.
+    fn pads(&self, input: NodeId, pads: Option<Pads>, kernel: usize, stride: usize) -> Pads {
+        let Shape::Map { h, w, .. } = self.shapes[input] else {
+            unreachable!("shapes checked")
+        };
+        window(pads, (h, w), kernel, stride)
+            .expect("shapes checked")
+            .0
+    }
+
+    /// Pads `x` for a window op. libtorch pads only evenly and only with
+    /// zeros, so asymmetric padding, or max-pool's `-inf`, is explicit.
+    fn pad(
         &self,
         x: &Tensor,
         input: NodeId,
+        pads: Option<Pads>,
         kernel: usize,
         stride: usize,
         fill: f64,
     ) -> (Tensor, [i64; 2]) {
-        let Shape::Map { h, w, .. } = self.shapes[input] else {
-            unreachable!("shapes checked")
-        };
-        let (top, bottom, _) = same_padding(h, kernel, stride);
-        let (left, right, _) = same_padding(w, kernel, stride);
+        let [top, left, bottom, right] = self.pads(input, pads, kernel, stride);
         if top == bottom && left == right && fill == 0.0 {
             return (x.shallow_clone(), [top as i64, left as i64]);
         }
@@ -240,6 +296,21 @@ impl Net {
         match self.shapes[node] {
             Shape::Map { c, .. } => vec![c as i64, 1, 1],
             Shape::Flat(f) => vec![f as i64],
+        }
+    }
+}
+
+/// The graph's normalisation of float `[N,3,H,W]` pixels on the 0-255 scale.
+pub fn normalise(x: &Tensor, how: Normalise) -> Tensor {
+    match how {
+        Normalise::PerImage => standardise(x),
+        Normalise::Channels { mean, std } => {
+            let channel = |v: [f32; 3]| {
+                Tensor::from_slice(&v)
+                    .view([1, 3, 1, 1])
+                    .to_device(x.device())
+            };
+            (x / 255.0 - channel(mean)) / channel(std)
         }
     }
 }

@@ -317,7 +317,7 @@ impl Trainer {
         device: Device,
     ) -> Result<Trainer, TrainError> {
         recipe.validate()?;
-        let crop = net.graph().preprocess.crop;
+        let (crop, _) = net.graph().preprocess.input_size();
         if recipe.cutout > crop {
             return Err(TrainError::Invalid(format!(
                 "cutout {} is larger than the {crop}x{crop} input",
@@ -426,10 +426,10 @@ impl Trainer {
     ) -> Result<EpochStats, TrainError> {
         let epoch = self.epoch;
         tch::manual_seed((self.recipe.seed + epoch as u64) as i64);
-        let (steps, batch, crop) = (
+        let (steps, batch, pre) = (
             self.steps_per_epoch,
             self.recipe.batch,
-            self.net.graph().preprocess.crop,
+            self.net.graph().preprocess,
         );
         hooks.epoch_started(epoch + 1, self.recipe.epochs, steps);
         let started = Instant::now();
@@ -442,7 +442,7 @@ impl Trainer {
             steps,
             epoch_rng(self.recipe.seed, epoch),
             |b| {
-                let (images, labels) = b.to_tensors(crop, self.device);
+                let (images, labels) = b.to_tensors(&pre, self.device);
                 let result = self.step(&images, &labels, hooks)?;
                 loss_sum += result.loss * batch as f64;
                 correct += result.correct;

@@ -142,7 +142,7 @@ fn repeated_steps_on_one_batch_drive_the_loss_down() {
         images: Vec::try_from(centre.flatten(0, -1)).unwrap(),
         labels: data.labels.iter().map(|&l| l as i64).collect(),
     };
-    let (x, y) = batch.to_tensors(24, Device::Cpu);
+    let (x, y) = batch.to_tensors(&models::graph::Preprocess::cifar(24), Device::Cpu);
     let losses: Vec<f64> = (0..60)
         .map(|_| trainer.step(&x, &y, &mut ()).unwrap().loss)
         .collect();

@@ -18,14 +18,14 @@ fn main() {
         .map(|arch| {
             let graph = arch.graph();
             let cost = models::cost(&graph).expect("zoo graphs are valid");
-            (arch, graph.preprocess.crop, cost)
+            (arch, graph.preprocess.input_size(), cost)
         })
         .collect();
     if json {
         let list: Vec<_> = rows
             .iter()
-            .map(|(a, crop, c)| {
-                serde_json::json!({"model": a.name, "input": [3, crop, crop], "params": c.params,
+            .map(|(a, (h, w), c)| {
+                serde_json::json!({"model": a.name, "input": [3, h, w], "params": c.params,
                                    "macs": c.macs, "ops": c.ops, "summary": a.summary})
             })
             .collect();
@@ -34,9 +34,9 @@ fn main() {
     }
     println!("| model | input | params | MACs | ops | layers |");
     println!("|---|---|---:|---:|---:|---|");
-    for (a, crop, c) in rows {
+    for (a, (h, w), c) in rows {
         println!(
-            "| {} | 3x{crop}x{crop} | {} | {:.2}M | {:.2}M | {} |",
+            "| {} | 3x{h}x{w} | {} | {:.2}M | {:.2}M | {} |",
             a.name,
             grouped(c.params),
             c.macs as f64 / 1e6,

@@ -13,7 +13,7 @@ use super::proto::{
 };
 use super::{Metadata, INPUT, LOGITS, PROBABILITIES};
 use crate::error::ModelError;
-use crate::graph::{same_padding, Graph, Op, Shape, RAW_CHANNELS, RAW_SIZE};
+use crate::graph::{window, Graph, Normalise, Op, Pads, Preprocess, Shape, RAW_CHANNELS};
 use crate::weights::{check, Weights};
 
 /// The ONNX opset squeezebox writes: old enough for every runtime, new
@@ -40,31 +40,21 @@ pub fn encode(graph: &Graph, weights: &Weights, meta: &Metadata) -> Result<Model
         let in_shape = node.inputs.first().map(|&i| shapes[i]);
         let param = |suffix: &str| format!("{}.{suffix}", node.name);
         value[id] = match node.op {
-            Op::Input => e.preprocess(graph.preprocess.crop, &out),
+            Op::Input => e.preprocess(&graph.preprocess, &out),
             Op::Conv {
                 kernel,
                 stride,
                 groups,
                 bias,
+                pads,
                 ..
             } => {
-                let Some(Shape::Map { h, w, .. }) = in_shape else {
-                    unreachable!("shapes checked")
-                };
-                let (pt, pb, _) = same_padding(h, kernel, stride);
-                let (pl, pr, _) = same_padding(w, kernel, stride);
                 let mut inputs = vec![ins[0].clone(), e.weight(weights, &param("weight"), None)];
                 if bias {
                     inputs.push(e.weight(weights, &param("bias"), None));
                 }
-                let k = kernel as i64;
-                let s = stride as i64;
-                let attrs = vec![
-                    ints_attr("kernel_shape", &[k, k]),
-                    ints_attr("strides", &[s, s]),
-                    ints_attr("pads", &[pt as i64, pl as i64, pb as i64, pr as i64]),
-                    int_attr("group", groups as i64),
-                ];
+                let mut attrs = window_attrs(in_shape, pads, kernel, stride);
+                attrs.push(int_attr("group", groups as i64));
                 e.node("Conv", &node.name, inputs, &out, attrs)
             }
             Op::Dense { bias, .. } => {
@@ -110,20 +100,49 @@ pub fn encode(graph: &Graph, weights: &Weights, meta: &Metadata) -> Result<Model
             }
             Op::Relu => e.node("Relu", &node.name, ins, &out, vec![]),
             Op::Gelu => e.gelu(&node.name, &ins[0], &out),
-            Op::MaxPool { kernel, stride } => {
-                let Some(Shape::Map { h, w, .. }) = in_shape else {
-                    unreachable!("shapes checked")
-                };
-                let (pt, pb, _) = same_padding(h, kernel, stride);
-                let (pl, pr, _) = same_padding(w, kernel, stride);
-                let (k, s) = (kernel as i64, stride as i64);
-                let attrs = vec![
-                    ints_attr("kernel_shape", &[k, k]),
-                    ints_attr("strides", &[s, s]),
-                    ints_attr("pads", &[pt as i64, pl as i64, pb as i64, pr as i64]),
-                ];
+            Op::MaxPool {
+                kernel,
+                stride,
+                pads,
+            } => {
+                let attrs = window_attrs(in_shape, pads, kernel, stride);
                 e.node("MaxPool", &node.name, ins, &out, attrs)
             }
+            Op::AvgPool {
+                kernel,
+                stride,
+                pads,
+                count_include_pad,
+            } => {
+                let mut attrs = window_attrs(in_shape, pads, kernel, stride);
+                attrs.push(int_attr("count_include_pad", count_include_pad as i64));
+                e.node("AveragePool", &node.name, ins, &out, attrs)
+            }
+            // Max then Min: the runtime's lean registry reads those already.
+            Op::Clip { min, max } => {
+                let lo = e.constant(&param("min"), &[], &[min]);
+                let hi = e.constant(&param("max"), &[], &[max]);
+                let floor = format!("{}/floor", node.name);
+                let x = e.node("Max", &floor, vec![ins[0].clone(), lo], &floor, vec![]);
+                e.node("Min", &node.name, vec![x, hi], &out, vec![])
+            }
+            Op::LeakyRelu { alpha } => {
+                let attrs = vec![float_attr("alpha", alpha)];
+                e.node("LeakyRelu", &node.name, ins, &out, attrs)
+            }
+            Op::Sigmoid => e.node("Sigmoid", &node.name, ins, &out, vec![]),
+            Op::HardSigmoid { alpha, beta } => {
+                let attrs = vec![float_attr("alpha", alpha), float_attr("beta", beta)];
+                e.node("HardSigmoid", &node.name, ins, &out, attrs)
+            }
+            // Opset 13 has no HardSwish: x * HardSigmoid(x) with 1/6 and 1/2.
+            Op::HardSwish => {
+                let attrs = vec![float_attr("alpha", 1.0 / 6.0), float_attr("beta", 0.5)];
+                let gate = format!("{}/gate", node.name);
+                let g = e.node("HardSigmoid", &gate, ins.clone(), &gate, attrs);
+                e.node("Mul", &node.name, vec![ins[0].clone(), g], &out, vec![])
+            }
+            Op::Mul => e.node("Mul", &node.name, ins, &out, vec![]),
             Op::GlobalAvgPool => e.node("GlobalAveragePool", &node.name, ins, &out, vec![]),
             Op::Lrn {
                 size,
@@ -166,11 +185,11 @@ pub fn encode(graph: &Graph, weights: &Weights, meta: &Metadata) -> Result<Model
         value: Some(tensor_shape_proto::dimension::Value::DimValue(n as i64)),
         denotation: None,
     };
-    let raw = RAW_SIZE;
+    let Preprocess { height, width, .. } = graph.preprocess;
     let input = value_info(
         INPUT,
         DataType::Uint8,
-        vec![batch(), fixed(raw), fixed(raw), fixed(RAW_CHANNELS)],
+        vec![batch(), fixed(height), fixed(width), fixed(RAW_CHANNELS)],
     );
     let outputs = [LOGITS, PROBABILITIES]
         .map(|n| value_info(n, DataType::Float, vec![batch(), fixed(classes)]));
@@ -205,6 +224,25 @@ pub fn export(
 ) -> Result<(), ModelError> {
     let model = encode(graph, weights, meta)?;
     crate::atomic::write_atomic(path, &model.encode_to_vec())
+}
+
+/// The `kernel_shape`, `strides` and `pads` of a window over `input`.
+fn window_attrs(
+    input: Option<Shape>,
+    pads: Option<Pads>,
+    kernel: usize,
+    stride: usize,
+) -> Vec<AttributeProto> {
+    let Some(Shape::Map { h, w, .. }) = input else {
+        unreachable!("shapes checked")
+    };
+    let ([t, l, b, r], ..) = window(pads, (h, w), kernel, stride).expect("shapes checked");
+    let (k, s) = (kernel as i64, stride as i64);
+    vec![
+        ints_attr("kernel_shape", &[k, k]),
+        ints_attr("strides", &[s, s]),
+        ints_attr("pads", &[t as i64, l as i64, b as i64, r as i64]),
+    ]
 }
 
 /// Shape of a per-channel parameter that broadcasts over `shape`.
@@ -274,10 +312,9 @@ impl Emitter {
         self.constant(name, shape.unwrap_or(&t.shape), &t.data)
     }
 
-    /// Raw `uint8 NHWC` pixels -> standardised `float NCHW`, cropped to
-    /// `crop`: TensorFlow's `per_image_standardization`, whose standard
-    /// deviation is floored at `1/sqrt(pixel values)`.
-    fn preprocess(&mut self, crop: usize, out: &str) -> String {
+    /// Raw `uint8 NHWC` pixels -> normalised `float NCHW`, centre-cropped
+    /// to `crop`.
+    fn preprocess(&mut self, pre: &Preprocess, out: &str) -> String {
         let to_float = vec![int_attr("to", DataType::Float as i64)];
         let mut x = self.node(
             "Cast",
@@ -293,11 +330,12 @@ impl Emitter {
             "pre.nchw",
             vec![ints_attr("perm", &[0, 3, 1, 2])],
         );
-        if crop < RAW_SIZE {
-            let lo = ((RAW_SIZE - crop) / 2) as i64;
-            let hi = lo + crop as i64;
-            let starts = self.constant_i64("pre.crop.starts", &[lo, lo]);
-            let ends = self.constant_i64("pre.crop.ends", &[hi, hi]);
+        let (h, w) = pre.input_size();
+        if (h, w) != (pre.height, pre.width) {
+            let top = ((pre.height - h) / 2) as i64;
+            let left = ((pre.width - w) / 2) as i64;
+            let starts = self.constant_i64("pre.crop.starts", &[top, left]);
+            let ends = self.constant_i64("pre.crop.ends", &[top + h as i64, left + w as i64]);
             let axes = self.constant_i64("pre.crop.axes", &[2, 3]);
             x = self.node(
                 "Slice",
@@ -307,6 +345,23 @@ impl Emitter {
                 vec![],
             );
         }
+        match pre.normalise {
+            Normalise::PerImage => self.standardise(x, h * w, out),
+            Normalise::Channels { mean, std } => {
+                // (x / 255 - mean) / std as one multiply and one add.
+                let scale = std.map(|s| 1.0 / (255.0 * s));
+                let shift: Vec<f32> = (0..3).map(|c| -mean[c] / std[c]).collect();
+                let scale = self.constant("pre.scale.factors", &[1, 3, 1, 1], &scale);
+                let shift = self.constant("pre.shift.offsets", &[1, 3, 1, 1], &shift);
+                let scaled = self.node("Mul", "pre.scale", vec![x, scale], "pre.scaled", vec![]);
+                self.node("Add", "pre.shift", vec![scaled, shift], out, vec![])
+            }
+        }
+    }
+
+    /// TensorFlow's `per_image_standardization` of `x`, whose standard
+    /// deviation is floored at `1/sqrt(pixel values)`.
+    fn standardise(&mut self, x: String, positions: usize, out: &str) -> String {
         let all = ints_attr("axes", &[1, 2, 3]);
         let mean = self.node(
             "ReduceMean",
@@ -331,7 +386,7 @@ impl Emitter {
             vec![all, int_attr("keepdims", 1)],
         );
         let std = self.node("Sqrt", "pre.std", vec![var], "pre.std", vec![]);
-        let floor_value = 1.0 / ((RAW_CHANNELS * crop * crop) as f32).sqrt();
+        let floor_value = 1.0 / ((RAW_CHANNELS * positions) as f32).sqrt();
         let floor = self.constant("pre.std_floor", &[], &[floor_value]);
         let adjusted = self.node(
             "Max",

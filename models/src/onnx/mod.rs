@@ -9,6 +9,7 @@
 pub mod build;
 pub mod codes;
 mod export;
+pub mod import;
 mod metadata;
 mod read;
 pub mod sparse;

@@ -1,0 +1,432 @@
+//! `compress import` on nets exported with `torch.onnx.export`, as users
+//! export theirs (tests/python/export_nets.py): the imported file agrees
+//! with onnxruntime on the original, quantizes to integer kernels, prunes,
+//! and bad input is refused in one line.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use models::onnx::{self, proto::ModelProto};
+use prost::Message;
+use runtime::Model;
+
+mod common;
+
+use common::repo;
+
+const MEAN: &str = "0.49,0.48,0.45";
+const STD: &str = "0.25,0.24,0.26";
+
+fn python() -> PathBuf {
+    std::env::var_os("SQUEEZEBOX_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".venv/bin/python"))
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Exports `net` with `tests/python/export_nets.py` and its extra flags.
+fn export(net: &str, out: &Path, flags: &[&str]) {
+    let o = Command::new(python())
+        .arg(repo().join("tests/python/export_nets.py"))
+        .args([net, s(out)])
+        .args(flags)
+        .args([
+            "--mean", "0.49", "0.48", "0.45", "--std", "0.25", "0.24", "0.26",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "export failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn compress(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_compress"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn import(model: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "import",
+        s(model),
+        "-o",
+        s(out),
+        "--mean",
+        MEAN,
+        "--std",
+        STD,
+    ];
+    args.extend(extra);
+    compress(&args)
+}
+
+/// onnxruntime's probabilities on `model` (a foreign file) for `pixels`
+/// normalised as the import was told to.
+fn onnxruntime(model: &Path, pixels: &[u8], (h, w): (usize, usize)) -> Vec<Vec<f32>> {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("pixels.bin");
+    std::fs::write(&raw, pixels).unwrap();
+    let o = Command::new(python())
+        .arg(repo().join("tests/python/onnxruntime_probabilities.py"))
+        .args([s(model), s(&raw), &h.to_string(), &w.to_string(), MEAN, STD])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+fn sample_pictures() -> Vec<u8> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(repo().join("../shared/images"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| runtime::preprocess::is_image(p))
+        .collect();
+    paths.sort();
+    assert!(paths.len() >= 10);
+    paths
+        .iter()
+        .flat_map(|p| runtime::preprocess::load_image(p).unwrap())
+        .collect()
+}
+
+fn argmax(p: &[f32]) -> usize {
+    (0..p.len()).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap()
+}
+
+/// Both nets, from both exporters: the imported file runs in the runtime
+/// with the same top-1 on every sample picture as onnxruntime on the
+/// original, probabilities within 1e-4.
+#[test]
+fn imported_exports_agree_with_onnxruntime_on_the_original() {
+    let dir = tempfile::tempdir().unwrap();
+    let pixels = sample_pictures();
+    for net in ["resnet", "mobilenet"] {
+        for opset in ["13", "default"] {
+            let original = dir.path().join(format!("{net}_{opset}.onnx"));
+            export(net, &original, &["--opset", opset]);
+            let imported = dir.path().join(format!("{net}_{opset}.sb.onnx"));
+            let o = import(&original, &imported, &[]);
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            let model = Model::load(&imported).unwrap();
+            assert_eq!(model.meta().arch, format!("{net}_{opset}"));
+            assert_eq!(model.labels()[3], "3");
+            let ours = model.run(&pixels).unwrap();
+            let theirs = onnxruntime(&original, &pixels, (32, 32));
+            assert_eq!(theirs.len(), ours.len());
+            let mut worst = 0f32;
+            for (i, p) in theirs.iter().enumerate() {
+                let q = ours.probabilities_of(i);
+                assert_eq!(argmax(p), argmax(q), "{net} opset {opset}: picture {i}");
+                worst = p
+                    .iter()
+                    .zip(q)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(worst, f32::max);
+            }
+            println!("{net} opset {opset}: largest probability difference {worst:e}");
+            assert!(worst <= 1e-4, "{net} opset {opset}: {worst}");
+        }
+    }
+}
+
+/// A net exported at 40x48 takes 40x48 pixels once imported, and its
+/// batch norms are folded: the layer graph has the convolutions alone.
+#[test]
+fn an_import_keeps_the_models_own_size_and_folds_batch_norm() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = dir.path().join("wide.onnx");
+    export(
+        "resnet",
+        &original,
+        &["--size", "40", "48", "--classes", "5"],
+    );
+    let labels = dir.path().join("labels.txt");
+    std::fs::write(&labels, "ant\nbee\ncat\ndog\neel\n").unwrap();
+    let imported = dir.path().join("wide.sb.onnx");
+    let o = import(
+        &original,
+        &imported,
+        &["--labels", s(&labels), "--arch", "tiny-resnet"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let frozen = onnx::decode(&std::fs::read(&imported).unwrap()).unwrap();
+    assert_eq!(frozen.meta.labels, ["ant", "bee", "cat", "dog", "eel"]);
+    assert_eq!(frozen.meta.arch, "tiny-resnet");
+    let graph = frozen.layer_graph().unwrap();
+    assert_eq!((graph.preprocess.height, graph.preprocess.width), (40, 48));
+    assert!(!graph
+        .nodes
+        .iter()
+        .any(|n| matches!(n.op, models::Op::BatchNorm { .. })));
+    // The same pictures through onnxruntime, on both files.
+    let pixels: Vec<u8> = (0..2 * 40 * 48 * 3).map(|i| (i * 37 % 256) as u8).collect();
+    let theirs = onnxruntime(&original, &pixels, (40, 48));
+    let ours = onnxruntime_on_import(&imported, &pixels, (40, 48));
+    for (p, q) in theirs.iter().zip(&ours) {
+        let worst = p
+            .iter()
+            .zip(q)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(worst <= 1e-4, "{worst}");
+    }
+}
+
+/// onnxruntime's probabilities on a squeezebox file, which takes pixels.
+fn onnxruntime_on_import(model: &Path, pixels: &[u8], (h, w): (usize, usize)) -> Vec<Vec<f32>> {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("pixels.bin");
+    std::fs::write(&raw, pixels).unwrap();
+    let script = "import sys, json, numpy as np, onnxruntime as ort\n\
+        m, raw, h, w = sys.argv[1:]\n\
+        px = np.fromfile(raw, dtype=np.uint8).reshape(-1, int(h), int(w), 3)\n\
+        s = ort.InferenceSession(m, providers=['CPUExecutionProvider'])\n\
+        print(json.dumps(s.run(['probabilities'], {'pixels': px})[0].tolist()))";
+    let o = Command::new(python())
+        .args([
+            "-c",
+            script,
+            s(model),
+            s(&raw),
+            &h.to_string(),
+            &w.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// A briefly trained net: static int8 computes its convolutions on the
+/// runtime's integer kernels and stays within a point of float on CIFAR-10
+/// test images; pruning at 50% with a few fine-tuning steps works too.
+#[test]
+fn an_imported_net_quantizes_to_integer_kernels_and_prunes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cifar = repo().join("../shared/cifar10");
+    let original = d.join("trained.onnx");
+    export(
+        "resnet",
+        &original,
+        &["--train", s(&cifar), "--steps", "150"],
+    );
+    let imported = d.join("trained.sb.onnx");
+    assert!(import(&original, &imported, &[]).status.success());
+    let int8 = d.join("trained.int8.onnx");
+    let o = compress(&[
+        "quantize",
+        s(&imported),
+        "-o",
+        s(&int8),
+        "--calib",
+        s(&cifar),
+        "--calib-images",
+        "200",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let q = Model::load(&int8).unwrap();
+    let integer = q
+        .plan_nodes()
+        .iter()
+        .filter(|n| n.op == "PlaneQConv" || (n.op.contains("MatMul") && !n.is_float()))
+        .count();
+    assert!(integer >= 3, "the convolutions run on integers");
+    let test = cifar::open(&cifar)
+        .unwrap()
+        .load(cifar::Split::Test, Some(1000))
+        .unwrap();
+    let f32_model = Model::load(&imported).unwrap();
+    let accuracy = |m: &Model| {
+        let p = m.run(&test.images).unwrap();
+        let right = (0..p.len())
+            .filter(|&i| p.top_k(i, 1)[0].0 == test.labels[i] as usize)
+            .count();
+        right as f64 / p.len() as f64
+    };
+    let (a, b) = (accuracy(&f32_model), accuracy(&q));
+    println!(
+        "1000 test images: float {:.2}%, int8 {:.2}%",
+        100.0 * a,
+        100.0 * b
+    );
+    assert!(a > 0.25, "the brief training learned little: {a}");
+    assert!((a - b).abs() <= 0.01, "int8 {b} against float {a}");
+
+    let pruned = d.join("trained.p50.onnx");
+    let o = compress(&[
+        "prune",
+        s(&imported),
+        "-o",
+        s(&pruned),
+        "--sparsity",
+        "0.5",
+        "--data",
+        s(&cifar),
+        "--steps",
+        "2",
+        "--frequency",
+        "5",
+        "--epochs",
+        "1",
+        "--steps-per-epoch",
+        "10",
+        "--batch",
+        "32",
+        "--train-limit",
+        "640",
+        "--val-limit",
+        "200",
+        "--test-limit",
+        "200",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("sparsity 50.0%"), "{out}");
+    Model::load(&pruned)
+        .unwrap()
+        .run(&test.images[..3072 * 4])
+        .unwrap();
+}
+
+/// Each of these gets one line naming the problem, exit 2, and no file.
+#[test]
+fn bad_imports_are_refused_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let original = d.join("net.onnx");
+    export("resnet", &original, &[]);
+    let proto = || ModelProto::decode(&std::fs::read(&original).unwrap()[..]).unwrap();
+    let edited = |name: &str, edit: &dyn Fn(&mut ModelProto)| {
+        let mut p = proto();
+        edit(&mut p);
+        let path = d.join(name);
+        std::fs::write(&path, p.encode_to_vec()).unwrap();
+        path
+    };
+    let tanh = edited("tanh.onnx", &|p| {
+        let g = p.graph.as_mut().unwrap();
+        let relu = g
+            .node
+            .iter_mut()
+            .find(|n| n.op_type.as_deref() == Some("Relu"))
+            .unwrap();
+        relu.op_type = Some("Tanh".into());
+        relu.name = Some("/act/Tanh".into());
+    });
+    let two_inputs = edited("two.onnx", &|p| {
+        let g = p.graph.as_mut().unwrap();
+        let mut second = g.input[0].clone();
+        second.name = Some("other".into());
+        g.input.push(second);
+    });
+    let not_an_image = edited("vector.onnx", &|p| {
+        let g = p.graph.as_mut().unwrap();
+        let Some(onnx::proto::type_proto::Value::TensorType(t)) =
+            g.input[0].r#type.as_mut().unwrap().value.as_mut()
+        else {
+            panic!("a tensor input")
+        };
+        t.shape.as_mut().unwrap().dim.truncate(2);
+    });
+    let labels = d.join("labels.txt");
+    std::fs::write(&labels, "a\nb\nc\n").unwrap();
+    let out = d.join("never.onnx");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec![
+                "import",
+                s(&tanh),
+                "-o",
+                s(&out),
+                "--mean",
+                MEAN,
+                "--std",
+                STD,
+            ],
+            "node '/act/Tanh': Tanh is not an op compress import reads",
+        ),
+        (
+            vec![
+                "import",
+                s(&two_inputs),
+                "-o",
+                s(&out),
+                "--mean",
+                MEAN,
+                "--std",
+                STD,
+            ],
+            "2 inputs",
+        ),
+        (
+            vec![
+                "import",
+                s(&not_an_image),
+                "-o",
+                s(&out),
+                "--mean",
+                MEAN,
+                "--std",
+                STD,
+            ],
+            "[N,3,H,W]",
+        ),
+        (
+            vec![
+                "import",
+                s(&original),
+                "-o",
+                s(&out),
+                "--mean",
+                "0.5,0.5",
+                "--std",
+                STD,
+            ],
+            "2 values where R,G,B needs 3",
+        ),
+        (
+            vec![
+                "import",
+                s(&original),
+                "-o",
+                s(&out),
+                "--mean",
+                MEAN,
+                "--std",
+                "0.2,0,0.2",
+            ],
+            "above zero",
+        ),
+        (
+            vec![
+                "import",
+                s(&original),
+                "-o",
+                s(&out),
+                "--mean",
+                MEAN,
+                "--std",
+                STD,
+                "--labels",
+                s(&labels),
+            ],
+            "3 labels for a model with 10 classes",
+        ),
+    ];
+    for (args, want) in cases {
+        let o = compress(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{want}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains(want), "wanted '{want}' in: {err}");
+        assert!(!out.exists(), "{want}: a file was written");
+    }
+}
