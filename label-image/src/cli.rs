@@ -28,7 +28,7 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub labels: Option<PathBuf>,
 
-    /// For another tool's classifier (float [N,3,H,W] input): the mean of
+    /// For another tool's classifier (a float NCHW input): the mean of
     /// each channel on a 0-1 scale, subtracted before dividing by --std
     /// (torchvision's convention; ImageNet's is 0.485,0.456,0.406).
     #[arg(long, value_name = "R,G,B", value_delimiter = ',', requires = "std")]
