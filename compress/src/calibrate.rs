@@ -109,7 +109,8 @@ pub fn calibrate(
     images: &[u8],
     method: Method,
 ) -> Result<Calibration, CompressError> {
-    let count = images.len() / runtime::IMAGE_BYTES;
+    let image_bytes = graph.preprocess.image_bytes();
+    let count = images.len() / image_bytes;
     if count == 0 {
         return Err(CompressError::Refused(
             "calibration needs at least one image".into(),
@@ -120,7 +121,7 @@ pub fn calibrate(
     names.dedup();
     let probe =
         Probe::from_bytes(bytes, &names).map_err(|e| CompressError::Refused(e.to_string()))?;
-    let batches = || images.chunks(BATCH * runtime::IMAGE_BYTES);
+    let batches = || images.chunks(BATCH * image_bytes);
     let run = |batch: &[u8]| {
         probe
             .run(batch)

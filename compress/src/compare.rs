@@ -78,7 +78,8 @@ pub fn compare(
     b: &FrozenModel,
     images: &[u8],
 ) -> Result<Comparison, CompressError> {
-    let count = images.len() / runtime::IMAGE_BYTES;
+    let image_bytes = runtime::ImageSize::from(&a.contract).bytes();
+    let count = images.len() / image_bytes;
     if count == 0 {
         return Err(CompressError::Refused(
             "comparing needs at least one image".into(),
@@ -107,7 +108,7 @@ pub fn compare(
     let mut noise = vec![0f64; layers.len()];
     let mut integer = vec![false; layers.len()];
     let (mut top1_agree, mut max_probability_error) = (0usize, 0f32);
-    for batch in images.chunks(BATCH * runtime::IMAGE_BYTES) {
+    for batch in images.chunks(BATCH * image_bytes) {
         let (va, vb) = (
             probe_a.run(batch).map_err(fail)?,
             probe_b.run(batch).map_err(fail)?,

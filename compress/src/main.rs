@@ -512,14 +512,11 @@ fn static_int8(
     let in_file = |e: compress::CompressError| format!("{}: {e}", model.display());
     compress::stages::for_storage(frozen, "int8").map_err(in_file)?;
     let data = calib.ok_or(
-        "static int8 needs calibration images: --calib DIR (CIFAR-10), or use --weights-only",
+        "static int8 needs calibration images: --calib DIR (CIFAR-10, or a folder of pictures), or use --weights-only",
     )?;
     let graph = frozen.layer_graph().map_err(|e| in_file(e.into()))?;
-    let source = cifar::open(&data).map_err(|e| e.to_string())?;
-    let images = source
-        .load(cifar::Split::Train, Some(calib_images))
-        .map_err(|e| e.to_string())?;
-    let calibration = calibrate(bytes, &graph, &images.images, method).map_err(in_file)?;
+    let images = calibration_pictures(&data, calib_images, frozen)?;
+    let calibration = calibrate(bytes, &graph, &images, method).map_err(in_file)?;
     let options = Options {
         activations,
         per_channel: !per_tensor,
@@ -580,6 +577,33 @@ fn import(
         imported.classes,
     );
     write(output, proto, bytes.len())
+}
+
+/// Up to `limit` calibration pictures from `data`: CIFAR-10's training
+/// split for a 32x32 model, else a folder of pictures (ImageFolder's
+/// layout) resized to the model's size.
+fn calibration_pictures(
+    data: &Path,
+    limit: usize,
+    model: &models::onnx::FrozenModel,
+) -> Result<Vec<u8>, String> {
+    let size = runtime::ImageSize::from(&model.contract);
+    match cifar::open(data) {
+        Ok(source) if size == runtime::ImageSize::CIFAR => Ok(source
+            .load(cifar::Split::Train, Some(limit))
+            .map_err(|e| e.to_string())?
+            .images),
+        Ok(_) => Err(format!(
+            "{}: CIFAR-10's pictures are 32x32 and the model takes {}x{}; give --calib a folder of pictures",
+            data.display(),
+            size.height,
+            size.width
+        )),
+        Err(_) if data.is_dir() => {
+            compress::pictures::folder(data, limit, size).map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn fp16(model: &Path, output: &Path) -> Result<(), String> {

@@ -177,6 +177,29 @@ fn an_import_keeps_the_models_own_size_and_folds_batch_norm() {
             .fold(0f32, f32::max);
         assert!(worst <= 1e-4, "{worst}");
     }
+    // Calibrated on a folder of pictures at the model's size; CIFAR-10's
+    // 32x32 pictures are refused for it.
+    let int8 = dir.path().join("wide.int8.onnx");
+    let quantize = |calib: &Path| {
+        compress(&[
+            "quantize",
+            s(&imported),
+            "-o",
+            s(&int8),
+            "--calib",
+            s(calib),
+        ])
+    };
+    let o = quantize(&repo().join("../shared/cifar10"));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("takes 40x48"));
+    assert!(!int8.exists());
+    let o = quantize(&repo().join("../shared/images"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("calibrated on 11 training images"), "{out}");
+    let q = Model::load(&int8).unwrap();
+    assert_eq!((q.height(), q.width()), (40, 48));
 }
 
 /// onnxruntime's probabilities on a squeezebox file, which takes pixels.

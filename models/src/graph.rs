@@ -46,6 +46,11 @@ impl Preprocess {
         }
     }
 
+    /// Bytes of one raw picture: `height x width x 3`.
+    pub fn image_bytes(&self) -> usize {
+        self.height * self.width * RAW_CHANNELS
+    }
+
     /// Height and width of the image node 0 holds.
     pub fn input_size(&self) -> (usize, usize) {
         match self.crop {
