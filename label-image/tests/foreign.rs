@@ -91,3 +91,61 @@ fn squeezebox_files_of_another_size_take_pictures_resized_to_it() {
     assert!(out.contains("input       64x48 RGB\n"), "{out}");
     assert!(out.contains("  class"), "{out}");
 }
+
+/// A graph exported for one picture at a time (input batch fixed at 1)
+/// runs a batch of pictures one by one, with the same answers.
+#[test]
+fn batch_1_exports_label_several_pictures() {
+    use models::onnx::proto::{tensor_shape_proto::dimension::Value as Dim, type_proto};
+    let dir = tempfile::tempdir().unwrap();
+    let dynamic = torch_export(dir.path(), "resnet");
+    let single = dir.path().join("single.onnx");
+    let bytes = common::mutants::edit(&std::fs::read(&dynamic).unwrap(), |p| {
+        let input = &mut p.graph.as_mut().unwrap().input[0];
+        if let Some(type_proto::Value::TensorType(t)) =
+            input.r#type.as_mut().unwrap().value.as_mut()
+        {
+            t.shape.as_mut().unwrap().dim[0].value = Some(Dim::DimValue(1));
+        }
+    });
+    std::fs::write(&single, bytes).unwrap();
+    let probabilities = |model: &std::path::Path| {
+        let pictures = [sample("cat.png"), sample("ship.png")];
+        let mut args = vec![
+            "--model".to_string(),
+            model.display().to_string(),
+            "--mean".into(),
+            list(MEAN),
+            "--std".into(),
+            list(STD),
+            "--json".into(),
+            "--runs".into(),
+            "1".into(),
+        ];
+        args.extend(pictures.iter().map(|p| p.display().to_string()));
+        let report: serde_json::Value = serde_json::from_str(&accepted(&args)).unwrap();
+        report["images"].clone()
+    };
+    let (one_by_one, batched) = (probabilities(&single), probabilities(&dynamic));
+    assert_eq!(one_by_one.as_array().unwrap().len(), 2);
+    for (a, b) in one_by_one
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(batched.as_array().unwrap())
+    {
+        for (a, b) in a["top"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(b["top"].as_array().unwrap())
+        {
+            assert_eq!(a["label"], b["label"]);
+            let (a, b) = (
+                a["probability"].as_f64().unwrap(),
+                b["probability"].as_f64().unwrap(),
+            );
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
+    }
+}
