@@ -19,7 +19,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use models::onnx::{self, proto::ModelProto, Metadata};
+use models::onnx::{self, proto::ModelProto, Contract, Metadata};
 use tract_onnx::prelude::*;
 
 use crate::foreign::{softmax, Normalise};
@@ -138,17 +138,15 @@ impl Model {
         threads: NonZeroUsize,
     ) -> Result<Model, RuntimeError> {
         let frozen = onnx::decode(bytes)?;
-        let size = ImageSize::from(&frozen.contract);
         // The layer graph is informative only: a file without one still runs.
         let cost = frozen
             .layer_graph()
             .and_then(|graph| models::cost(&graph))
             .ok();
-        let source = fusion::parse(bytes, size).map_err(tract_err)?;
+        let source = fusion::parse(bytes, ImageSize::from(&frozen.contract)).map_err(tract_err)?;
         Model::new(
             frozen.meta,
-            frozen.contract.classes,
-            size,
+            &frozen.contract,
             Interface::Squeezebox,
             (bytes, &frozen.proto),
             cost,
@@ -169,8 +167,12 @@ impl Model {
         let classes = model.contract.classes;
         let producer = [&model.proto.producer_name, &model.proto.producer_version];
         let producer: Vec<&str> = producer.iter().filter_map(|p| p.as_deref()).collect();
+        let producer = match producer.join(" ").trim() {
+            "" => "ONNX".to_string(),
+            named => named.to_string(),
+        };
         let meta = Metadata {
-            arch: format!("{} export", producer.join(" ").trim()),
+            arch: format!("{producer} export"),
             labels: (0..classes).map(|i| i.to_string()).collect(),
             variant: "foreign".into(),
             ..Metadata::default()
@@ -180,27 +182,34 @@ impl Model {
             normalise,
             single: model.single,
         };
-        let size = ImageSize::from(&model.contract);
-        let facts = (bytes, &model.proto);
-        Model::new(meta, classes, size, interface, facts, None, source, threads)
+        let file = (bytes, &model.proto);
+        Model::new(
+            meta,
+            &model.contract,
+            interface,
+            file,
+            None,
+            source,
+            threads,
+        )
     }
 
-    /// A model of `source` with its batch-1 plan built.
-    #[allow(clippy::too_many_arguments)]
+    /// A model of `source`, the file `bytes` holding `proto`, with its
+    /// batch-1 plan built.
     fn new(
         meta: Metadata,
-        classes: usize,
-        size: ImageSize,
+        contract: &Contract,
         interface: Interface,
         (bytes, proto): (&[u8], &ModelProto),
         cost: Option<models::Cost>,
         source: InferenceModel,
         threads: NonZeroUsize,
     ) -> Result<Model, RuntimeError> {
+        let size = ImageSize::from(contract);
         let batch1 = optimise(&source, interface.fact(size, 1.into()))?;
         Ok(Model {
             meta,
-            classes,
+            classes: contract.classes,
             size,
             interface,
             file_bytes: bytes.len(),
