@@ -453,3 +453,45 @@ fn bad_imports_are_refused_in_one_line() {
         assert!(!out.exists(), "{want}: a file was written");
     }
 }
+
+/// Mutated exports: the importer answers each with a model or an error,
+/// never a panic.
+#[test]
+fn mutated_exports_never_panic_the_importer() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut originals = Vec::new();
+    for net in ["resnet", "mobilenet"] {
+        let path = dir.path().join(format!("{net}.onnx"));
+        export(net, &path, &["--opset", "default"]);
+        originals.push(std::fs::read(&path).unwrap());
+    }
+    let normalise = models::graph::Normalise::Channels {
+        mean: [0.5; 3],
+        std: [0.25; 3],
+    };
+    // A fixed xorshift, so that a failure reproduces.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let (mut imported, mut refused) = (0, 0);
+    for i in 0..600 {
+        let mut bytes = originals[i % 2].clone();
+        for _ in 0..1 + next() % 4 {
+            let at = (next() % bytes.len() as u64) as usize;
+            bytes[at] = next() as u8;
+        }
+        let result =
+            std::panic::catch_unwind(|| onnx::import::import(&bytes, "mutant", normalise).is_ok());
+        match result {
+            Ok(true) => imported += 1,
+            Ok(false) => refused += 1,
+            Err(_) => panic!("mutant {i} panicked the importer"),
+        }
+    }
+    println!("600 mutants: {imported} imported, {refused} refused");
+    assert!(refused > 0 && imported > 0);
+}

@@ -267,7 +267,7 @@ pub fn window(
     kernel: usize,
     stride: usize,
 ) -> Option<(Pads, usize, usize)> {
-    if kernel == 0 || stride == 0 {
+    if kernel == 0 || stride == 0 || h == 0 || w == 0 {
         return None;
     }
     match pads {
@@ -278,10 +278,12 @@ pub fn window(
         }
         Some([t, l, b, r]) => {
             let out = |size: usize, before: usize, after: usize| {
-                let padded = size + before + after;
                 // A pad as wide as the window would make outputs of padding alone.
-                (padded >= kernel && before < kernel && after < kernel)
-                    .then(|| (padded - kernel) / stride + 1)
+                if before >= kernel || after >= kernel {
+                    return None;
+                }
+                let padded = size.checked_add(before)?.checked_add(after)?;
+                (padded >= kernel).then(|| (padded - kernel) / stride + 1)
             };
             Some(([t, l, b, r], out(h, t, b)?, out(w, l, r)?))
         }
@@ -356,6 +358,10 @@ impl Graph {
         let shape = match node.op {
             Op::Input => {
                 let (h, w) = self.preprocess.input_size();
+                let sides = 1..=crate::onnx::MAX_SIDE;
+                if !sides.contains(&h) || !sides.contains(&w) {
+                    return Err(bad(format!("a {h}x{w} input is not a picture")));
+                }
                 Shape::Map {
                     c: RAW_CHANNELS,
                     h,

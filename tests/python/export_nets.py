@@ -3,7 +3,8 @@ theirs: the foreign models the tests of `compress import` and label-image
 read.
 
     python tests/python/export_nets.py resnet OUT.onnx [--opset 13|default]
-        [--size H W] [--classes N] [--seed S] [--train CIFAR_DIR --steps K]
+        [--size H W] [--classes N] [--width K] [--seed S]
+        [--train CIFAR_DIR --steps K]
 
 resnet: a ResNet-style net (BatchNorm, a stride-2 residual block, global
 average pooling, a linear classifier). mobilenet: a MobileNet-style net
@@ -25,20 +26,25 @@ import torch.nn.functional as F
 
 
 class ResNet(nn.Module):
-    def __init__(self, classes):
+    """At 64x64 and above the stem downsamples 4x, as torchvision's does."""
+
+    def __init__(self, classes, size, width):
         super().__init__()
-        self.stem = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
-        self.stem_bn = nn.BatchNorm2d(16)
-        self.conv1 = nn.Conv2d(16, 32, 3, 2, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(32)
-        self.conv2 = nn.Conv2d(32, 32, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(32)
-        self.shortcut = nn.Conv2d(16, 32, 1, 2, 0, bias=False)
-        self.shortcut_bn = nn.BatchNorm2d(32)
-        self.fc = nn.Linear(32, classes)
+        a, b = 16 * width, 32 * width
+        large = size >= 64
+        self.stem = nn.Conv2d(3, a, 3, 2 if large else 1, 1, bias=False)
+        self.stem_bn = nn.BatchNorm2d(a)
+        self.stem_pool = nn.MaxPool2d(3, 2, 1) if large else nn.Identity()
+        self.conv1 = nn.Conv2d(a, b, 3, 2, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(b)
+        self.conv2 = nn.Conv2d(b, b, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(b)
+        self.shortcut = nn.Conv2d(a, b, 1, 2, 0, bias=False)
+        self.shortcut_bn = nn.BatchNorm2d(b)
+        self.fc = nn.Linear(b, classes)
 
     def forward(self, x):
-        x = F.relu(self.stem_bn(self.stem(x)))
+        x = self.stem_pool(F.relu(self.stem_bn(self.stem(x))))
         y = F.relu(self.bn1(self.conv1(x)))
         y = self.bn2(self.conv2(y))
         x = F.relu(y + self.shortcut_bn(self.shortcut(x)))
@@ -47,18 +53,22 @@ class ResNet(nn.Module):
 
 
 class MobileNet(nn.Module):
-    def __init__(self, classes, size):
+    def __init__(self, classes, size, width):
         super().__init__()
-        self.stem = nn.Conv2d(3, 16, 3, 2, 1)
-        self.dw = nn.Conv2d(16, 16, 3, 1, 1, groups=16, bias=False)
-        self.dw_bn = nn.BatchNorm2d(16)
-        self.pw = nn.Conv2d(16, 24, 1)
-        self.se_reduce = nn.Conv2d(24, 8, 1)
-        self.se_expand = nn.Conv2d(8, 24, 1)
+        a, b = 16 * width, 24 * width
+        self.stem = nn.Conv2d(3, a, 3, 2, 1)
+        self.dw = nn.Conv2d(a, a, 3, 1, 1, groups=a, bias=False)
+        self.dw_bn = nn.BatchNorm2d(a)
+        self.pw = nn.Conv2d(a, b, 1)
+        self.se_reduce = nn.Conv2d(b, 8, 1)
+        self.se_expand = nn.Conv2d(8, b, 1)
         self.pool = nn.AvgPool2d(2)
-        self.drop = nn.Dropout(0.2)
+        # Large pictures are pooled down to 4x4 before the classifier.
         side = size // 8
-        self.fc = nn.Linear(24 * side * side, classes)
+        self.shrink = nn.AvgPool2d(side // 4) if side > 4 else nn.Identity()
+        side = min(side, 4)
+        self.drop = nn.Dropout(0.2)
+        self.fc = nn.Linear(b * side * side, classes)
 
     def forward(self, x):
         x = F.hardswish(self.stem(x))
@@ -67,7 +77,7 @@ class MobileNet(nn.Module):
         gate = x.mean((2, 3), keepdim=True)
         gate = F.hardsigmoid(self.se_expand(F.relu(self.se_reduce(gate))))
         x = F.leaky_relu(x * gate, 0.1)
-        x = self.pool(self.pool(x))
+        x = self.shrink(self.pool(self.pool(x)))
         x = x.view(x.size(0), -1)
         return torch.softmax(self.fc(self.drop(x)), 1)
 
@@ -108,6 +118,7 @@ def main():
     p.add_argument("--opset", default="13", choices=["13", "default"])
     p.add_argument("--size", nargs=2, type=int, default=[32, 32], metavar=("H", "W"))
     p.add_argument("--classes", type=int, default=10)
+    p.add_argument("--width", type=int, default=1, help="channel multiplier")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train", metavar="CIFAR_DIR")
     p.add_argument("--steps", type=int, default=100)
@@ -117,7 +128,8 @@ def main():
 
     torch.manual_seed(args.seed)
     h, w = args.size
-    net = ResNet(args.classes) if args.net == "resnet" else MobileNet(args.classes, h)
+    kind = ResNet if args.net == "resnet" else MobileNet
+    net = kind(args.classes, h, args.width)
     if args.train:
         train(net, args.train, args.steps, args.mean, args.std)
     else:
