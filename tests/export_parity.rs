@@ -25,6 +25,70 @@ fn nets_trained_with_batchnorm_export_what_libtorch_computes() {
     exported_models_match_libtorch_in_tract("bn", graphs.collect());
 }
 
+/// The layers imported models bring (explicit and uneven pads, stride 2,
+/// depthwise, average pooling with and without padded zeros counted, the
+/// activations, a squeeze-and-excitation gate, per-channel normalisation)
+/// run in tract as in libtorch.
+#[test]
+fn imported_layer_kinds_match_libtorch_in_tract() {
+    use models::graph::{Normalise, Preprocess};
+    use models::{GraphBuilder, Op};
+    let mut b = GraphBuilder::new("imported-kinds", 32);
+    let conv = |out, kernel, stride, groups, pads| Op::Conv {
+        out,
+        kernel,
+        stride,
+        groups,
+        bias: true,
+        pads,
+    };
+    let x = b.add("stem", conv(8, 3, 2, 1, Some([1, 0, 2, 1])), &[b.input()]);
+    let x = b.then(Op::HardSwish, x);
+    let x = b.add("dw", conv(8, 3, 1, 8, Some([1, 1, 1, 1])), &[x]);
+    let x = b.then(Op::Clip { min: 0.0, max: 6.0 }, x);
+    let gate = b.then(Op::GlobalAvgPool, x);
+    let gate = b.add("se", conv(8, 1, 1, 1, Some([0; 4])), &[gate]);
+    let gate = b.then(
+        Op::HardSigmoid {
+            alpha: 0.2,
+            beta: 0.5,
+        },
+        gate,
+    );
+    let x = b.add("gated", Op::Mul, &[x, gate]);
+    let x = b.then(Op::LeakyRelu { alpha: 0.1 }, x);
+    let pool = |count_include_pad, pads| Op::AvgPool {
+        kernel: 3,
+        stride: 2,
+        pads: Some(pads),
+        count_include_pad,
+    };
+    let x = b.add("avg_in", pool(true, [1, 1, 1, 1]), &[x]);
+    let x = b.add("avg_out", pool(false, [0, 1, 1, 0]), &[x]);
+    let x = b.then(Op::Sigmoid, x);
+    let x = b.add(
+        "max",
+        Op::MaxPool {
+            kernel: 2,
+            stride: 1,
+            pads: Some([0, 0, 1, 1]),
+        },
+        &[x],
+    );
+    let x = b.then(Op::Flatten, x);
+    let logits = b.dense("logits", x, 10);
+    let mut graph = b.finish(logits).unwrap();
+    graph.preprocess = Preprocess {
+        crop: None,
+        normalise: Normalise::Channels {
+            mean: [0.49, 0.48, 0.45],
+            std: [0.25, 0.24, 0.26],
+        },
+        ..graph.preprocess
+    };
+    exported_models_match_libtorch_in_tract("imported", vec![graph]);
+}
+
 fn exported_models_match_libtorch_in_tract(tag: &str, graphs: Vec<Graph>) {
     let (pixels, labels) = test_images(IMAGES);
     let dir = std::env::temp_dir().join(format!("sb-parity-{tag}-{}", std::process::id()));
