@@ -153,7 +153,7 @@ fn hostile_model_files() {
 #[test]
 fn unusable_foreign_files_and_normalisations() {
     let dir = tempfile::tempdir().unwrap();
-    let resnet = torch_export(dir.path(), "resnet");
+    let resnet = torch_export(dir.path(), "resnet", "13");
     let bytes = std::fs::read(&resnet).unwrap();
     let write = |name: &str, change: &dyn Fn(&mut models::onnx::proto::ModelProto)| {
         let file = dir.path().join(name);

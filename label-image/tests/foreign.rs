@@ -16,7 +16,8 @@ fn list(values: [f32; 3]) -> String {
     values.map(|v| v.to_string()).join(",")
 }
 
-/// The ResNet (ending in logits) and the MobileNet (ending in Softmax).
+/// The ResNet (ending in logits) at opset 13 and at the exporter's
+/// default (torch.export's), and the MobileNet (ending in Softmax).
 #[test]
 fn torch_exports_agree_with_onnxruntime() {
     let dir = tempfile::tempdir().unwrap();
@@ -29,8 +30,8 @@ fn torch_exports_agree_with_onnxruntime() {
         .iter()
         .flat_map(|p| load_image(p).unwrap())
         .collect();
-    for net in ["resnet", "mobilenet"] {
-        let model = torch_export(dir.path(), net);
+    for (net, opset) in [("resnet", "13"), ("mobilenet", "13"), ("resnet", "default")] {
+        let model = torch_export(dir.path(), net, opset);
         let mut args = vec![
             "--model".into(),
             model.display().to_string(),
@@ -61,7 +62,7 @@ fn torch_exports_agree_with_onnxruntime() {
                 let got = guess["probability"].as_f64().unwrap() as f32;
                 assert!(
                     (got - want[class]).abs() < 1e-4,
-                    "{net}, {}: {label} {got} vs onnxruntime's {}",
+                    "{net} ({opset}), {}: {label} {got} vs onnxruntime's {}",
                     image["file"],
                     want[class]
                 );
@@ -69,7 +70,7 @@ fn torch_exports_agree_with_onnxruntime() {
             let best = (0..10)
                 .max_by(|&a, &b| want[a].total_cmp(&want[b]))
                 .unwrap();
-            assert_eq!(top[0]["label"], names[best], "{net}: top-1");
+            assert_eq!(top[0]["label"], names[best], "{net} ({opset}): top-1");
         }
     }
 }
@@ -98,7 +99,7 @@ fn squeezebox_files_of_another_size_take_pictures_resized_to_it() {
 fn batch_1_exports_label_several_pictures() {
     use models::onnx::proto::{tensor_shape_proto::dimension::Value as Dim, type_proto};
     let dir = tempfile::tempdir().unwrap();
-    let dynamic = torch_export(dir.path(), "resnet");
+    let dynamic = torch_export(dir.path(), "resnet", "13");
     let single = dir.path().join("single.onnx");
     let bytes = common::mutants::edit(&std::fs::read(&dynamic).unwrap(), |p| {
         let input = &mut p.graph.as_mut().unwrap().input[0];

@@ -119,11 +119,20 @@ pub fn python<S: AsRef<std::ffi::OsStr>>(script: &str, args: &[S]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// `net` of export_nets.py as `torch.onnx.export` writes it at opset 13
-/// (float [N,3,32,32] in, 10 classes out), in `dir`.
-pub fn torch_export(dir: &Path, net: &str) -> PathBuf {
+/// `net` of export_nets.py as `torch.onnx.export` writes it at `opset`
+/// (`13`, or `default`, the exporter's own): float [N,3,32,32] in, 10
+/// classes out; in `dir`.
+pub fn torch_export(dir: &Path, net: &str, opset: &str) -> PathBuf {
     let path = dir.join(format!("{net}.onnx"));
-    python("export_nets.py", &[net.as_ref(), path.as_os_str()]);
+    python(
+        "export_nets.py",
+        &[
+            net.as_ref(),
+            path.as_os_str(),
+            "--opset".as_ref(),
+            opset.as_ref(),
+        ],
+    );
     path
 }
 
