@@ -9,7 +9,6 @@ mod bench;
 mod cli;
 mod eval;
 mod inputs;
-mod labels;
 mod report;
 mod source;
 
@@ -59,7 +58,7 @@ fn label(args: &Args) -> anyhow::Result<Report> {
     let (model, load) = timed(|| source.model(normalise, args.threads));
     let model = model?;
     let labels = match &args.labels {
-        Some(path) => labels::read(path, model.classes())?,
+        Some(path) => models::labels::read(path, model.classes())?,
         None => model.labels().to_vec(),
     };
     let files = inputs::expand(&args.images)?;
