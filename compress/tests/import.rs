@@ -12,7 +12,7 @@ use runtime::Model;
 
 mod common;
 
-use common::repo;
+use common::{repo, sample_images};
 
 const MEAN: &str = "0.49,0.48,0.45";
 const STD: &str = "0.25,0.24,0.26";
@@ -82,20 +82,6 @@ fn onnxruntime(model: &Path, pixels: &[u8], (h, w): (usize, usize)) -> Vec<Vec<f
     serde_json::from_slice(&o.stdout).unwrap()
 }
 
-fn sample_pictures() -> Vec<u8> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(repo().join("../shared/images"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| runtime::preprocess::is_image(p))
-        .collect();
-    paths.sort();
-    assert!(paths.len() >= 10);
-    paths
-        .iter()
-        .flat_map(|p| runtime::preprocess::load_image(p).unwrap())
-        .collect()
-}
-
 fn argmax(p: &[f32]) -> usize {
     (0..p.len()).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap()
 }
@@ -106,7 +92,7 @@ fn argmax(p: &[f32]) -> usize {
 #[test]
 fn imported_exports_agree_with_onnxruntime_on_the_original() {
     let dir = tempfile::tempdir().unwrap();
-    let pixels = sample_pictures();
+    let pixels = sample_images();
     for net in ["resnet", "mobilenet"] {
         for opset in ["13", "default"] {
             let original = dir.path().join(format!("{net}_{opset}.onnx"));
@@ -362,89 +348,47 @@ fn bad_imports_are_refused_in_one_line() {
     let labels = d.join("labels.txt");
     std::fs::write(&labels, "a\nb\nc\n").unwrap();
     let out = d.join("never.onnx");
-    let cases: Vec<(Vec<&str>, &str)> = vec![
+    let no_labels: &[&str] = &[];
+    let three = &["--labels", s(&labels)][..];
+    // (file, --mean, --std, more flags, what the error says)
+    let cases = [
         (
-            vec![
-                "import",
-                s(&tanh),
-                "-o",
-                s(&out),
-                "--mean",
-                MEAN,
-                "--std",
-                STD,
-            ],
+            &tanh,
+            MEAN,
+            STD,
+            no_labels,
             "node '/act/Tanh': Tanh is not an op compress import reads",
         ),
+        (&two_inputs, MEAN, STD, no_labels, "2 inputs"),
+        (&not_an_image, MEAN, STD, no_labels, "[N,3,H,W]"),
         (
-            vec![
-                "import",
-                s(&two_inputs),
-                "-o",
-                s(&out),
-                "--mean",
-                MEAN,
-                "--std",
-                STD,
-            ],
-            "2 inputs",
-        ),
-        (
-            vec![
-                "import",
-                s(&not_an_image),
-                "-o",
-                s(&out),
-                "--mean",
-                MEAN,
-                "--std",
-                STD,
-            ],
-            "[N,3,H,W]",
-        ),
-        (
-            vec![
-                "import",
-                s(&original),
-                "-o",
-                s(&out),
-                "--mean",
-                "0.5,0.5",
-                "--std",
-                STD,
-            ],
+            &original,
+            "0.5,0.5",
+            STD,
+            no_labels,
             "2 values where R,G,B needs 3",
         ),
+        (&original, MEAN, "0.2,0,0.2", no_labels, "above zero"),
         (
-            vec![
-                "import",
-                s(&original),
-                "-o",
-                s(&out),
-                "--mean",
-                MEAN,
-                "--std",
-                "0.2,0,0.2",
-            ],
-            "above zero",
-        ),
-        (
-            vec![
-                "import",
-                s(&original),
-                "-o",
-                s(&out),
-                "--mean",
-                MEAN,
-                "--std",
-                STD,
-                "--labels",
-                s(&labels),
-            ],
+            &original,
+            MEAN,
+            STD,
+            three,
             "3 labels for a model with 10 classes",
         ),
     ];
-    for (args, want) in cases {
+    for (model, mean, std, more, want) in cases {
+        let mut args = vec![
+            "import",
+            s(model),
+            "-o",
+            s(&out),
+            "--mean",
+            mean,
+            "--std",
+            std,
+        ];
+        args.extend(more);
         let o = compress(&args);
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{want}: {err}");

@@ -21,7 +21,7 @@ use runtime::Model;
 
 mod common;
 
-use common::repo;
+use common::{repo, sample_images};
 
 fn shared() -> PathBuf {
     repo().join("../shared")
@@ -182,21 +182,6 @@ fn quantize(model: &Path, out: &Path, extra: &[&str]) -> String {
     ];
     args.extend(extra);
     ok(compress(&args))
-}
-
-/// The sample pictures of `../shared/images`, as one batch.
-fn sample_images() -> Vec<u8> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(shared().join("images"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| runtime::preprocess::is_image(p))
-        .collect();
-    paths.sort();
-    assert!(paths.len() >= 10);
-    paths
-        .iter()
-        .flat_map(|p| runtime::preprocess::load_image(p).unwrap())
-        .collect()
 }
 
 /// Top-1 agreement and the largest probability difference.

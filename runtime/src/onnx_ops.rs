@@ -124,7 +124,9 @@ fn register(reg: &mut OnnxOpRegister) {
     reg.insert("AveragePool", nn::average_pool);
     reg.insert("HardSigmoid", nn::hard_sigmoid);
     reg.insert("LeakyRelu", nn::leaky_relu);
-    reg.insert("Sigmoid", |_, _| Ok((hir::nn::sigmoid().into_hir(), vec![])));
+    reg.insert("Sigmoid", |_, _| {
+        Ok((hir::nn::sigmoid().into_hir(), vec![]))
+    });
     reg.insert("Relu", |_, _| {
         Ok((expand(Clip::new(Some(0.0), None)), vec![]))
     });

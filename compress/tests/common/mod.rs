@@ -40,3 +40,18 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
 }
+
+/// The sample pictures of `../shared/images` as 32x32 pixels, in one batch.
+pub fn sample_images() -> Vec<u8> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(repo().join("../shared/images"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| runtime::preprocess::is_image(p))
+        .collect();
+    paths.sort();
+    assert!(paths.len() >= 10);
+    paths
+        .iter()
+        .flat_map(|p| runtime::preprocess::load_image(p).unwrap())
+        .collect()
+}

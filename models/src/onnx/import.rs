@@ -15,7 +15,7 @@ use super::proto::{
     attribute_proto::AttributeType, tensor_proto::DataType, AttributeProto, GraphProto, NodeProto,
     TensorProto,
 };
-use super::read::{decode_foreign, ForeignModel};
+use super::read::{decode_foreign, dims_text, ForeignModel};
 use super::tensors::{check_length, float_values, ints};
 use super::validate::max_values;
 use crate::error::ModelError;
@@ -390,7 +390,7 @@ impl<'a> Reader<'a> {
                 if !flat {
                     return Err(format!(
                         "to {} is not read; only flattening to [N, {numel}] is",
-                        ints_text(target)
+                        dims_text(target)
                     ));
                 }
                 self.flatten(&name, x)?
@@ -797,12 +797,4 @@ fn transpose(t: &Tensor) -> Read<Tensor> {
         shape: vec![cols, rows],
         data,
     })
-}
-
-fn ints_text(v: &[Option<i64>]) -> String {
-    let parts: Vec<String> = v
-        .iter()
-        .map(|d| d.map_or("N".into(), |n| n.to_string()))
-        .collect();
-    format!("[{}]", parts.join(", "))
 }

@@ -317,7 +317,8 @@ fn type_name(ty: i32) -> String {
         .unwrap_or_else(|_| format!("type {ty}"))
 }
 
-fn dims_text(dims: &[Option<i64>]) -> String {
+/// `[?,3,32,32]`: dimensions, `?` where symbolic.
+pub(super) fn dims_text(dims: &[Option<i64>]) -> String {
     let parts: Vec<String> = dims
         .iter()
         .map(|d| d.map_or("?".into(), |n| n.to_string()))
