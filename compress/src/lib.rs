@@ -11,7 +11,6 @@ pub mod compare;
 mod error;
 pub mod fp16;
 mod onnx_util;
-pub mod pictures;
 pub mod prune;
 pub mod quantize;
 pub mod sensitivity;

@@ -599,9 +599,10 @@ fn calibration_pictures(
             size.height,
             size.width
         )),
-        Err(_) if data.is_dir() => {
-            compress::pictures::folder(data, limit, size).map_err(|e| e.to_string())
-        }
+        Err(_) if data.is_dir() => runtime::image_folder::ImageFolder::open(data)
+            .and_then(|folder| folder.load(size, Some(limit)))
+            .map(|(pixels, _)| pixels)
+            .map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
     }
 }

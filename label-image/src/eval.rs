@@ -1,11 +1,13 @@
-//! Accuracy of the deployed file itself: the CIFAR-10 test batch through
-//! the runtime, exactly as pictures would go.
+//! Accuracy of the deployed file itself: the CIFAR-10 test batch, or a
+//! folder of labelled pictures, through the runtime, exactly as pictures
+//! would go.
 
 use std::path::Path;
 
 use anyhow::bail;
 use cifar::Split;
 use indicatif::{ProgressBar, ProgressStyle};
+use runtime::image_folder::ImageFolder;
 use runtime::{ImageSize, Model};
 use serde::Serialize;
 
@@ -21,18 +23,46 @@ pub struct Accuracy {
     pub top1: f64,
 }
 
-/// Top-1 accuracy over the first `limit` test images (all without one);
+/// Top-1 accuracy over the first `limit` pictures (all without one) of
+/// CIFAR-10's test batch, or of a folder of labelled pictures (one
+/// sub-folder per class, named as the model's labels or by class number);
 /// progress goes to stderr when it is a terminal.
 pub fn evaluate(model: &Model, dir: &Path, limit: Option<usize>) -> anyhow::Result<Accuracy> {
+    let (images, labels) = match cifar::open(dir) {
+        Ok(source) => cifar_test(model, dir, source, limit)?,
+        Err(_) if dir.is_dir() => labelled_folder(model, dir, limit)?,
+        Err(e) => return Err(e.into()),
+    };
+    let bar = ProgressBar::new(labels.len() as u64).with_style(ProgressStyle::with_template(
+        "eval {bar:40} {pos}/{len} {eta}",
+    )?);
+    let correct =
+        runtime::accuracy::correct(model, &images, &labels, BATCH, |n| bar.inc(n as u64))?;
+    bar.finish_and_clear();
+    Ok(Accuracy {
+        data: dir.display().to_string(),
+        images: labels.len(),
+        correct,
+        top1: correct as f64 / labels.len().max(1) as f64,
+    })
+}
+
+/// CIFAR-10's test pictures and labels, for a 32x32 model of its classes.
+fn cifar_test(
+    model: &Model,
+    dir: &Path,
+    source: cifar::Source,
+    limit: Option<usize>,
+) -> anyhow::Result<(Vec<u8>, Vec<usize>)> {
     if model.image_size() != ImageSize::CIFAR {
         bail!(
-            "{}: CIFAR-10's pictures are {}, the model takes {}",
+            "{}: CIFAR-10's pictures are {}, the model takes {}; give --eval a folder of labelled pictures",
             dir.display(),
             ImageSize::CIFAR,
             model.image_size()
         );
     }
-    let data = cifar::open(dir)?.load(Split::Test, limit)?;
+    let data = source.load(Split::Test, limit)?;
     if data.classes.len() != model.classes() {
         bail!(
             "{}: {} classes in the data set, {} in the model",
@@ -46,17 +76,45 @@ pub fn evaluate(model: &Model, dir: &Path, limit: Option<usize>) -> anyhow::Resu
             "note: the model's labels differ from the data set's classes; comparing by class index"
         );
     }
-    let bar = ProgressBar::new(data.len() as u64).with_style(ProgressStyle::with_template(
-        "eval {bar:40} {pos}/{len} {eta}",
-    )?);
-    let correct = runtime::accuracy::correct(model, &data.images, &data.labels, BATCH, |n| {
-        bar.inc(n as u64)
-    })?;
-    bar.finish_and_clear();
-    Ok(Accuracy {
-        data: dir.display().to_string(),
-        images: data.len(),
-        correct,
-        top1: correct as f64 / data.len().max(1) as f64,
-    })
+    let labels = data.labels.iter().map(|&l| l as usize).collect();
+    Ok((data.images, labels))
+}
+
+/// The pictures of a folder's class sub-folders at the model's size, each
+/// class matched to the model's label of that name, or to its number.
+fn labelled_folder(
+    model: &Model,
+    dir: &Path,
+    limit: Option<usize>,
+) -> anyhow::Result<(Vec<u8>, Vec<usize>)> {
+    let folder = ImageFolder::open(dir)?;
+    let class_of = |name: &String| {
+        let by_name = model.labels().iter().position(|l| l == name);
+        let by_number = || name.parse::<usize>().ok().filter(|&i| i < model.classes());
+        by_name.or_else(by_number).ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: the folder '{name}' is none of the model's {} labels, nor a class number",
+                dir.display(),
+                model.classes()
+            )
+        })
+    };
+    let classes = folder
+        .classes
+        .iter()
+        .map(class_of)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let (images, found) = folder.load(model.image_size(), limit)?;
+    let labels = found
+        .iter()
+        .zip(&folder.pictures)
+        .map(|(class, (path, _))| match class {
+            Some(c) => Ok(classes[*c]),
+            None => Err(anyhow::anyhow!(
+                "{}: not in a class folder, so its label is unknown",
+                path.display()
+            )),
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok((images, labels))
 }

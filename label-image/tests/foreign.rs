@@ -6,7 +6,10 @@
 
 mod common;
 
-use common::{accepted, onnxruntime_probabilities, sample, squeezebox_64x48, torch_export};
+use common::{
+    accepted, cifar_dir, label_image, onnxruntime_probabilities, sample, squeezebox_64x48,
+    torch_export, Run,
+};
 use runtime::preprocess::load_image;
 
 const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
@@ -91,6 +94,70 @@ fn squeezebox_files_of_another_size_take_pictures_resized_to_it() {
     ]);
     assert!(out.contains("input       64x48 RGB\n"), "{out}");
     assert!(out.contains("  class"), "{out}");
+}
+
+/// `--eval` on a folder of labelled pictures (one sub-folder per class,
+/// named by class number here) at the model's own size; a folder that
+/// names no class, a loose picture and CIFAR-10's 32x32 pictures are
+/// refused in one line.
+#[test]
+fn eval_reads_a_folder_of_labelled_pictures() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = squeezebox_64x48(dir.path());
+    let model = path.to_str().unwrap();
+    let folder = dir.path().join("pictures");
+    for (class, pictures) in [
+        ("0", ["cat.png", "dog.png"]),
+        ("3", ["ship.png", "cat-256.jpg"]),
+    ] {
+        std::fs::create_dir_all(folder.join(class)).unwrap();
+        for p in pictures {
+            std::fs::copy(sample(p), folder.join(class).join(p)).unwrap();
+        }
+    }
+    let eval = |extra: &[&str]| {
+        let mut args = vec![
+            "--model",
+            model,
+            "--json",
+            "--eval",
+            folder.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        label_image(&args)
+    };
+    let run = eval(&[]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["eval"]["images"], 4);
+    assert!(report["eval"]["correct"].as_u64().unwrap() <= 4);
+    let run = eval(&["--limit", "3"]);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["eval"]["images"], 3);
+
+    let refused = |run: Run, want: &str| {
+        assert_eq!(run.code, Some(2), "{want}: {}", run.stdout);
+        assert_eq!(run.stderr.trim_end().lines().count(), 1, "{}", run.stderr);
+        assert!(
+            run.stderr.contains(want),
+            "wanted '{want}' in {}",
+            run.stderr
+        );
+    };
+    std::fs::copy(sample("cat.png"), folder.join("loose.png")).unwrap();
+    refused(eval(&[]), "loose.png: not in a class folder");
+    std::fs::remove_file(folder.join("loose.png")).unwrap();
+    std::fs::create_dir_all(folder.join("zebra")).unwrap();
+    std::fs::copy(sample("cat.png"), folder.join("zebra/cat.png")).unwrap();
+    refused(
+        eval(&[]),
+        "the folder 'zebra' is none of the model's 10 labels",
+    );
+    let cifar = cifar_dir();
+    refused(
+        label_image(&["--model", model, "--eval", cifar.to_str().unwrap()]),
+        "give --eval a folder of labelled pictures",
+    );
 }
 
 /// A graph exported for one picture at a time (input batch fixed at 1)

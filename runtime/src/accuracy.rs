@@ -6,10 +6,10 @@ use crate::{Model, RuntimeError};
 /// How many of `labels` the model's top-1 gets right. `images` holds one
 /// raw picture per label; they run `batch` at a time, and `progress` hears
 /// the size of each batch done.
-pub fn correct(
+pub fn correct<L: Copy + Into<usize>>(
     model: &Model,
     images: &[u8],
-    labels: &[u8],
+    labels: &[L],
     batch: usize,
     mut progress: impl FnMut(usize),
 ) -> Result<usize, RuntimeError> {
@@ -32,7 +32,7 @@ pub fn correct(
                 predictions
                     .top_k(i, 1)
                     .first()
-                    .is_some_and(|&(class, _)| class == label as usize)
+                    .is_some_and(|&(class, _)| class == label.into())
             })
             .count();
         progress(labels.len());

@@ -9,6 +9,7 @@ pub mod accuracy;
 mod error;
 pub mod foreign;
 mod fusion;
+pub mod image_folder;
 mod image_size;
 pub mod inspect;
 mod kernels;
