@@ -167,264 +167,55 @@ impl<'a> Reader<'a> {
 
     /// Reads one node into the graph, or into a constant.
     fn read(&mut self, node: &NodeProto) -> Read<()> {
-        let op = node.op_type.as_deref().unwrap_or("");
         let [output, ..] = &node.output[..] else {
             return Err("has no output".into());
         };
         self.reading = output.clone();
-        // Cloned, so that reading a node may add layers: a tensor is read
-        // by one node, or a few.
-        let inputs: Vec<Option<Value>> = node
-            .input
-            .iter()
-            .map(|name| {
-                (!name.is_empty())
-                    .then(|| self.values.get(name).cloned())
-                    .flatten()
-            })
-            .collect();
-        if let Some(i) = node
-            .input
-            .iter()
-            .zip(&inputs)
-            .position(|(n, v)| !n.is_empty() && v.is_none())
-        {
-            return Err(format!(
-                "reads '{}' before anything computes it",
-                node.input[i]
-            ));
-        }
-        let input = |i: usize| inputs.get(i).and_then(Option::as_ref);
-        let layer = |i: usize| match input(i) {
-            Some(Value::Layer(id)) => Ok(*id),
-            _ => Err(format!("input {i} must be computed from the image")),
-        };
-        let floats = |i: usize| match input(i) {
-            Some(Value::Floats(t)) => Ok(t.clone()),
-            _ => Err(format!("input {i} must be a stored float tensor")),
-        };
+        let ins = self.inputs(node)?;
         let attrs = Attrs(&node.attribute);
         let name = self.name_for(node);
-        let value = match op {
-            "Conv" => {
-                let x = layer(0)?;
-                let weight = floats(1)?;
-                let bias = input(2).map(|_| floats(2)).transpose()?;
-                let [out, _, kh, kw] = weight.shape[..] else {
-                    return Err("needs a 4-D kernel".into());
-                };
-                if attrs.ints("dilations")?.iter().any(|&d| d != 1) {
-                    return Err("with dilation is not read".into());
-                }
-                let kernel = square(kh, kw, "kernel")?;
-                let stride = strides(&attrs)?;
-                let groups = attrs.int("group")?.unwrap_or(1);
-                let groups = usize::try_from(groups).map_err(|_| "has a negative group")?;
-                let pads = pads(&attrs)?;
-                let op = Op::Conv {
-                    out,
-                    kernel,
-                    stride,
-                    groups,
-                    bias: bias.is_some(),
-                    pads,
-                };
-                let id = self.layer(&name, op, vec![x])?;
-                self.weights.insert(format!("{name}.weight"), weight);
-                if let Some(b) = bias {
-                    self.weights.insert(
-                        format!("{name}.bias"),
-                        Tensor::new(vec![out], b.data).map_err(|e| e.to_string())?,
-                    );
-                }
-                self.check_weights(id)?;
-                Value::Layer(id)
-            }
-            "BatchNormalization" => {
-                let x = layer(0)?;
-                let eps = attrs.float("epsilon")?.unwrap_or(1e-5);
-                let id = self.layer(&name, Op::BatchNorm { eps }, vec![x])?;
-                for (i, part) in ["weight", "bias", "running_mean", "running_var"]
-                    .iter()
-                    .enumerate()
-                {
-                    let t = floats(i + 1)?;
-                    let n = t.data.len();
-                    self.weights.insert(
-                        format!("{name}.{part}"),
-                        Tensor::new(vec![n], t.data).map_err(|e| e.to_string())?,
-                    );
-                }
-                self.check_weights(id)?;
-                Value::Layer(id)
-            }
-            "Relu" => self.unary(&name, Op::Relu, layer(0)?)?,
-            "Sigmoid" => self.unary(&name, Op::Sigmoid, layer(0)?)?,
-            "HardSwish" => self.unary(&name, Op::HardSwish, layer(0)?)?,
+        let value = match node.op_type.as_deref().unwrap_or("") {
+            "Conv" => self.conv(&name, &ins, &attrs)?,
+            "BatchNormalization" => self.batch_norm(&name, &ins, &attrs)?,
+            "Relu" => self.unary(&name, Op::Relu, ins.layer(0)?)?,
+            "Sigmoid" => self.unary(&name, Op::Sigmoid, ins.layer(0)?)?,
+            "HardSwish" => self.unary(&name, Op::HardSwish, ins.layer(0)?)?,
             "LeakyRelu" => {
                 let alpha = attrs.float("alpha")?.unwrap_or(0.01);
-                self.unary(&name, Op::LeakyRelu { alpha }, layer(0)?)?
+                self.unary(&name, Op::LeakyRelu { alpha }, ins.layer(0)?)?
             }
             "HardSigmoid" => {
                 let alpha = attrs.float("alpha")?.unwrap_or(0.2);
                 let beta = attrs.float("beta")?.unwrap_or(0.5);
-                self.unary(&name, Op::HardSigmoid { alpha, beta }, layer(0)?)?
+                self.unary(&name, Op::HardSigmoid { alpha, beta }, ins.layer(0)?)?
             }
-            "Clip" => {
-                // Opset 11 moved the bounds from attributes to inputs.
-                let bound = |i: usize, attr: &str, default: f32| -> Read<f32> {
-                    match input(i) {
-                        Some(Value::Floats(t)) if t.data.len() == 1 => Ok(t.data[0]),
-                        Some(_) => Err(format!("bound {i} must be one stored float")),
-                        None => Ok(attrs.float(attr)?.unwrap_or(default)),
-                    }
-                };
-                let min = bound(1, "min", f32::MIN)?.max(f32::MIN);
-                let max = bound(2, "max", f32::MAX)?.min(f32::MAX);
-                let op = if min == 0.0 && max == f32::MAX {
-                    Op::Relu
-                } else {
-                    Op::Clip { min, max }
-                };
-                self.unary(&name, op, layer(0)?)?
-            }
-            "MaxPool" | "AveragePool" => {
-                let x = layer(0)?;
-                let [kh, kw] = attrs.ints("kernel_shape")?[..] else {
-                    return Err("needs a 2-D kernel_shape".into());
-                };
-                let kernel = square(to_usize(kh)?, to_usize(kw)?, "kernel")?;
-                let stride = strides(&attrs)?;
-                if attrs.ints("dilations")?.iter().any(|&d| d != 1) {
-                    return Err("with dilation is not read".into());
-                }
+            "Clip" => self.unary(&name, clip(&ins, &attrs)?, ins.layer(0)?)?,
+            op @ ("MaxPool" | "AveragePool") => {
                 if node.output.len() > 1 {
                     return Err("with an indices output is not read".into());
                 }
-                let pads = pads(&attrs)?;
-                if attrs.int("ceil_mode")?.unwrap_or(0) != 0 {
-                    return Err("with ceil_mode is not read".into());
-                }
-                let op = if op == "MaxPool" {
-                    Op::MaxPool {
-                        kernel,
-                        stride,
-                        pads,
-                    }
-                } else {
-                    let count_include_pad = attrs.int("count_include_pad")?.unwrap_or(0) != 0;
-                    Op::AvgPool {
-                        kernel,
-                        stride,
-                        pads: Some(pads.unwrap_or([0; 4])),
-                        count_include_pad,
-                    }
-                };
-                self.unary(&name, op, x)?
+                self.unary(&name, pool(op, &attrs)?, ins.layer(0)?)?
             }
-            "GlobalAveragePool" => self.unary(&name, Op::GlobalAvgPool, layer(0)?)?,
-            "ReduceMean" => {
-                // Axes: an attribute before opset 18, an input since.
-                let axes = match input(1) {
-                    Some(Value::Ints(v)) => v
-                        .iter()
-                        .map(|a| a.ok_or("has unknown axes"))
-                        .collect::<Result<Vec<_>, _>>()?,
-                    Some(_) => return Err("axes must be stored integers".into()),
-                    None => attrs.ints("axes")?,
-                };
-                if !matches!(axes[..], [2, 3] | [3, 2] | [-2, -1] | [-1, -2]) {
-                    return Err(format!(
-                        "over axes {axes:?} is not read; only the spatial mean (axes 2 and 3) is"
-                    ));
-                }
-                let pooled = self.layer(&name, Op::GlobalAvgPool, vec![layer(0)?])?;
-                if attrs.int("keepdims")?.unwrap_or(1) == 0 {
-                    Value::Layer(self.layer(
-                        &format!("{name}.flatten"),
-                        Op::Flatten,
-                        vec![pooled],
-                    )?)
-                } else {
-                    Value::Layer(pooled)
-                }
-            }
-            "Add" | "Mul" => self.binary(&name, node, input(0), input(1))?,
-            "Concat" => {
-                let axis = attrs.int("axis")?.ok_or("has no axis")?;
-                if let Some(parts) = inputs
-                    .iter()
-                    .map(|v| match v {
-                        Some(Value::Ints(i)) => Some(i.clone()),
-                        _ => None,
-                    })
-                    .collect::<Option<Vec<_>>>()
-                {
-                    Value::Ints(parts.concat())
-                } else {
-                    let ids = (0..inputs.len()).map(layer).collect::<Read<Vec<_>>>()?;
-                    if axis != 1 && axis != -3 {
-                        return Err(format!(
-                            "on axis {axis} is not read; only channels (axis 1) are"
-                        ));
-                    }
-                    Value::Layer(self.layer(&name, Op::Concat, ids)?)
-                }
-            }
+            "GlobalAveragePool" => self.unary(&name, Op::GlobalAvgPool, ins.layer(0)?)?,
+            "ReduceMean" => self.reduce_mean(&name, &ins, &attrs)?,
+            "Add" | "Mul" => self.binary(&name, node, ins.get(0), ins.get(1))?,
+            "Concat" => self.concat(&name, &ins, &attrs)?,
             "Flatten" => {
                 if attrs.int("axis")?.unwrap_or(1) != 1 {
                     return Err("is only read with axis 1".into());
                 }
-                self.flatten(&name, layer(0)?)?
+                self.flatten(&name, ins.layer(0)?)?
             }
-            "Reshape" => {
-                let x = layer(0)?;
-                let Some(Value::Ints(target)) = input(1) else {
-                    return Err("needs a shape that folds to constants".into());
-                };
-                let numel = self.shapes[x].numel() as i64;
-                let flat = match target[..] {
-                    [_, Some(n)] => n == numel || n == -1,
-                    _ => false,
-                };
-                if !flat {
-                    return Err(format!(
-                        "to {} is not read; only flattening to [N, {numel}] is",
-                        dims_text(target)
-                    ));
-                }
-                self.flatten(&name, x)?
-            }
-            "Gemm" => {
-                let x = layer(0)?;
-                if attrs.int("transA")?.unwrap_or(0) != 0 {
-                    return Err("with transA is not read".into());
-                }
-                let mut weight = floats(1)?;
-                if attrs.int("transB")?.unwrap_or(0) == 0 {
-                    weight = transpose(&weight)?;
-                }
-                let alpha = attrs.float("alpha")?.unwrap_or(1.0);
-                let beta = attrs.float("beta")?.unwrap_or(1.0);
-                weight.data.iter_mut().for_each(|v| *v *= alpha);
-                let bias = input(2).map(|_| floats(2)).transpose()?.map(|mut b| {
-                    b.data.iter_mut().for_each(|v| *v *= beta);
-                    b
-                });
-                self.dense(&name, x, weight, bias)?
-            }
+            "Reshape" => self.reshape(&name, &ins)?,
+            "Gemm" => self.gemm(&name, &ins, &attrs)?,
             "MatMul" => {
-                let weight = transpose(&floats(1)?)?;
-                self.dense(&name, layer(0)?, weight, None)?
+                let weight = transpose(&ins.floats(1)?)?;
+                self.dense(&name, ins.layer(0)?, weight, None)?
             }
             // The last node's softmax is the `probabilities` export adds.
-            "Softmax" if Some(output) == self.probabilities.as_ref() => Value::Layer(layer(0)?),
+            "Softmax" if Some(output) == self.probabilities.as_ref() => Value::Layer(ins.layer(0)?),
             "Softmax" => return Err("is only read as the model's last node".into()),
-            "Dropout" | "Identity" => input(0).cloned().ok_or("has no input")?,
-            "Cast" => match input(0) {
-                Some(v @ Value::Ints(_)) => v.clone(),
-                _ => return Err("is only read on shape arithmetic".into()),
-            },
+            "Dropout" | "Identity" => ins.get(0).cloned().ok_or("has no input")?,
             "Constant" => {
                 let tensor = attrs
                     .tensor("value")
@@ -432,8 +223,7 @@ impl<'a> Reader<'a> {
                 constant(tensor, self.max_values).map_err(|e| e.to_string())?
             }
             "Shape" => {
-                let x = layer(0)?;
-                let dims: Vec<usize> = match self.shapes[x] {
+                let dims: Vec<usize> = match self.shapes[ins.layer(0)?] {
                     Shape::Map { c, h, w } => vec![c, h, w],
                     Shape::Flat(f) => vec![f],
                 };
@@ -441,28 +231,9 @@ impl<'a> Reader<'a> {
                 shape.extend(dims.into_iter().map(|d| Some(d as i64)));
                 Value::Ints(shape)
             }
-            "Gather" => {
-                let (Some(Value::Ints(data)), Some(Value::Ints(index))) = (input(0), input(1))
-                else {
-                    return Err("is only read on shape arithmetic".into());
-                };
-                if attrs.int("axis")?.unwrap_or(0) != 0 {
-                    return Err("is only read on axis 0".into());
-                }
-                let picked = index
-                    .iter()
-                    .map(|i| {
-                        let i = i.ok_or("has an unknown index")?;
-                        let at = if i < 0 { i + data.len() as i64 } else { i };
-                        usize::try_from(at)
-                            .ok()
-                            .and_then(|at| data.get(at).copied())
-                            .ok_or(format!("index {i} is out of range"))
-                    })
-                    .collect::<Read<Vec<_>>>()?;
-                Value::Ints(picked)
-            }
-            "Unsqueeze" | "Squeeze" => match input(0) {
+            "Gather" => gather(&ins, &attrs)?,
+            // A shape's numbers stay the same numbers.
+            "Unsqueeze" | "Squeeze" | "Cast" => match ins.get(0) {
                 Some(v @ Value::Ints(_)) => v.clone(),
                 _ => return Err("is only read on shape arithmetic".into()),
             },
@@ -474,6 +245,147 @@ impl<'a> Reader<'a> {
         };
         self.values.insert(output.clone(), value);
         Ok(())
+    }
+
+    /// The values `node` reads, each of which an earlier node or a stored
+    /// tensor must have given; cloned, so that reading may add layers.
+    fn inputs(&self, node: &NodeProto) -> Read<Inputs> {
+        let values = node
+            .input
+            .iter()
+            .map(|name| match name.as_str() {
+                // An optional input left out.
+                "" => Ok(None),
+                _ => match self.values.get(name) {
+                    Some(v) => Ok(Some(v.clone())),
+                    None => Err(format!("reads '{name}' before anything computes it")),
+                },
+            })
+            .collect::<Read<Vec<_>>>()?;
+        Ok(Inputs(values))
+    }
+
+    fn conv(&mut self, name: &str, ins: &Inputs, attrs: &Attrs) -> Read<Value> {
+        let weight = ins.floats(1)?;
+        let [out, _, kh, kw] = weight.shape[..] else {
+            return Err("needs a 4-D kernel".into());
+        };
+        no_dilation(attrs)?;
+        let groups = attrs.int("group")?.unwrap_or(1);
+        let op = Op::Conv {
+            out,
+            kernel: square(kh, kw, "kernel")?,
+            stride: strides(attrs)?,
+            groups: usize::try_from(groups).map_err(|_| "has a negative group")?,
+            bias: ins.get(2).is_some(),
+            pads: pads(attrs)?,
+        };
+        let id = self.layer(name, op, vec![ins.layer(0)?])?;
+        let mut tensors = vec![("weight", weight)];
+        if ins.get(2).is_some() {
+            tensors.push(("bias", ins.floats(2)?));
+        }
+        self.store(id, tensors)
+    }
+
+    fn batch_norm(&mut self, name: &str, ins: &Inputs, attrs: &Attrs) -> Read<Value> {
+        let eps = attrs.float("epsilon")?.unwrap_or(1e-5);
+        let id = self.layer(name, Op::BatchNorm { eps }, vec![ins.layer(0)?])?;
+        let parts = ["weight", "bias", "running_mean", "running_var"];
+        let tensors = (1..=4)
+            .map(|i| Ok((parts[i - 1], ins.floats(i)?)))
+            .collect::<Read<Vec<_>>>()?;
+        self.store(id, tensors)
+    }
+
+    /// The spatial mean: GlobalAveragePool, flattened without keepdims.
+    fn reduce_mean(&mut self, name: &str, ins: &Inputs, attrs: &Attrs) -> Read<Value> {
+        // Axes: an attribute before opset 18, an input since.
+        let axes = match ins.get(1) {
+            Some(Value::Ints(v)) => v
+                .iter()
+                .map(|a| a.ok_or("has unknown axes"))
+                .collect::<Result<Vec<_>, _>>()?,
+            Some(_) => return Err("axes must be stored integers".into()),
+            None => attrs.ints("axes")?,
+        };
+        if !matches!(axes[..], [2, 3] | [3, 2] | [-2, -1] | [-1, -2]) {
+            return Err(format!(
+                "over axes {axes:?} is not read; only the spatial mean (axes 2 and 3) is"
+            ));
+        }
+        let pooled = self.layer(name, Op::GlobalAvgPool, vec![ins.layer(0)?])?;
+        if attrs.int("keepdims")?.unwrap_or(1) != 0 {
+            return Ok(Value::Layer(pooled));
+        }
+        let flat = format!("{name}.flatten");
+        Ok(Value::Layer(self.layer(
+            &flat,
+            Op::Flatten,
+            vec![pooled],
+        )?))
+    }
+
+    /// Channel concatenation of layers, or the joining of shape numbers.
+    fn concat(&mut self, name: &str, ins: &Inputs, attrs: &Attrs) -> Read<Value> {
+        let numbers: Option<Vec<Vec<Option<i64>>>> = (ins.0.iter())
+            .map(|v| match v {
+                Some(Value::Ints(i)) => Some(i.clone()),
+                _ => None,
+            })
+            .collect();
+        if let Some(parts) = numbers {
+            return Ok(Value::Ints(parts.concat()));
+        }
+        let axis = attrs.int("axis")?.ok_or("has no axis")?;
+        if axis != 1 && axis != -3 {
+            return Err(format!(
+                "on axis {axis} is not read; only channels (axis 1) are"
+            ));
+        }
+        let ids = (0..ins.0.len())
+            .map(|i| ins.layer(i))
+            .collect::<Read<Vec<_>>>()?;
+        Ok(Value::Layer(self.layer(name, Op::Concat, ids)?))
+    }
+
+    /// A Reshape to `[N, features]`, which is a flatten.
+    fn reshape(&mut self, name: &str, ins: &Inputs) -> Read<Value> {
+        let x = ins.layer(0)?;
+        let Some(Value::Ints(target)) = ins.get(1) else {
+            return Err("needs a shape that folds to constants".into());
+        };
+        let numel = self.shapes[x].numel() as i64;
+        if !matches!(target[..], [_, Some(n)] if n == numel || n == -1) {
+            return Err(format!(
+                "to {} is not read; only flattening to [N, {numel}] is",
+                dims_text(target)
+            ));
+        }
+        self.flatten(name, x)
+    }
+
+    /// `alpha * x B^T + beta * C` as a dense layer.
+    fn gemm(&mut self, name: &str, ins: &Inputs, attrs: &Attrs) -> Read<Value> {
+        if attrs.int("transA")?.unwrap_or(0) != 0 {
+            return Err("with transA is not read".into());
+        }
+        let mut weight = ins.floats(1)?;
+        if attrs.int("transB")?.unwrap_or(0) == 0 {
+            weight = transpose(&weight)?;
+        }
+        let alpha = attrs.float("alpha")?.unwrap_or(1.0);
+        let beta = attrs.float("beta")?.unwrap_or(1.0);
+        weight.data.iter_mut().for_each(|v| *v *= alpha);
+        let bias = match ins.get(2) {
+            Some(_) => {
+                let mut b = ins.floats(2)?;
+                b.data.iter_mut().for_each(|v| *v *= beta);
+                Some(b)
+            }
+            None => None,
+        };
+        self.dense(name, ins.layer(0)?, weight, bias)
     }
 
     /// A graph node name from the ONNX node's: squeezebox names parameters
@@ -541,22 +453,31 @@ impl<'a> Reader<'a> {
         Ok(Value::Layer(self.layer(name, op, vec![x])?))
     }
 
-    /// Checks that the tensors just stored for layer `id` fit it.
-    fn check_weights(&self, id: NodeId) -> Read<()> {
+    /// Stores layer `id`'s tensors, `(part, values)`, under the names and
+    /// in the shapes the layer graph gives them (`[C]` for a bias stored
+    /// as `[1,C]`, say): the values must be as many as the shape holds.
+    fn store(&mut self, id: NodeId, tensors: Vec<(&str, Tensor)>) -> Read<Value> {
         let specs = self.graph.params().map_err(|e| e.to_string())?;
-        for spec in specs.iter().filter(|s| s.node == id) {
-            match self.weights.get(&spec.name) {
-                Some(t) if t.shape == spec.shape => {}
-                Some(t) => {
-                    return Err(format!(
-                        "has a {:?} tensor where the layer needs {:?}",
-                        t.shape, spec.shape
-                    ))
-                }
-                None => return Err(format!("lacks its tensor '{}'", spec.name)),
+        let node = &self.graph.nodes[id].name;
+        for (part, t) in tensors {
+            let name = format!("{node}.{part}");
+            let Some(spec) = specs.iter().find(|s| s.name == name) else {
+                return Err(format!("has a {part} its layer does not take"));
+            };
+            let want: usize = spec.shape.iter().product();
+            if t.data.len() != want {
+                return Err(format!(
+                    "has a {part} of shape {:?} where the layer needs {:?}",
+                    t.shape, spec.shape
+                ));
             }
+            let reshaped = Tensor {
+                shape: spec.shape.clone(),
+                data: t.data,
+            };
+            self.weights.insert(name, reshaped);
         }
-        Ok(())
+        Ok(Value::Layer(id))
     }
 
     /// Flattens a map; a vector is already flat.
@@ -583,39 +504,22 @@ impl<'a> Reader<'a> {
             }
             Shape::Map { .. } => return Err("reads a feature map, not a vector".into()),
         };
-        let out = weight.shape[0];
-        let bias = match bias {
-            Some(b) if b.data.len() == out => Some(b.data),
-            // A bias broadcast from one value.
-            Some(b) if b.data.len() == 1 => Some(vec![b.data[0]; out]),
-            Some(b) => {
-                return Err(format!(
-                    "has a bias of {} values for {out} outputs",
-                    b.data.len()
-                ))
-            }
-            None => None,
+        let [out, _] = weight.shape[..] else {
+            return Err("needs a 2-D weight".into());
         };
-        let id = self.layer(
-            name,
-            Op::Dense {
-                out,
-                bias: bias.is_some(),
-            },
-            vec![x],
-        )?;
-        self.weights.insert(format!("{name}.weight"), weight);
-        if let Some(b) = bias {
-            self.weights.insert(
-                format!("{name}.bias"),
-                Tensor {
-                    shape: vec![out],
-                    data: b,
-                },
-            );
-        }
-        self.check_weights(id)?;
-        Ok(Value::Layer(id))
+        let bias = match bias {
+            // A bias broadcast from one value.
+            Some(b) if b.data.len() == 1 => Some(Tensor::filled(vec![out], b.data[0])),
+            other => other,
+        };
+        let op = Op::Dense {
+            out,
+            bias: bias.is_some(),
+        };
+        let id = self.layer(name, op, vec![x])?;
+        let mut tensors = vec![("weight", weight)];
+        tensors.extend(bias.map(|b| ("bias", b)));
+        self.store(id, tensors)
     }
 
     /// Add or Mul: of two layers, or of a layer and a constant that is a
@@ -681,6 +585,109 @@ impl<'a> Reader<'a> {
         let each = c.data.iter().cycle();
         sum.data.iter_mut().zip(each).for_each(|(b, v)| *b += v);
         Ok(Value::Layer(x))
+    }
+}
+
+/// The values a node reads, by input position; `None` where an optional
+/// input is left out.
+struct Inputs(Vec<Option<Value>>);
+
+impl Inputs {
+    fn get(&self, i: usize) -> Option<&Value> {
+        self.0.get(i).and_then(Option::as_ref)
+    }
+
+    /// Input `i`, which must be a layer's output.
+    fn layer(&self, i: usize) -> Read<NodeId> {
+        match self.get(i) {
+            Some(Value::Layer(id)) => Ok(*id),
+            _ => Err(format!("input {i} must be computed from the image")),
+        }
+    }
+
+    /// Input `i`, which must be a stored float tensor.
+    fn floats(&self, i: usize) -> Read<Tensor> {
+        match self.get(i) {
+            Some(Value::Floats(t)) => Ok(t.clone()),
+            _ => Err(format!("input {i} must be a stored float tensor")),
+        }
+    }
+}
+
+/// Clip's bounds: attributes before opset 11, inputs since. `[0, inf)` is
+/// a ReLU.
+fn clip(ins: &Inputs, attrs: &Attrs) -> Read<Op> {
+    let bound = |i: usize, attr: &str, default: f32| -> Read<f32> {
+        match ins.get(i) {
+            Some(Value::Floats(t)) if t.data.len() == 1 => Ok(t.data[0]),
+            Some(_) => Err(format!("bound {i} must be one stored float")),
+            None => Ok(attrs.float(attr)?.unwrap_or(default)),
+        }
+    };
+    // Infinite bounds are stored as the largest floats (JSON has no inf).
+    let min = bound(1, "min", f32::MIN)?.max(f32::MIN);
+    let max = bound(2, "max", f32::MAX)?.min(f32::MAX);
+    Ok(if min == 0.0 && max == f32::MAX {
+        Op::Relu
+    } else {
+        Op::Clip { min, max }
+    })
+}
+
+/// MaxPool or AveragePool: square window and stride, no ceil mode.
+fn pool(op: &str, attrs: &Attrs) -> Read<Op> {
+    let [kh, kw] = attrs.ints("kernel_shape")?[..] else {
+        return Err("needs a 2-D kernel_shape".into());
+    };
+    let kernel = square(to_usize(kh)?, to_usize(kw)?, "kernel")?;
+    let stride = strides(attrs)?;
+    no_dilation(attrs)?;
+    if attrs.int("ceil_mode")?.unwrap_or(0) != 0 {
+        return Err("with ceil_mode is not read".into());
+    }
+    let pads = pads(attrs)?;
+    Ok(if op == "MaxPool" {
+        Op::MaxPool {
+            kernel,
+            stride,
+            pads,
+        }
+    } else {
+        Op::AvgPool {
+            kernel,
+            stride,
+            pads: Some(pads.unwrap_or([0; 4])),
+            count_include_pad: attrs.int("count_include_pad")?.unwrap_or(0) != 0,
+        }
+    })
+}
+
+/// Picks shape numbers by index (axis 0), as `x.size(0)` exports do.
+fn gather(ins: &Inputs, attrs: &Attrs) -> Read<Value> {
+    let (Some(Value::Ints(data)), Some(Value::Ints(index))) = (ins.get(0), ins.get(1)) else {
+        return Err("is only read on shape arithmetic".into());
+    };
+    if attrs.int("axis")?.unwrap_or(0) != 0 {
+        return Err("is only read on axis 0".into());
+    }
+    let picked = index
+        .iter()
+        .map(|i| {
+            let i = i.ok_or("has an unknown index")?;
+            let at = if i < 0 { i + data.len() as i64 } else { i };
+            usize::try_from(at)
+                .ok()
+                .and_then(|at| data.get(at).copied())
+                .ok_or(format!("index {i} is out of range"))
+        })
+        .collect::<Read<Vec<_>>>()?;
+    Ok(Value::Ints(picked))
+}
+
+fn no_dilation(attrs: &Attrs) -> Read<()> {
+    match attrs.ints("dilations")?.iter().all(|&d| d == 1) {
+        true => Ok(()),
+        false => Err("with dilation is not read".into()),
     }
 }
 
