@@ -15,7 +15,7 @@ import json
 import statistics
 import subprocess
 
-from onnxruntime_latency import one_thread_session, onnxruntime_median_ms, picture
+from onnxruntime_latency import model_picture, one_thread_session, onnxruntime_median_ms
 
 
 def squeezebox_median_ms(label_image, model, image, runs, warmup):
@@ -29,7 +29,7 @@ def squeezebox_median_ms(label_image, model, image, runs, warmup):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="+")
-    parser.add_argument("--image", required=True, help="a 32x32 RGB picture")
+    parser.add_argument("--image", required=True, help="an RGB picture, resized to each model's size")
     parser.add_argument("--label-image", required=True, help="the label-image binary")
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=30)
@@ -37,11 +37,10 @@ def main():
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    pixels = picture(args.image)
-
     rows = []
     for model in args.models:
         session = one_thread_session(model)
+        pixels = model_picture(session, args.image)
         ours, theirs = [], []
         for _ in range(args.rounds):
             ours.append(squeezebox_median_ms(args.label_image, model, args.image,

@@ -43,12 +43,20 @@ def onnxruntime_median_ms(session, pixels, runs, warmup):
     return statistics.median(times)
 
 
-def picture(path):
-    """The picture as the models' raw input: uint8 [1, 32, 32, 3]."""
+def picture(path, height=32, width=32):
+    """The picture as a squeezebox model's raw input: uint8 [1, H, W, 3],
+    resized to the model's size where it differs (latency does not depend
+    on which pixels)."""
     image = Image.open(path).convert("RGB")
-    if image.size != (32, 32):
-        sys.exit(f"{path}: expected a 32x32 picture, got {image.size[0]}x{image.size[1]}")
+    if image.size != (width, height):
+        image = image.resize((width, height), Image.BILINEAR)
     return np.asarray(image, dtype=np.uint8)[None]
+
+
+def model_picture(session, path):
+    """`picture` at the size of the session's `[N, H, W, 3]` input."""
+    _, height, width, _ = session.get_inputs()[0].shape
+    return picture(path, height, width)
 
 
 def serve(pixels, runs, warmup):
@@ -68,7 +76,7 @@ def serve(pixels, runs, warmup):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="*")
-    parser.add_argument("--image", required=True, help="a 32x32 RGB picture")
+    parser.add_argument("--image", required=True, help="an RGB picture, resized to each model's size")
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--serve", action="store_true", help="read model paths from stdin (JSON strings)")
