@@ -30,7 +30,10 @@ pub struct Accuracy {
 pub fn evaluate(model: &Model, dir: &Path, limit: Option<usize>) -> anyhow::Result<Accuracy> {
     let (images, labels) = match cifar::open(dir) {
         Ok(source) => cifar_test(model, dir, source, limit)?,
-        Err(_) if dir.is_dir() => labelled_folder(model, dir, limit)?,
+        Err(not_cifar) if dir.is_dir() => match ImageFolder::open(dir) {
+            Ok(folder) => labelled_folder(model, dir, &folder, limit)?,
+            Err(_) => bail!("{not_cifar}, nor pictures in class sub-folders"),
+        },
         Err(e) => return Err(e.into()),
     };
     let bar = ProgressBar::new(labels.len() as u64).with_style(ProgressStyle::with_template(
@@ -85,9 +88,9 @@ fn cifar_test(
 fn labelled_folder(
     model: &Model,
     dir: &Path,
+    folder: &ImageFolder,
     limit: Option<usize>,
 ) -> anyhow::Result<(Vec<u8>, Vec<usize>)> {
-    let folder = ImageFolder::open(dir)?;
     let class_of = |name: &String| {
         let by_name = model.labels().iter().position(|l| l == name);
         let by_number = || name.parse::<usize>().ok().filter(|&i| i < model.classes());
