@@ -478,59 +478,66 @@ impl Graph {
     /// Every tensor the graph stores, in node order.
     pub fn params(&self) -> Result<Vec<ParamSpec>, ModelError> {
         let shapes = self.shapes()?;
+        Ok((0..self.nodes.len())
+            .flat_map(|id| self.params_of(id, &shapes))
+            .collect())
+    }
+
+    /// The tensors node `id` stores, given every node's shape up to it (an
+    /// importer building the graph node by node asks this of each one).
+    pub fn params_of(&self, id: NodeId, shapes: &[Shape]) -> Vec<ParamSpec> {
+        let node = &self.nodes[id];
+        let in_c = node
+            .inputs
+            .first()
+            .map(|&i| shapes[i].channels())
+            .unwrap_or(0);
         let mut out = Vec::new();
-        for (id, node) in self.nodes.iter().enumerate() {
-            let in_c = node
-                .inputs
-                .first()
-                .map(|&i| shapes[i].channels())
-                .unwrap_or(0);
-            let mut add = |suffix: &str, role: ParamRole, shape: Vec<usize>| {
-                out.push(ParamSpec {
-                    name: format!("{}.{suffix}", node.name),
-                    node: id,
-                    role,
-                    shape,
-                })
-            };
-            match node.op {
-                Op::Conv {
-                    out: o,
-                    kernel,
-                    groups,
-                    bias,
-                    ..
-                } => {
-                    add(
-                        "weight",
-                        ParamRole::Weight,
-                        vec![o, in_c / groups, kernel, kernel],
-                    );
-                    if bias {
-                        add("bias", ParamRole::Bias, vec![o]);
-                    }
+        let mut add = |suffix: &str, role: ParamRole, shape: Vec<usize>| {
+            out.push(ParamSpec {
+                name: format!("{}.{suffix}", node.name),
+                node: id,
+                role,
+                shape,
+            })
+        };
+        match node.op {
+            Op::Conv {
+                out: o,
+                kernel,
+                groups,
+                bias,
+                ..
+            } => {
+                add(
+                    "weight",
+                    ParamRole::Weight,
+                    vec![o, in_c / groups, kernel, kernel],
+                );
+                if bias {
+                    add("bias", ParamRole::Bias, vec![o]);
                 }
-                Op::Dense { out: o, bias } => {
-                    add("weight", ParamRole::Weight, vec![o, in_c]);
-                    if bias {
-                        add("bias", ParamRole::Bias, vec![o]);
-                    }
-                }
-                Op::BatchNorm { .. } => {
-                    add("weight", ParamRole::NormScale, vec![in_c]);
-                    add("bias", ParamRole::NormShift, vec![in_c]);
-                    add("running_mean", ParamRole::RunningMean, vec![in_c]);
-                    add("running_var", ParamRole::RunningVar, vec![in_c]);
-                }
-                Op::LayerNorm { .. } => {
-                    add("weight", ParamRole::NormScale, vec![in_c]);
-                    add("bias", ParamRole::NormShift, vec![in_c]);
-                }
-                Op::ChannelScale => add("weight", ParamRole::NormScale, vec![in_c]),
-                _ => {}
             }
+            Op::Dense { out: o, bias } => {
+                add("weight", ParamRole::Weight, vec![o, in_c]);
+                if bias {
+                    add("bias", ParamRole::Bias, vec![o]);
+                }
+            }
+            Op::BatchNorm { .. } => {
+                add("weight", ParamRole::NormScale, vec![in_c]);
+                add("bias", ParamRole::NormShift, vec![in_c]);
+                add("running_mean", ParamRole::RunningMean, vec![in_c]);
+                add("running_var", ParamRole::RunningVar, vec![in_c]);
+            }
+            Op::LayerNorm { .. } => {
+                add("weight", ParamRole::NormScale, vec![in_c]);
+                add("bias", ParamRole::NormShift, vec![in_c]);
+            }
+            Op::ChannelScale => add("weight", ParamRole::NormScale, vec![in_c]),
+            _ => {}
         }
-        Ok(out)
+        out
     }
 
     /// The nodes that read each node's output.

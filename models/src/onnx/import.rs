@@ -457,7 +457,7 @@ impl<'a> Reader<'a> {
     /// in the shapes the layer graph gives them (`[C]` for a bias stored
     /// as `[1,C]`, say): the values must be as many as the shape holds.
     fn store(&mut self, id: NodeId, tensors: Vec<(&str, Tensor)>) -> Read<Value> {
-        let specs = self.graph.params().map_err(|e| e.to_string())?;
+        let specs = self.graph.params_of(id, &self.shapes);
         let node = &self.graph.nodes[id].name;
         for (part, t) in tensors {
             let name = format!("{node}.{part}");
