@@ -10,15 +10,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ "${1:-}" == "--foreign" ]]; then
     shift
-    bash scripts/setup.sh
-    cargo build --release --locked -p label-image -p compress
+    # Only the table goes to stdout: scripts/report.sh appends it to the
+    # results.
+    bash scripts/setup.sh >&2
+    cargo build --release --locked -p label-image -p compress >&2
     mkdir -p target/foreign
     models=()
     for net in resnet mobilenet; do
         .venv/bin/python tests/python/export_nets.py "$net" "target/foreign/$net-224.torch.onnx" \
             --size 224 224 --width 2 --classes 1000 2>/dev/null
         target/release/compress import "target/foreign/$net-224.torch.onnx" \
-            -o "target/foreign/$net-224.onnx" --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225
+            -o "target/foreign/$net-224.onnx" --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 >&2
         models+=("target/foreign/$net-224.onnx")
     done
     set -- "${models[@]}" --runs 50 --warmup 5

@@ -75,8 +75,38 @@ fn torch_exports_agree_with_onnxruntime() {
                 .unwrap();
             assert_eq!(top[0]["label"], names[best], "{net} ({opset}): top-1");
         }
+        assert_own_kernels(&model, net);
     }
 }
+
+/// Every convolution and pool of the exports runs on the runtime's own
+/// kernels (on a CPU with AVX2 and FMA): the ResNet's stride-2 convolution
+/// and 1x1 shortcut, the MobileNet's depthwise convolution and average
+/// pools.
+#[cfg(target_arch = "x86_64")]
+fn assert_own_kernels(model: &std::path::Path, net: &str) {
+    use std::num::NonZeroUsize;
+    if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+        eprintln!("skipped: no AVX2 and FMA on this CPU, tract keeps the convolutions");
+        return;
+    }
+    let normalise = runtime::foreign::Normalise::new(&MEAN, &STD).unwrap();
+    let bytes = std::fs::read(model).unwrap();
+    let model = runtime::Model::foreign_from_bytes(&bytes, normalise, NonZeroUsize::MIN).unwrap();
+    let pixels = load_image(&sample("cat.png")).unwrap();
+    let ops = runtime::profile::profile(&model, &pixels, 1).unwrap();
+    let nodes = |name: &str| ops.iter().find(|o| o.op == name).map_or(0, |o| o.nodes);
+    let expected: &[(&str, usize)] = match net {
+        "resnet" => &[("PlaneConv", 4)],
+        _ => &[("PlaneConv", 4), ("PlaneDepthwise", 1), ("PlaneAvgPool", 2)],
+    };
+    for &(op, count) in expected {
+        assert_eq!(nodes(op), count, "{net}: {op} nodes in {ops:?}");
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn assert_own_kernels(_: &std::path::Path, _: &str) {}
 
 #[test]
 fn squeezebox_files_of_another_size_take_pictures_resized_to_it() {

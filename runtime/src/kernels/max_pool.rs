@@ -121,7 +121,7 @@ const IN_MEMORY: Pools = (declined, declined, declined);
 /// For each of `outputs` positions along one axis, the input positions in
 /// bounds under its window: output `o` covers inputs `o * stride - pad` to
 /// `o * stride - pad + kernel`, clipped to `0..size`.
-fn spans(
+pub(super) fn spans(
     outputs: usize,
     stride: usize,
     kernel: usize,

@@ -3,8 +3,11 @@
 //! (pooling exactly, LRN and convolution to within float rounding), as the
 //! tests below check against tract's op on the same input.
 
+mod avg_pool;
 #[cfg(target_arch = "x86_64")]
 mod conv;
+#[cfg(target_arch = "x86_64")]
+mod depthwise;
 #[cfg(target_arch = "x86_64")]
 mod dot;
 #[cfg(target_arch = "x86_64")]
@@ -30,13 +33,16 @@ mod x86_64;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::binary::{BinMiniOp, TypedBinOp};
-use tract_onnx::tract_core::ops::cnn::{MaxPool, OptMaxPool};
+use tract_onnx::tract_core::ops::cnn::{MaxPool, OptMaxPool, OptSumPool, SumPool};
 use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
 use tract_onnx::tract_core::ops::nn::Softmax;
 use tract_onnx_opl::lrn::Lrn;
 
+pub use avg_pool::PlaneAvgPool;
 #[cfg(target_arch = "x86_64")]
 pub use conv::PlaneConv;
+#[cfg(target_arch = "x86_64")]
+pub use depthwise::PlaneDepthwise;
 #[cfg(target_arch = "x86_64")]
 pub use joined::Joined;
 pub use lrn::PlaneLrn;
@@ -63,10 +69,10 @@ pub(crate) fn runnable(
 }
 
 /// Replaces, in a typed model not yet optimised, each convolution that
-/// [`PlaneConv`] (f32, with the ReLU after it, if any) or [`PlaneQConv`]
-/// (int8) does, so that tract's optimiser never lowers it to im2col and a
-/// matrix product. Its weights, bias and quantization parameters must be
-/// constants.
+/// [`PlaneConv`] or [`PlaneDepthwise`] (f32, with the ReLU after it, if
+/// any) or [`PlaneQConv`] (int8) does, so that tract's optimiser never
+/// lowers it to im2col and a matrix product. Its weights, bias and
+/// quantization parameters must be constants.
 #[cfg(target_arch = "x86_64")]
 fn swap_convs(model: &mut TypedModel) -> TractResult<()> {
     use tract_onnx::tract_core::ops::cnn::Conv;
@@ -94,9 +100,15 @@ fn swap_convs(model: &mut TypedModel) -> TractResult<()> {
             }
         } else {
             let relu = relu_after(model, node)?;
-            match PlaneConv::for_conv(conv, dt, &consts, relu.is_some(), shape.as_deref())? {
-                Some(op) => (Box::new(op), relu.unwrap_or(id)),
-                None => continue,
+            let fused = relu.unwrap_or(id);
+            if let Some(op) =
+                PlaneConv::for_conv(conv, dt, &consts, relu.is_some(), shape.as_deref())?
+            {
+                (Box::new(op), fused)
+            } else if let Some(op) = PlaneDepthwise::for_conv(conv, dt, &consts, relu.is_some())? {
+                (Box::new(op), fused)
+            } else {
+                continue;
             }
         };
         let mut patch = TypedModelPatch::new("plane-conv");
@@ -249,6 +261,17 @@ fn faster(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Box<dyn Ty
     if let Some((spec, None)) = pool {
         return Ok(PlaneMaxPool::for_spec(spec).map(|op| Box::new(op) as _));
     }
+    let sum_pool = (node.op_as::<OptSumPool>())
+        .map(|p| (&p.pool_spec, p.count_include_pad, p.normalize))
+        .or_else(|| {
+            (node.op_as::<SumPool>()).map(|p| (&p.pool_spec, p.count_include_pad, p.normalize))
+        });
+    if let Some((spec, include_pad, normalize)) = sum_pool {
+        let dt = model.outlet_fact(node.inputs[0])?.datum_type;
+        return Ok(
+            PlaneAvgPool::for_op(spec, include_pad, normalize, dt).map(|op| Box::new(op) as _)
+        );
+    }
     if let Some(lrn) = node.op_as::<Lrn>() {
         let dt = model.outlet_fact(node.inputs[0])?.datum_type;
         return Ok(PlaneLrn::for_op(lrn, dt).map(|op| Box::new(op) as _));
@@ -398,7 +421,8 @@ mod tests {
     /// shape and whether a ReLU follows: squeeze1's (the first conv, a
     /// squeeze, both expands, the classifier), tuto's and alex4's 5x5 on a
     /// batch of two, then odd sizes and channel counts, uneven and one-sided
-    /// padding, valid windows, and positions that end in a narrower tile.
+    /// padding, valid windows, positions that end in a narrower tile, and
+    /// strides of 2 and 3.
     #[cfg(target_arch = "x86_64")]
     pub(super) fn conv_cases() -> Vec<(Conv, [usize; 4], bool)> {
         let same = |k: usize| PaddingSpec::Explicit(tvec![k / 2, k / 2], tvec![k / 2, k / 2]);
@@ -433,10 +457,28 @@ mod tests {
             (6, 12, 1, [1, 6, 4, 5], PaddingSpec::Valid, true),
             (3, 1, 1, [1, 3, 1, 1], PaddingSpec::Valid, false),
         ];
-        (cases.into_iter())
-            .map(|(ci, co, k, shape, padding, relu)| {
-                let pool_spec =
-                    PoolSpec::new(DataFormat::NCHW, tvec![k, k], padding, None, None, ci, co);
+        // Strided windows, as imported nets downsample: a stem and a 1x1
+        // shortcut at stride 2, odd planes, one-sided padding, stride 3.
+        let strided = [
+            (3, 16, 3, 2, [1, 3, 18, 18], same(3), true),
+            (8, 16, 1, 2, [2, 8, 9, 7], PaddingSpec::Valid, false),
+            (16, 24, 3, 2, [1, 16, 13, 10], same(3), false),
+            (4, 6, 5, 3, [1, 4, 11, 14], PaddingSpec::SameUpper, true),
+        ];
+        let unit =
+            cases.map(|(ci, co, k, shape, padding, relu)| (ci, co, k, 1, shape, padding, relu));
+        (unit.into_iter().chain(strided))
+            .map(|(ci, co, k, stride, shape, padding, relu)| {
+                let strides = Some(tvec![stride, stride]);
+                let pool_spec = PoolSpec::new(
+                    DataFormat::NCHW,
+                    tvec![k, k],
+                    padding,
+                    None,
+                    strides,
+                    ci,
+                    co,
+                );
                 let conv = Conv {
                     pool_spec,
                     kernel_fmt: KernelFormat::OIHW,
@@ -514,7 +556,7 @@ mod tests {
             let ops = [None, Some(&shape[..])].map(|shape| {
                 PlaneConv::for_conv(conv, f32::datum_type(), &consts, *relu, shape)
                     .unwrap()
-                    .expect("an f32 stride-1 conv on an AVX2 machine")
+                    .expect("an f32 conv on an AVX2 machine")
             });
             for ours in &ops {
                 assert_close(
@@ -662,7 +704,7 @@ mod tests {
                     super::sparse::Densest::for_int8(dot),
                 )
                 .unwrap()
-                .expect("an int8 stride-1 conv")
+                .expect("an int8 conv")
             });
             let got = run(&direct, &input);
             assert_within_one_step(&got, &expected, &format!("case {i}, {dot:?}"));
@@ -712,7 +754,7 @@ mod tests {
                 ];
                 PlaneConv::for_conv(&conv, f32::datum_type(), &consts, true, Some(&shape))
                     .unwrap()
-                    .expect("an f32 stride-1 conv on an AVX2 machine")
+                    .expect("an f32 conv on an AVX2 machine")
             });
             assert_joined(&f32_convs, &f32_input);
 
@@ -742,7 +784,7 @@ mod tests {
                 .map(|t| t.into_arc_tensor());
                 PlaneQConv::for_conv(&conv, u8::datum_type(), &consts, Some(&shape))
                     .unwrap()
-                    .expect("an int8 stride-1 conv on an AVX2 machine")
+                    .expect("an int8 conv on an AVX2 machine")
             });
             assert_joined(&int8_convs, &u8_input);
         }

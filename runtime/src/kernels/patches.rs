@@ -15,19 +15,24 @@ pub const VECTOR: usize = 8;
 /// (or group of taps) each per step.
 pub const ROWS: usize = 6;
 
-/// Whether `conv` is a 2-D, stride-1, undilated, ungrouped convolution of
-/// channel planes with an OIHW kernel: the kind these layouts serve.
+/// Whether `conv` is a 2-D, undilated, ungrouped convolution of channel
+/// planes with an OIHW kernel, of any stride: the kind these layouts serve.
 pub fn is_plain(conv: &Conv) -> bool {
+    conv.group == 1 && is_planar(conv)
+}
+
+/// Whether `conv` is a 2-D, undilated convolution of channel planes with
+/// an OIHW kernel, of any stride and grouping.
+pub fn is_planar(conv: &Conv) -> bool {
     let spec = &conv.pool_spec;
-    conv.group == 1
-        && conv.kernel_fmt == KernelFormat::OIHW
+    conv.kernel_fmt == KernelFormat::OIHW
         && matches!(spec.data_format, DataFormat::NCHW | DataFormat::CHW)
         && spec.rank() == 2
-        && spec.strides().iter().all(|&s| s == 1)
+        && spec.strides().iter().all(|&s| s >= 1)
         && spec.dilations().iter().all(|&d| d == 1)
 }
 
-/// One image's sizes and padding, for a 2-D, stride-1, undilated
+/// One image's sizes, padding and stride, for a 2-D, undilated
 /// convolution.
 pub struct Geometry {
     pub channels: usize,
@@ -38,6 +43,8 @@ pub struct Geometry {
     pub out_h: usize,
     pub out_w: usize,
     pub kernel: (usize, usize),
+    /// Rows and columns between one window and the next.
+    pub stride: (usize, usize),
 }
 
 impl Geometry {
@@ -48,6 +55,7 @@ impl Geometry {
         let (h, w) = (shape.hw_dims()[0], shape.hw_dims()[1]);
         let padding = spec.computed_padding(shape.hw_dims());
         let (rows, columns) = (&padding[0], &padding[1]);
+        let strides = spec.strides();
         Ok(Geometry {
             channels: spec.input_channels,
             h,
@@ -57,6 +65,7 @@ impl Geometry {
             out_h: rows.convoluted,
             out_w: columns.convoluted,
             kernel: (spec.kernel_shape[0], spec.kernel_shape[1]),
+            stride: (strides[0], strides[1]),
         })
     }
 
@@ -83,7 +92,15 @@ impl Geometry {
 
     /// Whether the patch matrix of a 1x1 kernel is the image itself.
     pub fn is_pointwise(&self) -> bool {
-        self.kernel == (1, 1) && self.out_h == self.h && self.out_w == self.w
+        self.kernel == (1, 1)
+            && self.stride == (1, 1)
+            && self.out_h == self.h
+            && self.out_w == self.w
+    }
+
+    /// Whether windows are one row and one column apart.
+    pub fn is_unit_stride(&self) -> bool {
+        self.stride == (1, 1)
     }
 
     /// Whether the kernel is 3x3 and padded by one on every side, over
@@ -91,12 +108,21 @@ impl Geometry {
     /// [`winograd`](super::winograd) does.
     pub fn is_same_3x3_even(&self) -> bool {
         self.kernel == (3, 3)
+            && self.is_unit_stride()
             && (self.top, self.left) == (1, 1)
             && (self.out_h, self.out_w) == (self.h, self.w)
             && self.h > 0
             && self.w > 0
             && self.h.is_multiple_of(2)
             && self.w.is_multiple_of(2)
+    }
+
+    /// The same windows over one channel's plane.
+    pub fn one_plane(&self) -> Geometry {
+        Geometry {
+            channels: 1,
+            ..*self
+        }
     }
 
     /// The same convolution over an image whose channels are packed `g` to
@@ -111,9 +137,10 @@ impl Geometry {
     /// The planes of a padded image: the rows and columns that the
     /// convolution's windows cover, the image's and the padding's.
     pub fn padded_dims(&self) -> (usize, usize) {
+        let (sh, sw) = self.stride;
         (
-            self.out_h + self.kernel.0 - 1,
-            self.out_w + self.kernel.1 - 1,
+            (self.out_h * sh + self.kernel.0).saturating_sub(sh),
+            (self.out_w * sw + self.kernel.1).saturating_sub(sw),
         )
     }
 
@@ -190,7 +217,16 @@ impl Geometry {
         for plane in (0..self.channels).map(|c| c * ph * pw) {
             for start in (0..kh).flat_map(|ky| (0..kw).map(move |kx| plane + ky * pw + kx)) {
                 let last = (self.out_h - 1) * pw + spans * SPAN;
-                if out_w == pw {
+                if !self.is_unit_stride() {
+                    // Every `sw`-th column of every `sh`-th row: one by one.
+                    let (sh, sw) = self.stride;
+                    let rows = matrix[row..].chunks_exact_mut(out_w).take(self.out_h);
+                    for (out, src) in rows.zip(padded[start..].chunks(sh * pw)) {
+                        for (o, &v) in out.iter_mut().zip(src.iter().step_by(sw)) {
+                            *o = v;
+                        }
+                    }
+                } else if out_w == pw {
                     // Whole rows of the plane: one run.
                     copy_short(
                         &mut matrix[row..][..positions],

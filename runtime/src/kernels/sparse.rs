@@ -102,8 +102,9 @@ impl<T: Copy + Default + PartialEq> Sparse<T> {
     /// The nonzeros of `weights`, `[O][C][kh][kw]` (f32 values, or words
     /// of channels' weights with `C` the words across channels), for
     /// planes of geometry `g` (whose channels are `C`), where they are at
-    /// most `densest` of the weights; `None` where they are more, or where
-    /// the grid is empty or shorter than one vector.
+    /// most `densest` of the weights; `None` where they are more, where
+    /// the grid is empty or shorter than one vector, or where windows are
+    /// strided.
     pub fn new(weights: &[T], co: usize, g: &Geometry, densest: f64) -> Option<Sparse<T>> {
         let (kh, kw) = g.kernel;
         let (ph, pw) = g.padded_dims();
@@ -113,7 +114,7 @@ impl<T: Copy + Default + PartialEq> Sparse<T> {
         if weights.len() != co * taps || nonzero as f64 > densest * weights.len() as f64 {
             return None;
         }
-        if g.out_h == 0 || grid_len(grid) < VECTOR {
+        if g.out_h == 0 || grid_len(grid) < VECTOR || !g.is_unit_stride() {
             return None;
         }
         let mut starts = Vec::with_capacity(co + 1);

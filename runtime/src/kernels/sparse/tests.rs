@@ -4,6 +4,7 @@
 //! variant, each skipped where the CPU lacks its instructions.
 
 use tract_onnx::tract_core::internal::*;
+use tract_onnx::tract_core::ops::cnn::Conv;
 
 use super::Densest;
 use crate::kernels::dot::Dot;
@@ -35,10 +36,10 @@ fn is_sparse(op: &impl std::fmt::Debug) -> bool {
     format!("{op:?}").contains("sparse")
 }
 
-/// The cases whose grid is shorter than one vector, which keep the dense
-/// layout: 1x1 planes.
-fn too_small(shape: &[usize; 4]) -> bool {
-    shape[2] * shape[3] < 8
+/// The cases that keep the dense layout: those whose grid is shorter than
+/// one vector (1x1 planes), and strided ones.
+fn dense_only(conv: &Conv, shape: &[usize; 4]) -> bool {
+    shape[2] * shape[3] < 8 || conv.pool_spec.strides().iter().any(|&s| s > 1)
 }
 
 #[test]
@@ -52,8 +53,8 @@ fn sparse_f32_conv_matches_tracts_within_float_rounding() {
         let (input, consts, expected) = f32_case(i, case, ZEROS);
         let f32 = f32::datum_type();
         let op = PlaneConv::with_densest(conv, f32, &consts, *relu, Some(shape), ALWAYS);
-        let op = op.unwrap().expect("an f32 stride-1 conv");
-        assert_eq!(is_sparse(&op), !too_small(shape), "case {i}: {op:?}");
+        let op = op.unwrap().expect("an f32 conv");
+        assert_eq!(is_sparse(&op), !dense_only(conv, shape), "case {i}: {op:?}");
         assert_close(&run(&op, &input), &expected, &format!("case {i}: {op:?}"));
     }
 }
@@ -71,11 +72,11 @@ fn sparse_int8_gives_the_dense_bytes(dot: Dot) {
         let [sparse, dense] = [ALWAYS, NEVER].map(|densest| {
             PlaneQConv::with_dot(&conv, input.datum_type(), &consts, shape, dot, densest)
                 .unwrap()
-                .expect("an int8 stride-1 conv")
+                .expect("an int8 conv")
         });
         assert_eq!(
             is_sparse(&sparse),
-            !too_small(&case.1),
+            !dense_only(&conv, &case.1),
             "case {i}: {sparse:?}"
         );
         assert!(!is_sparse(&dense), "case {i}: {dense:?}");
@@ -108,7 +109,7 @@ fn sparse_int8_gives_the_dense_bytes_with_avx2() {
 #[test]
 #[ignore]
 fn sparse_break_even() {
-    use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec, PoolSpec};
+    use tract_onnx::tract_core::ops::cnn::{KernelFormat, PaddingSpec, PoolSpec};
     use tract_onnx::tract_core::ops::nn::DataFormat;
     let same = |k: usize| PaddingSpec::Explicit(tvec![k / 2, k / 2], tvec![k / 2, k / 2]);
     let convs = [
