@@ -115,8 +115,20 @@ export CC_armv7_unknown_linux_gnueabihf=arm-linux-gnueabihf-gcc
 # looks for ld.lld in the -B folder: Debian's is llvm's own, not on PATH
 # under the name gcc asks for. These add to .cargo/config.toml's flags,
 # which stay what any toolchain can link with.
+#
+# armv7 links with -O0 besides, which leaves constants unmerged: on ARM32,
+# whose objects keep relocation addends in the code (REL), lld's ICF (14,
+# Debian's; llvm-project#138764) reads the addend of a relocation into
+# merged constants as 0, and folded functions that differ: the type_id of
+# unrelated types, so that tract's downcast_ref::<Const>() took another op
+# for a Const and static int8 files crashed (issue 35, docs/arm.md).
+# Unmerged, the constants are plain sections, which ICF compares correctly.
 lld_dir=$(dirname "$(readlink -f "$(command -v ld.lld)")")
-icf="[\"-C\", \"link-arg=-B$lld_dir\", \"-C\", \"link-arg=-fuse-ld=lld\", \"-C\", \"link-arg=-Wl,--icf=all\"]"
+link_flags() {
+    local flags="\"-C\", \"link-arg=-B$lld_dir\", \"-C\", \"link-arg=-fuse-ld=lld\", \"-C\", \"link-arg=-Wl,--icf=all\""
+    [[ $1 == armv7 ]] && flags+=", \"-C\", \"link-arg=-Wl,-O0\""
+    echo "[$flags]"
+}
 for t in "${targets[@]}"; do
     tt=$(triple "$t")
     say "building label-image for $tt ($profile profile)"
@@ -132,7 +144,7 @@ for t in "${targets[@]}"; do
     # (runtime/src/onnx_ops.rs), in a binary that stays under 8 MB.
     RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc nice -n 10 /usr/bin/cargo build --locked -q \
         -Zbuild-std=std,panic_abort -Zbuild-std-features=panic-unwind \
-        --config "target.$tt.rustflags=$icf" \
+        --config "target.$tt.rustflags=$(link_flags "$t")" \
         --no-default-features --profile "$profile" -p label-image --target "$tt"
     bin="$CARGO_TARGET_DIR/$tt/$profile/label-image"
     say "$bin: $(stat -c %s "$bin") bytes, built in $((SECONDS - start)) s"
