@@ -60,8 +60,7 @@ impl Source {
     /// opening only the batch files those records are in.
     pub fn load(&self, split: Split, limit: Option<usize>) -> Result<Dataset, CifarError> {
         let plan = split.plan(limit);
-        let mut data =
-            Dataset::with_capacity(self.classes.clone(), plan.iter().map(|s| s.count).sum());
+        let mut data = Dataset::cifar(self.classes.clone(), plan.iter().map(|s| s.count).sum());
         match &self.location {
             Location::Batches(dir) => {
                 for segment in &plan {

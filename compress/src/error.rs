@@ -11,4 +11,9 @@ pub enum CompressError {
     Invalid(String),
     #[error(transparent)]
     Train(#[from] trainer::TrainError),
+    #[error(transparent)]
+    Cifar(#[from] cifar::CifarError),
+    /// A picture or folder of pictures that cannot be read.
+    #[error(transparent)]
+    Pictures(#[from] runtime::RuntimeError),
 }

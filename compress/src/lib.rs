@@ -8,6 +8,7 @@
 pub mod calibrate;
 pub mod codebook;
 pub mod compare;
+pub mod data;
 mod error;
 pub mod fp16;
 mod onnx_util;

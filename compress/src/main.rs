@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use compress::calibrate::{calibrate, Method};
+use compress::data::DataDir;
 use compress::prune::{Norm, PruneOptions, Ramp, Scope};
 use compress::quantize::{Activations, Options};
 use prost::Message;
@@ -66,7 +67,8 @@ enum Command {
         #[arg(short, long)]
         output: PathBuf,
         /// CIFAR-10 (directory or .tar.gz) whose training split calibrates
-        /// the activations. Required for static int8.
+        /// the activations, or a folder of pictures (DIR/CLASS/*.png or
+        /// loose) at the model's size. Required for static int8.
         #[arg(long, value_name = "DIR")]
         calib: Option<PathBuf>,
         /// How many training images calibrate.
@@ -116,7 +118,11 @@ enum Command {
     Sensitivity {
         /// The model to read.
         model: PathBuf,
-        /// CIFAR-10 (directory or .tar.gz) whose validation split measures.
+        /// CIFAR-10 (directory or .tar.gz) whose validation split measures,
+        /// or a folder of labelled pictures, read at the model's size:
+        /// DIR/val/CLASS/*.png if there is a DIR/train, else every 10th
+        /// picture of each DIR/CLASS/. A class folder is named as one of the
+        /// model's labels, or by its class number.
         #[arg(long, value_name = "DIR")]
         data: PathBuf,
         /// How many validation images.
@@ -152,7 +158,12 @@ struct PruneArgs {
     #[arg(long, value_parser = fraction)]
     sparsity: f64,
     /// CIFAR-10 (directory or .tar.gz): training split to fine-tune on,
-    /// validation and test splits to measure.
+    /// validation and test splits to measure. Or a folder of labelled
+    /// pictures, read at the model's size: DIR/train, DIR/val and DIR/test
+    /// (else val again) of DIR/SPLIT/CLASS/*.png; without DIR/train and
+    /// DIR/val, DIR/CLASS/*.png with every 10th picture of each class held
+    /// out for validation and test. A class folder is named as one of the
+    /// model's labels, or by its class number.
     #[arg(long, value_name = "DIR")]
     data: PathBuf,
     /// polynomial (Zhu & Gupta's cubic), constant (equal increments) or
@@ -362,9 +373,13 @@ fn run(command: Command) -> Result<(), String> {
             frozen.layer_graph().map_err(|e| in_file(e.into()))?;
             let device = trainer::device::select(device, threads.map(|t| t as usize))
                 .map_err(|e| e.to_string())?;
-            let val = cifar::open(&data)
-                .and_then(|source| source.load(cifar::Split::Validation, Some(images as usize)))
+            let data = DataDir::open(&data, &frozen, "--data").map_err(|e| e.to_string())?;
+            let val = data
+                .validation(Some(images as usize))
                 .map_err(|e| e.to_string())?;
+            if let Some(how) = data.how() {
+                eprintln!("{how}");
+            }
             let report = compress::sensitivity::sensitivity(&frozen, &val, &sparsities, device)
                 .map_err(in_file)?;
             if let Some(path) = &plot {
@@ -430,7 +445,13 @@ fn prune(args: &PruneArgs) -> Result<(), String> {
     recipe.validate().map_err(|e| e.to_string())?;
     let device =
         trainer::device::select(args.device, size(args.threads)).map_err(|e| e.to_string())?;
-    let data = trainer::data::Data::load(&args.data, &recipe.limits).map_err(|e| e.to_string())?;
+    let dir = DataDir::open(&args.data, &frozen, "--data").map_err(|e| e.to_string())?;
+    let data = dir
+        .data(&recipe.limits, recipe.batch)
+        .map_err(|e| e.to_string())?;
+    if let Some(how) = dir.how() {
+        eprintln!("{how}");
+    }
     let options = PruneOptions {
         ramp: args.schedule,
         initial: args.initial_sparsity,
@@ -515,7 +536,9 @@ fn static_int8(
         "static int8 needs calibration images: --calib DIR (CIFAR-10, or a folder of pictures), or use --weights-only",
     )?;
     let graph = frozen.layer_graph().map_err(|e| in_file(e.into()))?;
-    let images = calibration_pictures(&data, calib_images, frozen)?;
+    let images = DataDir::open(&data, frozen, "--calib")
+        .and_then(|dir| dir.calibration(calib_images))
+        .map_err(|e| e.to_string())?;
     let calibration = calibrate(bytes, &graph, &images, method).map_err(in_file)?;
     let options = Options {
         activations,
@@ -577,34 +600,6 @@ fn import(
         imported.classes,
     );
     write(output, proto, bytes.len())
-}
-
-/// Up to `limit` calibration pictures from `data`: CIFAR-10's training
-/// split for a 32x32 model, else a folder of pictures (ImageFolder's
-/// layout) resized to the model's size.
-fn calibration_pictures(
-    data: &Path,
-    limit: usize,
-    model: &models::onnx::FrozenModel,
-) -> Result<Vec<u8>, String> {
-    let size = runtime::ImageSize::from(&model.contract);
-    match cifar::open(data) {
-        Ok(source) if size == runtime::ImageSize::CIFAR => Ok(source
-            .load(cifar::Split::Train, Some(limit))
-            .map_err(|e| e.to_string())?
-            .images),
-        Ok(_) => Err(format!(
-            "{}: CIFAR-10's pictures are 32x32 and the model takes {}x{}; give --calib a folder of pictures",
-            data.display(),
-            size.height,
-            size.width
-        )),
-        Err(_) if data.is_dir() => runtime::image_folder::ImageFolder::open(data)
-            .and_then(|folder| folder.load(size, Some(limit)))
-            .map(|(pixels, _)| pixels)
-            .map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
-    }
 }
 
 fn fp16(model: &Path, output: &Path) -> Result<(), String> {

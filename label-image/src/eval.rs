@@ -31,7 +31,7 @@ pub fn evaluate(model: &Model, dir: &Path, limit: Option<usize>) -> anyhow::Resu
     let (images, labels) = match cifar::open(dir) {
         Ok(source) => cifar_test(model, dir, source, limit)?,
         Err(not_cifar) if dir.is_dir() => match ImageFolder::open(dir) {
-            Ok(folder) => labelled_folder(model, dir, &folder, limit)?,
+            Ok(folder) => folder.load_labelled(dir, model.image_size(), model.labels(), limit)?,
             Err(_) => bail!("{not_cifar}, nor pictures in class sub-folders"),
         },
         Err(e) => return Err(e.into()),
@@ -81,43 +81,4 @@ fn cifar_test(
     }
     let labels = data.labels.iter().map(|&l| l as usize).collect();
     Ok((data.images, labels))
-}
-
-/// The pictures of a folder's class sub-folders at the model's size, each
-/// class matched to the model's label of that name, or to its number.
-fn labelled_folder(
-    model: &Model,
-    dir: &Path,
-    folder: &ImageFolder,
-    limit: Option<usize>,
-) -> anyhow::Result<(Vec<u8>, Vec<usize>)> {
-    let class_of = |name: &String| {
-        let by_name = model.labels().iter().position(|l| l == name);
-        let by_number = || name.parse::<usize>().ok().filter(|&i| i < model.classes());
-        by_name.or_else(by_number).ok_or_else(|| {
-            anyhow::anyhow!(
-                "{}: the folder '{name}' is none of the model's {} labels, nor a class number",
-                dir.display(),
-                model.classes()
-            )
-        })
-    };
-    let classes = folder
-        .classes
-        .iter()
-        .map(class_of)
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let (images, found) = folder.load(model.image_size(), limit)?;
-    let labels = found
-        .iter()
-        .zip(&folder.pictures)
-        .map(|(class, (path, _))| match class {
-            Some(c) => Ok(classes[*c]),
-            None => Err(anyhow::anyhow!(
-                "{}: not in a class folder, so its label is unknown",
-                path.display()
-            )),
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok((images, labels))
 }

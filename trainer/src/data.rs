@@ -48,8 +48,8 @@ impl Data {
     }
 }
 
-/// One augmented mini-batch: `[N,3,crop,crop]` floats on the 0-255 scale and
-/// the labels.
+/// One augmented mini-batch: `[N,3,height,width]` floats of the network's
+/// input size on the 0-255 scale, and the labels.
 pub struct Batch {
     pub images: Vec<f32>,
     pub labels: Vec<i64>,
@@ -59,9 +59,9 @@ impl Batch {
     /// The network's input (normalised as `pre` says, NCHW) and the labels,
     /// on `device`.
     pub fn to_tensors(&self, pre: &Preprocess, device: Device) -> (Tensor, Tensor) {
-        let side = pre.input_size().0 as i64;
+        let (height, width) = pre.input_size();
         let images = Tensor::from_slice(&self.images)
-            .view([-1, 3, side, side])
+            .view([-1, 3, height as i64, width as i64])
             .to_device(device);
         (
             normalise(&images, pre.normalise),
@@ -114,14 +114,17 @@ pub fn for_each_batch<E>(
     })
 }
 
-/// Raw `uint8 [N,32,32,3]` pixels of `data`, in slices of at most `size`
-/// images, as evaluation and export read them.
+/// Raw `uint8 [N,height,width,3]` pixels of `data`, in slices of at most
+/// `size` images, as evaluation and export read them.
 pub fn pixel_batches(data: &Dataset, size: usize) -> impl Iterator<Item = (Tensor, &[u8])> + '_ {
+    let (height, width) = (data.height as i64, data.width as i64);
     data.images
-        .chunks(size * cifar::IMAGE_BYTES)
+        .chunks(size * data.image_bytes())
         .zip(data.labels.chunks(size))
-        .map(|(pixels, labels)| {
-            let side = cifar::SIDE as i64;
-            (Tensor::from_slice(pixels).view([-1, side, side, 3]), labels)
+        .map(move |(pixels, labels)| {
+            (
+                Tensor::from_slice(pixels).view([-1, height, width, 3]),
+                labels,
+            )
         })
 }

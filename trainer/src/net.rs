@@ -2,7 +2,7 @@
 //! trained is exactly what is exported: the same layers, the same SAME
 //! padding, the same preprocessing.
 
-use models::graph::{window, Normalise, Pads, Preprocess, RAW_SIZE};
+use models::graph::{window, Normalise, Pads, Preprocess};
 use models::{
     Graph, ModelError, NodeId, Op, ParamRole, ParamSpec, Shape, Tensor as Values, Weights,
 };
@@ -25,12 +25,6 @@ impl Net {
     /// 1e-6 as in ConvNeXt.
     pub fn new(root: &nn::Path, graph: &Graph) -> Result<Net, ModelError> {
         let shapes = graph.shapes()?;
-        let Preprocess { height, width, .. } = graph.preprocess;
-        if (height, width) != (RAW_SIZE, RAW_SIZE) {
-            return Err(ModelError::Graph(format!(
-                "the trainer reads {RAW_SIZE}x{RAW_SIZE} pictures (CIFAR-10); this model takes {height}x{width}"
-            )));
-        }
         let specs = graph.params()?;
         let mut params: Vec<Vec<Tensor>> = graph.nodes.iter().map(|_| Vec::new()).collect();
         for spec in &specs {
@@ -221,16 +215,17 @@ impl Net {
             .expect("the output is computed")
     }
 
-    /// Logits for raw `uint8 [N,32,32,3]` pixels: the exported graph's
-    /// preprocessing (centre crop, normalisation), then the net.
+    /// Logits for raw `uint8 [N,height,width,3]` pixels of the model's
+    /// size: the exported graph's preprocessing (centre crop,
+    /// normalisation), then the net.
     pub fn forward_pixels(&self, pixels: &Tensor) -> Tensor {
-        let (crop, _) = self.graph.preprocess.input_size();
-        let (crop, offset) = (crop as i64, (RAW_SIZE - crop) as i64 / 2);
+        let Preprocess { height, width, .. } = self.graph.preprocess;
+        let (rows, cols) = self.graph.preprocess.input_size();
         let x = pixels
             .to_kind(Kind::Float)
             .permute([0, 3, 1, 2])
-            .narrow(2, offset, crop)
-            .narrow(3, offset, crop);
+            .narrow(2, (height - rows) as i64 / 2, rows as i64)
+            .narrow(3, (width - cols) as i64 / 2, cols as i64);
         self.forward_t(&normalise(&x, self.graph.preprocess.normalise), false)
     }
 
