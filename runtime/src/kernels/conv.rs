@@ -23,11 +23,12 @@ use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, PoolSpec};
 
 use super::frame::{multiply, multiply_by_tap};
+use super::frame::{MultiplyAdd, Sink, Vector};
 use super::joined::{self, Joinable, Layout};
 use super::patches::{self, is_plain, pack_panels, per_channel, Geometry, Patches, ROWS, VECTOR};
 use super::sparse::{self, Densest, Sparse};
 use super::winograd;
-use super::x86_64::{Bias, Fma};
+use super::x86_64::{Bias, Fma, Fma512};
 
 /// A 2-D, stride-1, undilated, ungrouped f32 convolution over `[N, C, H, W]`
 /// (or `[C, H, W]`), any kernel size and padding, with its bias and an
@@ -40,6 +41,8 @@ pub struct PlaneConv {
     /// One per output channel, zero-padded to whole panels.
     bias: Arc<Vec<f32>>,
     pub relu: bool,
+    /// Whether panels run on 512-bit vectors: the CPU has AVX-512F.
+    wide: bool,
 }
 
 /// Tap `(c, ky, kx)` of the weights is number `(c * kh + ky) * kw + kx`.
@@ -90,11 +93,16 @@ impl Eq for PlaneConv {}
 impl fmt::Debug for PlaneConv {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = &self.pool_spec;
-        let layout = self.weights.layout();
+        let layout = self.layout();
         write!(
             f,
-            "PlaneConv({}->{}, {:?}, {:?}, relu: {}, {layout})",
-            s.input_channels, s.output_channels, s.kernel_shape, s.padding, self.relu
+            "PlaneConv({}->{}, {:?}, stride {:?}, {:?}, relu: {}, {layout})",
+            s.input_channels,
+            s.output_channels,
+            s.kernel_shape,
+            s.strides(),
+            s.padding,
+            self.relu
         )
     }
 }
@@ -164,11 +172,41 @@ impl PlaneConv {
             weights,
             bias: Arc::new(per_channel(bias, spec.output_channels)?),
             relu,
+            wide: is_x86_feature_detected!("avx512f"),
         }))
     }
 
-    /// One image: `image` is `[C, H, W]`, `out` is `[O, out_h, out_w]`.
-    /// The patch copies compile for AVX2 here.
+    /// How the weights are laid out, and for panels the vectors' width.
+    fn layout(&self) -> String {
+        match (&self.weights, self.wide) {
+            (Weights::Panels(_), true) => "panels, 512-bit".into(),
+            (weights, _) => weights.layout(),
+        }
+    }
+
+    /// This convolution with its panels on 256-bit vectors: the path of
+    /// CPUs without AVX-512, which tests take on CPUs with it too.
+    #[cfg(test)]
+    pub fn narrow(self) -> PlaneConv {
+        PlaneConv {
+            wide: false,
+            ..self
+        }
+    }
+
+    /// One image, on the widest vectors the CPU has.
+    fn run(&self, g: &Geometry, image: &[f32], out: &mut [f32], patches: &mut Patches<f32>) {
+        if self.wide {
+            // SAFETY: the CPU has AVX-512F (checked in `for_conv`), and
+            // AVX2 and FMA.
+            unsafe { self.convolve_avx512(g, image, out, patches) }
+        } else {
+            // SAFETY: the CPU has AVX2 and FMA (checked in `for_conv`).
+            unsafe { self.convolve(g, image, out, patches) }
+        }
+    }
+
+    /// [`PlaneConv::convolve_with`] on 256-bit vectors.
     ///
     /// # Safety
     /// The CPU must have AVX2 and FMA.
@@ -180,6 +218,43 @@ impl PlaneConv {
         out: &mut [f32],
         patches: &mut Patches<f32>,
     ) {
+        // SAFETY: as promised.
+        unsafe { self.convolve_with::<Fma>(g, image, out, patches) }
+    }
+
+    /// [`PlaneConv::convolve_with`] with panels on 512-bit vectors.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F, AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma,avx512f")]
+    unsafe fn convolve_avx512(
+        &self,
+        g: &Geometry,
+        image: &[f32],
+        out: &mut [f32],
+        patches: &mut Patches<f32>,
+    ) {
+        // SAFETY: as promised.
+        unsafe { self.convolve_with::<Fma512>(g, image, out, patches) }
+    }
+
+    /// One image: `image` is `[C, H, W]`, `out` is `[O, out_h, out_w]`,
+    /// with the panels' tiles on `P`'s vectors (the other layouts keep to
+    /// 256-bit ones). Inlined into callers that enable the instructions.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2, FMA and `P`'s instructions.
+    #[inline(always)]
+    unsafe fn convolve_with<P>(
+        &self,
+        g: &Geometry,
+        image: &[f32],
+        out: &mut [f32],
+        patches: &mut Patches<f32>,
+    ) where
+        P: MultiplyAdd<V: Vector<T = f32>>,
+        for<'b> Bias<'b>: Sink<P::V, Out = f32>,
+    {
         let (positions, co) = (g.positions(), self.pool_spec.output_channels);
         let bias = Bias {
             bias: &self.bias,
@@ -189,9 +264,9 @@ impl PlaneConv {
         // read stale patches, whose products they do not write.
         match &self.weights {
             Weights::Panels(panels) => {
-                let width = positions.next_multiple_of(VECTOR);
+                let width = positions.next_multiple_of(P::V::LANES);
                 let source = patch_matrix(g, image, width, patches);
-                multiply::<Fma, _>(panels, source, (g.taps(), width), out, co, &bias)
+                multiply::<P, _>(panels, source, (g.taps(), width), out, co, &bias)
             }
             Weights::ByTap(by_tap) => {
                 let width = positions.next_multiple_of(ROWS);
@@ -242,7 +317,7 @@ impl Op for PlaneConv {
     /// The layout of the weights that runs: the plan's notes say which
     /// kernel a convolution takes.
     fn info(&self) -> TractResult<Vec<String>> {
-        Ok(vec![self.weights.layout()])
+        Ok(vec![self.layout()])
     }
 
     op_as_typed_op!();
@@ -297,8 +372,7 @@ impl Joinable for PlaneConv {
                 for (conv, geometry) in convs.iter().zip(&layout.geometries) {
                     let channels = conv.pool_spec.output_channels;
                     let (mine, rest) = out.split_at_mut(channels * layout.positions);
-                    // SAFETY: the CPU has AVX2 and FMA (checked in `for_conv`).
-                    unsafe { conv.convolve(geometry, image, mine, patches) };
+                    conv.run(geometry, image, mine, patches);
                     out = rest;
                 }
             }

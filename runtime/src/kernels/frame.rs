@@ -4,16 +4,22 @@
 //! tiles of a matrix product with them. The instructions behind the traits
 //! are in [`x86_64`](super::x86_64).
 
-use super::patches::{ROWS, VECTOR};
+use super::patches::ROWS;
 
-/// A 256-bit register of [`VECTOR`] elements: f32 values, or 32-bit words
-/// of channels.
+/// A register of [`Vector::LANES`] elements: f32 values, or 32-bit words
+/// of channels. 256-bit ones for every kernel, 512-bit f32 ones for the
+/// panels of f32 convolutions on AVX-512.
 pub trait Vector: Copy {
     type T: Copy + Default;
+    /// Elements in one register.
+    const LANES: usize;
     unsafe fn zero() -> Self;
     unsafe fn load(from: *const Self::T) -> Self;
     unsafe fn store(self, to: *mut Self::T);
 }
+
+/// The most elements a [`Vector`] holds: 16 f32 in 512 bits.
+const MAX_LANES: usize = 16;
 
 /// The multiply-add a micro-kernel repeats: f32 FMA, or a dot product of
 /// words of channels' bytes or 16-bit values.
@@ -46,7 +52,7 @@ unsafe fn accumulate<M: MultiplyAdd, const V: usize>(
         let src = vectors.add(step * v_step);
         let mut b = [M::V::zero(); V];
         for (i, v) in b.iter_mut().enumerate() {
-            *v = M::V::load(src.add(i * VECTOR));
+            *v = M::V::load(src.add(i * M::V::LANES));
         }
         let w = broadcasts.add(step * b_step);
         for (r, row) in acc.iter_mut().enumerate() {
@@ -60,12 +66,12 @@ unsafe fn accumulate<M: MultiplyAdd, const V: usize>(
 }
 
 /// The micro-kernel's tiles across `width` output positions, a multiple of
-/// [`VECTOR`]: `(first position, vectors)`, two vectors wide, then one for
-/// an odd vector at the end.
-fn tiles(width: usize) -> impl Iterator<Item = (usize, usize)> {
+/// `lanes`: `(first position, vectors)`, two vectors wide, then one for an
+/// odd vector at the end.
+fn tiles(width: usize, lanes: usize) -> impl Iterator<Item = (usize, usize)> {
     (0..width)
-        .step_by(2 * VECTOR)
-        .map(move |column| (column, ((width - column) / VECTOR).min(2)))
+        .step_by(2 * lanes)
+        .map(move |column| (column, ((width - column) / lanes).min(2)))
 }
 
 /// What a panel's tile does with each output channel's sums: where they
@@ -76,7 +82,7 @@ pub trait Sink<V: Vector> {
     type Out;
     /// Output channel `k`'s sums start from this, in every lane.
     unsafe fn start(&self, k: usize) -> V;
-    /// Stores the first `n` (at most [`VECTOR`]) of output channel `k`'s
+    /// Stores the first `n` (at most [`Vector::LANES`]) of output channel `k`'s
     /// `sums` at `dst`.
     ///
     /// # Safety
@@ -98,10 +104,10 @@ impl<V: Vector> Sink<V> for RawSums {
 
     #[inline(always)]
     unsafe fn store(&self, _: usize, sums: V, dst: *mut V::T, n: usize) {
-        if n == VECTOR {
+        if n == V::LANES {
             sums.store(dst);
         } else {
-            let mut lanes = [V::T::default(); VECTOR];
+            let mut lanes = [V::T::default(); MAX_LANES];
             sums.store(lanes.as_mut_ptr());
             std::ptr::copy_nonoverlapping(lanes.as_ptr(), dst, n);
         }
@@ -127,7 +133,8 @@ pub unsafe fn multiply<M: MultiplyAdd, S: Sink<M::V>>(
     sink: &S,
 ) {
     let positions = out.len() / co;
-    assert!(source.len() >= steps * width && width >= positions);
+    let lanes = M::V::LANES;
+    assert!(source.len() >= steps * width && width >= positions && width.is_multiple_of(lanes));
     assert_eq!(out.len(), co * positions);
     for (panel, weights) in panels.chunks_exact(steps * ROWS).enumerate() {
         let t = Tile {
@@ -142,9 +149,9 @@ pub unsafe fn multiply<M: MultiplyAdd, S: Sink<M::V>>(
         // writes only its rows and positions that exist.
         unsafe {
             let w = weights.as_ptr();
-            for (column, vectors) in tiles(width) {
+            for (column, vectors) in tiles(width, lanes) {
                 let (src, dst) = (source.as_ptr().add(column), dst.add(column));
-                let valid = (positions - column).min(vectors * VECTOR);
+                let valid = (positions - column).min(vectors * lanes);
                 match vectors {
                     2 => t.run::<M, S, 2>(w, src, steps, sink, dst, valid),
                     _ => t.run::<M, S, 1>(w, src, steps, sink, dst, valid),
@@ -167,14 +174,14 @@ struct Tile {
 }
 
 impl Tile {
-    /// `ROWS x (V * 8)` outputs: the sink's starts, plus for each step its
-    /// `ROWS` weights times its `V * 8` inputs; of these, the first `valid`
+    /// `ROWS x (V * LANES)` outputs: the sink's starts, plus for each step
+    /// its `ROWS` weights times its `V * LANES` inputs; of these, the first `valid`
     /// of each of `self.rows` rows go through `sink` to `dst`. `V = 1`
     /// does the last, narrower tile.
     ///
     /// # Safety
     /// As for [`multiply`]; `weights` must hold `steps * ROWS` elements,
-    /// `source` `V * 8` at each of `steps` rows `self.width` apart, and
+    /// `source` `V * LANES` at each of `steps` rows `self.width` apart, and
     /// `dst` `valid` outputs at each of `self.rows` rows `self.stride`
     /// apart.
     #[inline(always)]
@@ -194,9 +201,10 @@ impl Tile {
         let acc = accumulate::<M, V>(acc, steps, (weights, ROWS), (source, self.width));
         for (r, row) in acc.iter().enumerate().take(self.rows) {
             for (i, &v) in row.iter().enumerate() {
-                let n = valid.saturating_sub(i * VECTOR).min(VECTOR);
+                let lanes = M::V::LANES;
+                let n = valid.saturating_sub(i * lanes).min(lanes);
                 if n > 0 {
-                    sink.store(self.first + r, v, dst.add(r * self.stride + i * VECTOR), n);
+                    sink.store(self.first + r, v, dst.add(r * self.stride + i * lanes), n);
                 }
             }
         }
@@ -206,7 +214,7 @@ impl Tile {
 /// What a by-tap tile does with its sums, whose lanes are output channels:
 /// where they start, and what they become before they are stored.
 pub trait Across<V: Vector> {
-    /// Output channels `k` to `k + VECTOR` start from these.
+    /// Output channels `k` to `k + LANES` start from these.
     unsafe fn starts(&self, k: usize) -> V;
     /// The outputs of `sums`, the same for every channel.
     unsafe fn finish(&self, sums: V) -> V;
@@ -245,11 +253,12 @@ pub unsafe fn multiply_by_tap<M: MultiplyAdd, A: Across<M::V>>(
 ) {
     let positions = out.len() / co;
     assert!(source.len() >= steps * width && width >= positions.next_multiple_of(ROWS));
-    assert!(by_tap.len() == steps * co && co.is_multiple_of(2 * VECTOR));
+    let vector = M::V::LANES;
+    assert!(by_tap.len() == steps * co && co.is_multiple_of(2 * vector));
     assert_eq!(out.len(), co * positions);
-    let mut lanes = [<M::V as Vector>::T::default(); 2 * VECTOR];
-    for channel in (0..co).step_by(2 * VECTOR) {
-        let starts = [across.starts(channel), across.starts(channel + VECTOR)];
+    let mut lanes = [<M::V as Vector>::T::default(); 2 * MAX_LANES];
+    for channel in (0..co).step_by(2 * vector) {
+        let starts = [across.starts(channel), across.starts(channel + vector)];
         for position in (0..positions).step_by(ROWS) {
             // SAFETY: the asserts above bound both operands' reads and the
             // writes, `valid` positions of 16 channels.
@@ -264,9 +273,9 @@ pub unsafe fn multiply_by_tap<M: MultiplyAdd, A: Across<M::V>>(
                 let valid = (positions - position).min(ROWS);
                 for (p, row) in acc.iter().enumerate().take(valid) {
                     for (i, &v) in row.iter().enumerate() {
-                        across.finish(v).store(lanes[i * VECTOR..].as_mut_ptr());
+                        across.finish(v).store(lanes[i * vector..].as_mut_ptr());
                     }
-                    for (c, &v) in lanes.iter().enumerate() {
+                    for (c, &v) in lanes[..2 * vector].iter().enumerate() {
                         *dst.add(c * positions + p) = v;
                     }
                 }

@@ -552,13 +552,18 @@ mod tests {
             let (conv, shape, relu) = case;
             let (input, consts, expected) = f32_case(i, case, 0.0);
             // Both layouts of the weights: the one for planes of unknown
-            // size and the one for planes of this size.
+            // size and the one for planes of this size; each on 512-bit
+            // vectors where the CPU has them, and on 256-bit ones.
             let ops = [None, Some(&shape[..])].map(|shape| {
                 PlaneConv::for_conv(conv, f32::datum_type(), &consts, *relu, shape)
                     .unwrap()
                     .expect("an f32 conv on an AVX2 machine")
             });
-            for ours in &ops {
+            let narrow = ops.clone().map(PlaneConv::narrow);
+            let wide = is_x86_feature_detected!("avx512f");
+            let panels = format!("{:?}", ops[0]).contains("panels");
+            assert_eq!(format!("{:?}", ops[0]).contains("512-bit"), wide && panels);
+            for ours in ops.iter().chain(&narrow) {
                 assert_close(
                     &run(ours, &input),
                     &expected,

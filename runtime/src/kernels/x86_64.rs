@@ -1,6 +1,6 @@
 //! The instructions behind [`frame`](super::frame)'s traits on x86-64:
-//! 256-bit vectors of f32 and of 32-bit words, FMA and the integer dot
-//! products, and the sinks that finish a kernel's sums (bias and ReLU for
+//! 256-bit vectors of f32 and of 32-bit words (and 512-bit ones of f32 on
+//! AVX-512), FMA and the integer dot products, and the sinks that finish a kernel's sums (bias and ReLU for
 //! f32, requantization for int8). The ops and Winograd's transforms all
 //! take them from here, so that no op file imports another's.
 
@@ -11,6 +11,7 @@ use super::patches::VECTOR;
 
 impl Vector for __m256 {
     type T = f32;
+    const LANES: usize = VECTOR;
     #[inline(always)]
     unsafe fn zero() -> __m256 {
         _mm256_setzero_ps()
@@ -27,6 +28,7 @@ impl Vector for __m256 {
 
 impl Vector for __m256i {
     type T = u32;
+    const LANES: usize = VECTOR;
     #[inline(always)]
     unsafe fn zero() -> __m256i {
         _mm256_setzero_si256()
@@ -105,6 +107,60 @@ impl MultiplyAdd for Fma {
     #[inline(always)]
     unsafe fn multiply_add(sum: __m256, a: __m256, v: __m256) -> __m256 {
         _mm256_fmadd_ps(a, v, sum)
+    }
+}
+
+/// 512-bit f32 vectors, for the panels of f32 convolutions on AVX-512.
+impl Vector for __m512 {
+    type T = f32;
+    const LANES: usize = 16;
+    #[inline(always)]
+    unsafe fn zero() -> __m512 {
+        _mm512_setzero_ps()
+    }
+    #[inline(always)]
+    unsafe fn load(from: *const f32) -> __m512 {
+        _mm512_loadu_ps(from)
+    }
+    #[inline(always)]
+    unsafe fn store(self, to: *mut f32) {
+        _mm512_storeu_ps(to, self)
+    }
+}
+
+/// f32 fused multiply-adds on 512-bit vectors (AVX-512F).
+pub(super) struct Fma512;
+
+impl MultiplyAdd for Fma512 {
+    type V = __m512;
+    #[inline(always)]
+    unsafe fn broadcast(from: *const f32) -> __m512 {
+        _mm512_set1_ps(from.read())
+    }
+    #[inline(always)]
+    unsafe fn multiply_add(sum: __m512, a: __m512, v: __m512) -> __m512 {
+        _mm512_fmadd_ps(a, v, sum)
+    }
+}
+
+impl Sink<__m512> for Bias<'_> {
+    type Out = f32;
+
+    #[inline(always)]
+    unsafe fn start(&self, k: usize) -> __m512 {
+        _mm512_set1_ps(self.bias[k])
+    }
+
+    #[inline(always)]
+    unsafe fn store(&self, _: usize, sums: __m512, dst: *mut f32, n: usize) {
+        let v = if self.relu {
+            _mm512_max_ps(sums, _mm512_setzero_ps())
+        } else {
+            sums
+        };
+        // A mask of the first `n` lanes: all 16 when the vector is whole.
+        let mask = (u32::MAX >> (32 - n)) as __mmask16;
+        _mm512_mask_storeu_ps(dst, mask, v);
     }
 }
 
