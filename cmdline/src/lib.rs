@@ -81,6 +81,41 @@ pub fn positive_channels(text: &str) -> Result<Channels, String> {
     }
 }
 
+/// `println!` for a command's results. A reader that closed the pipe
+/// (`compress ... | head -1`) ends the program quietly, with success, where
+/// `println!` would panic; any other failure to write is one line and exit
+/// code 2.
+#[macro_export]
+macro_rules! outln {
+    () => {
+        $crate::write_out(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` for a command's results, as [`outln!`] is `println!`.
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::write_out(format_args!($($arg)*))
+    };
+}
+
+/// What [`outln!`] and [`out!`] do with their text.
+pub fn write_out(text: std::fmt::Arguments) {
+    use std::io::Write;
+    match std::io::stdout().lock().write_fmt(text) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            eprintln!("error: cannot write the output: {e}");
+            std::process::exit(BAD_INPUT.into())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -307,9 +307,13 @@ fn run(command: Command) -> Result<(), String> {
                         compress::codebook::share_model(proto, meta, &graph, bits)
                             .map_err(in_file)?;
                     for s in &shared {
-                        println!(
+                        cmdline::outln!(
                             "w{bits}: {} ({} values): {} entries, {} -> {} bytes",
-                            s.name, s.values, s.entries, s.bytes.0, s.bytes.1
+                            s.name,
+                            s.values,
+                            s.entries,
+                            s.bytes.0,
+                            s.bytes.1
                         );
                     }
                     proto
@@ -337,12 +341,12 @@ fn run(command: Command) -> Result<(), String> {
                 .max()
                 .unwrap_or(5)
                 .max(5);
-            println!("{:width$}  {:5}  {:>9}", "layer", "as", "SQNR dB");
+            cmdline::outln!("{:width$}  {:5}  {:>9}", "layer", "as", "SQNR dB");
             for l in &c.layers {
                 let kind = if l.integer { "int8" } else { "float" };
-                println!("{:width$}  {:5}  {:>9.1}", l.value, kind, l.sqnr_db);
+                cmdline::outln!("{:width$}  {:5}  {:>9.1}", l.value, kind, l.sqnr_db);
             }
-            println!(
+            cmdline::outln!(
                 "{} validation images: top-1 agrees on {} ({:.1}%), largest probability error {:.4}",
                 c.images,
                 c.top1_agree,
@@ -350,9 +354,10 @@ fn run(command: Command) -> Result<(), String> {
                 c.max_probability_error
             );
             if let Some((layer, drop)) = c.worst_layer() {
-                println!(
+                cmdline::outln!(
                     "largest loss: {} (SQNR {:.1} dB, {drop:.1} dB below the layers before it)",
-                    layer.value, layer.sqnr_db
+                    layer.value,
+                    layer.sqnr_db
                 );
             }
             Ok(())
@@ -390,25 +395,25 @@ fn run(command: Command) -> Result<(), String> {
                 models::atomic::write_atomic(path, &png).map_err(|e| e.to_string())?;
             }
             if json {
-                println!(
+                cmdline::outln!(
                     "{}",
                     serde_json::to_string_pretty(&report).expect("a report serialises")
                 );
                 return Ok(());
             }
-            print!("{:32} {:>9}", "kernel", "weights");
+            cmdline::out!("{:32} {:>9}", "kernel", "weights");
             for s in &report.sparsities {
-                print!(" {:>7}", format!("{:.0}%", 100.0 * s));
+                cmdline::out!(" {:>7}", format!("{:.0}%", 100.0 * s));
             }
-            println!();
+            cmdline::outln!();
             for layer in &report.layers {
-                print!("{:32} {:>9}", layer.kernel, layer.weights);
+                cmdline::out!("{:32} {:>9}", layer.kernel, layer.weights);
                 for a in &layer.accuracy {
-                    print!(" {:>6.1}%", 100.0 * a);
+                    cmdline::out!(" {:>6.1}%", 100.0 * a);
                 }
-                println!();
+                cmdline::outln!();
             }
-            println!(
+            cmdline::outln!(
                 "validation accuracy of {} on {} images: {:.2}% unpruned",
                 report.arch,
                 report.images,
@@ -471,7 +476,7 @@ fn prune(args: &PruneArgs) -> Result<(), String> {
         p.excluded.join(", ")
     };
     if p.schedule.is_some() {
-        println!("{:32} {:>9} {:>9}", "kernel", "weights", "sparsity");
+        cmdline::outln!("{:32} {:>9} {:>9}", "kernel", "weights", "sparsity");
         for l in &p.layers {
             let note = if p.stored_sparse.contains(&l.kernel) {
                 "  stored sparse"
@@ -479,19 +484,19 @@ fn prune(args: &PruneArgs) -> Result<(), String> {
                 ""
             };
             let share = 100.0 * l.zeros as f64 / l.values.max(1) as f64;
-            println!("{:32} {:>9} {:>8.1}%{note}", l.kernel, l.values, share);
+            cmdline::outln!("{:32} {:>9} {:>8.1}%{note}", l.kernel, l.values, share);
         }
-        println!(
+        cmdline::outln!(
             "sparsity {:.1}% of the pruned kernels after {} fine-tuning steps (left dense: {dense})",
             100.0 * p.sparsity,
             p.steps,
         );
     } else {
-        println!("{:32} {:>9} {:>9}", "layer", "filters", "kept");
+        cmdline::outln!("{:32} {:>9} {:>9}", "layer", "filters", "kept");
         for w in &p.widths {
-            println!("{:32} {:>9} {:>9}", w.layer, w.before, w.kept.len());
+            cmdline::outln!("{:32} {:>9} {:>9}", w.layer, w.before, w.kept.len());
         }
-        println!(
+        cmdline::outln!(
             "MACs per image {} -> {} ({:.2}x) after {} fine-tuning steps (left whole: {dense})",
             p.macs.0,
             p.macs.1,
@@ -503,7 +508,7 @@ fn prune(args: &PruneArgs) -> Result<(), String> {
         ("validation", p.before.val, p.after.val),
         ("test", p.before.test, p.after.test),
     ] {
-        println!(
+        cmdline::outln!(
             "{split} accuracy: {:.2}% -> {:.2}% ({:+.2} points, {} images)",
             100.0 * before.accuracy,
             100.0 * after.accuracy,
@@ -545,17 +550,17 @@ fn static_int8(
         per_channel: !per_tensor,
     };
     let q = compress::quantize::quantize(frozen, &calibration, options).map_err(in_file)?;
-    println!(
+    cmdline::outln!(
         "calibrated on {} training images ({method}); {} layers on int8 kernels: {}",
         calibration.images,
         q.report.integer_layers.len(),
         q.report.integer_layers.join(", ")
     );
     for (layer, why) in &q.report.float_layers {
-        println!("float: {layer}: {why}");
+        cmdline::outln!("float: {layer}: {why}");
     }
     for b in &q.report.boundaries {
-        println!("boundary: {} of '{}' for {}", b.op, b.value, b.reason);
+        cmdline::outln!("boundary: {} of '{}' for {}", b.op, b.value, b.reason);
     }
     Ok(q)
 }
@@ -590,7 +595,7 @@ fn import(
         .insert("imported_from".into(), source.into_owned());
     let proto = models::onnx::encode(&imported.graph, &imported.weights, &meta).map_err(in_file)?;
     let cost = models::cost(&imported.graph).map_err(in_file)?;
-    println!(
+    cmdline::outln!(
         "{arch}: {} layers, {} parameters, {} MACs per {}x{} image, {} classes",
         imported.graph.nodes.len() - 1,
         models::cost::grouped(cost.params),
@@ -617,7 +622,7 @@ fn write(
     record_command(&mut proto);
     let bytes = proto.encode_to_vec();
     models::atomic::write_atomic(output, &bytes).map_err(|e| e.to_string())?;
-    println!(
+    cmdline::outln!(
         "{}: {} -> {} bytes ({:.2}x)",
         output.display(),
         before,

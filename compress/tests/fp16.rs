@@ -123,3 +123,26 @@ fn bad_model_files_are_one_line_errors() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A reader that closes the pipe before the summary (`compress ... | head
+/// -0`) does not make the command panic: it writes its file and exits 0.
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (f32_path, f16_path) = (dir.path().join("m.onnx"), dir.path().join("m.fp16.onnx"));
+    export_squeeze1(&f32_path);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_compress"))
+        .args(["fp16", f32_path.to_str().unwrap(), "-o"])
+        .arg(&f16_path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The read end closes before the command has read the model.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(f16_path.exists());
+}

@@ -165,9 +165,9 @@ fn report(args: &Args) -> anyhow::Result<()> {
         manifest::write(path, &rows)?;
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        cmdline::outln!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        print!("{}", table::markdown(&rows, args));
+        cmdline::out!("{}", table::markdown(&rows, args));
     }
     Ok(())
 }

@@ -247,7 +247,7 @@ fn run_train(args: &TrainArgs) -> Result<(), TrainError> {
     let (graph, device, data) = setup(&args.common, &recipe.limits)?;
     let steps = recipe.steps_in_epoch(data.train.len())?;
     // On stdout: stderr is kept for progress and for one-line errors.
-    println!(
+    cmdline::outln!(
         "{}: {} parameters | {} train, {} validation, {} test images | {} epochs of {} steps at batch {} | {:?}, {} threads",
         graph.arch,
         models::cost(&graph)?.params,
@@ -281,7 +281,7 @@ fn run_train(args: &TrainArgs) -> Result<(), TrainError> {
         ),
         (None, None) => "test split untouched".into(),
     };
-    println!(
+    cmdline::outln!(
         "{}: {result} after {} steps (checkpoint {}, log {})",
         outcome.outputs.model.display(),
         outcome.steps,
@@ -310,24 +310,27 @@ fn run_bench(args: &BenchArgs) -> Result<(), TrainError> {
         args.steps,
         device,
     )?;
-    println!(
+    cmdline::outln!(
         "model {} | batch {} | {} steps each | {} threads",
-        graph.arch, report.batch, report.steps, report.threads
+        graph.arch,
+        report.batch,
+        report.steps,
+        report.threads
     );
-    println!(
+    cmdline::outln!(
         "bare loop (fixed batch, tch SGD):          {:8.1} images/s",
         report.bare_images_per_sec
     );
-    println!(
+    cmdline::outln!(
         "training loop (augment, SGD, EMA, metrics): {:8.1} images/s",
         report.full_images_per_sec
     );
-    println!("ratio: {:.1}%", 100.0 * report.ratio());
-    println!(
+    cmdline::outln!("ratio: {:.1}%", 100.0 * report.ratio());
+    cmdline::outln!(
         "augmentation: {:.1} us/image on one thread",
         report.augment_us_per_image
     );
-    println!(
+    cmdline::outln!(
         "epoch: {} steps, about {:.0} s ({:.1} s of it validation)",
         report.steps_per_epoch,
         report.epoch_seconds(),
