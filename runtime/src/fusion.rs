@@ -29,16 +29,18 @@ pub(crate) fn parse(mut bytes: &[u8], size: ImageSize) -> TractResult<InferenceM
     onnx.model_for_proto_model(&proto)
 }
 
-/// Replaces the exporter's per-image standardisation (`preprocess` in
+/// Replaces the exporter's preprocessing (`preprocess` in
 /// `models/src/onnx/export.rs`): Cast to float, Transpose to NCHW, an
-/// optional Slice (the crop), ReduceMean, Sub, Mul, ReduceMean, Sqrt, Max
-/// with a constant floor, Div. Its intermediate tensors must have no other
+/// optional Slice (the crop), then either the per-image standardisation
+/// (ReduceMean, Sub, Mul, ReduceMean, Sqrt, Max with a constant floor,
+/// Div) or an imported model's per-channel normalisation (Mul and Add by
+/// constants of three values). Its intermediate tensors must have no other
 /// reader and not be outputs of the graph.
 pub(crate) fn fuse_standardisation(graph: &mut GraphProto, size: ImageSize) {
     let Some((chain, fused)) = standardisation(graph, size) else {
         return;
     };
-    let last = *chain.last().expect("the chain has ten nodes or more");
+    let last = *chain.last().expect("the chain has four nodes or more");
     let gone: Vec<String> = (chain.iter())
         .filter(|&&i| i != last)
         .flat_map(|&i| graph.node[i].output.clone())
@@ -53,7 +55,7 @@ pub(crate) fn fuse_standardisation(graph: &mut GraphProto, size: ImageSize) {
     graph.value_info.retain(|v| !gone.contains(&v.name));
 }
 
-/// The indices of the standardisation's nodes, in order, and the node that
+/// The indices of the preprocessing's nodes, in order, and the node that
 /// replaces them. `size` is the pictures'.
 fn standardisation(graph: &GraphProto, size: ImageSize) -> Option<(Vec<usize>, NodeProto)> {
     let g = Graph(graph);
@@ -69,10 +71,33 @@ fn standardisation(graph: &GraphProto, size: ImageSize) -> Option<(Vec<usize>, N
     let mut x = g.out(nchw);
     let mut window = [0..size.height, 0..size.width];
     if let [crop] = g.readers(x)?[..] {
-        window = g.crop(crop, x, size)?;
-        chain.push(crop);
-        x = g.out(crop);
+        if g.node(crop).op_type == "Slice" {
+            window = g.crop(crop, x, size)?;
+            chain.push(crop);
+            x = g.out(crop);
+        }
     }
+    let (tail, scaling) = per_image(&g, x).or_else(|| per_channel(&g, x))?;
+    chain.extend(tail);
+    let last = *chain.last()?;
+    let [rows, cols] = window;
+    let mut attribute = vec![window_attr("rows", &rows), window_attr("cols", &cols)];
+    attribute.extend(scaling);
+    let fused = NodeProto {
+        name: g.node(last).name.clone(),
+        op_type: PlaneStandardise::OP_TYPE.into(),
+        domain: "ai.squeezebox".into(),
+        input: vec![input.into()],
+        output: vec![g.out(last).into()],
+        attribute,
+        ..Default::default()
+    };
+    Some((chain, fused))
+}
+
+/// The per-image standardisation of `x`: its nodes, and the attribute
+/// (`floor`) of the op that does it.
+fn per_image(g: &Graph, x: &str) -> Option<(Vec<usize>, Vec<AttributeProto>)> {
     let [a, b] = g.readers(x)?[..] else {
         return None;
     };
@@ -94,38 +119,58 @@ fn standardisation(graph: &GraphProto, size: ImageSize) -> Option<(Vec<usize>, N
     (g.is_mean(var, g.out(square)) && g.is(std, "Sqrt", &[g.out(var)])).then_some(())?;
     let floored = g.only_reader(g.out(std))?;
     let floor_name = g.node(floored).input.get(1)?;
-    let floor = g.constant(floor_name)?;
-    (floor.len() == 1).then_some(())?;
-    let floor = *floor
-        .try_as_plain_ram()
-        .ok()?
-        .as_slice::<f32>()
-        .ok()?
-        .first()?;
+    let [floor] = g.floats(floor_name)?[..] else {
+        return None;
+    };
     (floor.is_finite() && floor > 0.0).then_some(())?;
     (g.is(floored, "Max", &[g.out(std), floor_name])).then_some(())?;
     (g.readers(g.out(floored))? == [divide]).then_some(())?;
     g.is(divide, "Div", &[centred, g.out(floored)])
         .then_some(())?;
-    chain.extend([mean, centre, square, var, std, floored, divide]);
-    let [rows, cols] = window;
-    let fused = NodeProto {
-        name: g.node(divide).name.clone(),
-        op_type: PlaneStandardise::OP_TYPE.into(),
-        domain: "ai.squeezebox".into(),
-        input: vec![input.into()],
-        output: vec![g.out(divide).into()],
-        attribute: vec![window_attr("rows", &rows), window_attr("cols", &cols), {
-            AttributeProto {
-                name: "floor".into(),
-                r#type: AttributeType::Float as i32,
-                f: floor,
-                ..Default::default()
-            }
-        }],
-        ..Default::default()
+    let nodes = vec![mean, centre, square, var, std, floored, divide];
+    Some((nodes, vec![float_attr("floor", &[floor])]))
+}
+
+/// The per-channel normalisation of `x`, `x * scale + shift` with three
+/// values each: its nodes, and the attributes (`scale`, `shift`) of the op
+/// that does it.
+fn per_channel(g: &Graph, x: &str) -> Option<(Vec<usize>, Vec<AttributeProto>)> {
+    let scale = g.only_reader(x)?;
+    let scale_name = g.node(scale).input.get(1)?;
+    g.is(scale, "Mul", &[x, scale_name]).then_some(())?;
+    let shift = g.only_reader(g.out(scale))?;
+    let shift_name = g.node(shift).input.get(1)?;
+    g.is(shift, "Add", &[g.out(scale), shift_name])
+        .then_some(())?;
+    let three = |name: &str| -> Option<Vec<f32>> {
+        let shape = g.constant(name)?.shape().to_vec();
+        let values = g.floats(name)?;
+        let across_channels = matches!(shape[..], [1, 3, 1, 1] | [3, 1, 1]);
+        (across_channels && values.iter().all(|v| v.is_finite())).then_some(values)
     };
-    Some((chain, fused))
+    let (scales, shifts) = (three(scale_name)?, three(shift_name)?);
+    Some((
+        vec![scale, shift],
+        vec![float_attr("scale", &scales), float_attr("shift", &shifts)],
+    ))
+}
+
+/// A float attribute, or a list of them.
+fn float_attr(name: &str, values: &[f32]) -> AttributeProto {
+    match values {
+        [one] => AttributeProto {
+            name: name.into(),
+            r#type: AttributeType::Float as i32,
+            f: *one,
+            ..Default::default()
+        },
+        many => AttributeProto {
+            name: name.into(),
+            r#type: AttributeType::Floats as i32,
+            floats: many.to_vec(),
+            ..Default::default()
+        },
+    }
 }
 
 fn window_attr(name: &str, window: &Range<usize>) -> AttributeProto {
@@ -220,6 +265,13 @@ impl<'g> Graph<'g> {
         Some(window)
     }
 
+    /// The f32 values of the initializer `name`.
+    fn floats(&self, name: &str) -> Option<Vec<f32>> {
+        let t = self.constant(name)?;
+        let plain = t.try_as_plain_ram().ok()?;
+        Some(plain.as_slice::<f32>().ok()?.to_vec())
+    }
+
     /// The value of the initializer `name`.
     fn constant(&self, name: &str) -> Option<Tensor> {
         let proto = self.0.initializer.iter().find(|t| t.name == name)?;
@@ -279,6 +331,30 @@ mod tests {
             };
             assert_eq!(readers, [first], "{name}");
         }
+    }
+
+    /// The imported example's Cast, Transpose, Mul and Add become one
+    /// node with torchvision's scale and shift per channel.
+    #[test]
+    fn an_imported_models_normalisation_becomes_one_node() {
+        let name = "imported/resnet-style.p50.int8.onnx";
+        let mut graph = shipped(name);
+        let before = graph.node.len();
+        fuse_standardisation(&mut graph, ImageSize::CIFAR);
+        assert_eq!(graph.node.len(), before - 3);
+        let fused: Vec<_> = (graph.node.iter())
+            .filter(|n| n.op_type == PlaneStandardise::OP_TYPE)
+            .collect();
+        let [fused] = fused[..] else {
+            panic!("{} fused nodes", fused.len())
+        };
+        let names: Vec<_> = fused.attribute.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["rows", "cols", "scale", "shift"]);
+        assert_eq!((fused.attribute[0].ints.clone()), vec![0, 32]);
+        // (x / 255 - mean) / std, with the mean and std given at import.
+        let scale = &fused.attribute[2].floats;
+        assert_eq!(scale.len(), 3);
+        assert!(scale.iter().all(|&s| s > 0.0 && s < 1.0), "{scale:?}");
     }
 
     /// Each edit makes the chain compute something else, or expose a

@@ -245,22 +245,50 @@ fn fused_standardisation_gives_tracts_answers_at_the_edges() {
     pixels.extend((0..IMAGE_BYTES).map(|i| if i < IMAGE_BYTES / 2 { 0u8 } else { 255 }));
     for arch in ["squeeze1", "allconv"] {
         let fixture = common::random_model(arch);
-        let model = Model::load(&fixture.path).unwrap();
-        let ours = model.run(&pixels).unwrap().logits;
-        let expected = tracts_logits(&fixture.path, &pixels);
-        for (a, b) in ours.iter().zip(&expected) {
-            assert!(
-                (a - b).abs() <= 1e-4 * b.abs().max(1.0),
-                "{arch}: {a} vs {b}"
-            );
-        }
-        let ops = op_types(&model, &pixels);
-        assert!(
-            ops.iter().any(|o| o == "PlaneStandardise"),
-            "{arch}: {ops:?}"
-        );
-        assert!(!ops.iter().any(|o| o == "Sqrt"), "{arch}: {ops:?}");
+        assert_fused_preprocessing(&fixture.path, &pixels, "Sqrt");
     }
+}
+
+/// An imported model's per-channel normalisation (torchvision's mean and
+/// std, spelt Cast, Transpose, Mul and Add), cropped (squeeze1) or whole
+/// (allconv), is one op too, and gives tract's logits.
+#[test]
+fn fused_channel_normalisation_gives_tracts_answers() {
+    use models::graph::Normalise;
+    let mut pixels = batch()[..2 * IMAGE_BYTES].to_vec();
+    pixels.extend((0..IMAGE_BYTES).map(|i| if i < IMAGE_BYTES / 2 { 0u8 } else { 255 }));
+    for arch in ["squeeze1", "allconv"] {
+        let mut fixture = common::random_model(arch);
+        fixture.graph.preprocess.normalise = Normalise::Channels {
+            mean: [0.485, 0.456, 0.406],
+            std: [0.229, 0.224, 0.225],
+        };
+        let path = fixture.dir.path().join(format!("{arch}.channels.onnx"));
+        common::export(&path, &fixture.graph);
+        assert_fused_preprocessing(&path, &pixels, "MoveAxis");
+    }
+}
+
+/// The model at `path` gives tract's logits on `pixels`, its preprocessing
+/// is one `PlaneStandardise`, and no op of type `gone` is left of the
+/// chain it replaced.
+fn assert_fused_preprocessing(path: &std::path::Path, pixels: &[u8], gone: &str) {
+    let model = Model::load(path).unwrap();
+    let ours = model.run(pixels).unwrap().logits;
+    let expected = tracts_logits(path, pixels);
+    let name = path.display();
+    for (a, b) in ours.iter().zip(&expected) {
+        assert!(
+            (a - b).abs() <= 1e-4 * b.abs().max(1.0),
+            "{name}: {a} vs {b}"
+        );
+    }
+    let ops = op_types(&model, pixels);
+    assert!(
+        ops.iter().any(|o| o == "PlaneStandardise"),
+        "{name}: {ops:?}"
+    );
+    assert!(!ops.iter().any(|o| o == gone), "{name}: {ops:?}");
 }
 
 /// The runtime quantizes the shipped int8 squeeze1's input itself and, on a

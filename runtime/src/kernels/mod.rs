@@ -278,9 +278,9 @@ fn faster(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Box<dyn Ty
     }
     if let Some(op) = node.op_as::<Softmax>() {
         let fact = model.outlet_fact(node.inputs[0])?;
-        return Ok(
-            PlaneSoftmax::for_op(op, fact.datum_type, fact.rank()).map(|op| Box::new(op) as _)
-        );
+        let row = (fact.shape.last()).and_then(|d| usize::try_from(d.as_i64()?).ok());
+        let ours = PlaneSoftmax::for_op(op, fact.datum_type, fact.rank(), row);
+        return Ok(ours.map(|op| Box::new(op) as _));
     }
     if let Some(op) = node.op_as::<ElementWiseOp>() {
         let input = model.outlet_fact(node.inputs[0])?.datum_type;
@@ -890,7 +890,7 @@ mod tests {
         for (i, shape) in [
             vec![1, 10],
             vec![3, 10],
-            vec![2, 1000],
+            vec![2, 64],
             vec![4],
             vec![2, 3, 7],
         ]
@@ -905,7 +905,8 @@ mod tests {
                 .collect();
             let input = Tensor::from_shape(&shape, &xs).unwrap();
             let tracts = Softmax::new(tvec![shape.len() - 1], None, SoftmaxKind::Softmax);
-            let ours = PlaneSoftmax::for_op(&tracts, f32::datum_type(), shape.len()).unwrap();
+            let row = shape.last().copied();
+            let ours = PlaneSoftmax::for_op(&tracts, f32::datum_type(), shape.len(), row).unwrap();
             assert_close(
                 &run(&ours, &input),
                 &run(&tracts, &input),
@@ -913,8 +914,14 @@ mod tests {
             );
         }
         let log = Softmax::new(tvec![1], None, SoftmaxKind::LogSoftmax);
-        assert!(PlaneSoftmax::for_op(&log, f32::datum_type(), 2).is_none());
+        assert!(PlaneSoftmax::for_op(&log, f32::datum_type(), 2, Some(10)).is_none());
         let first = Softmax::new(tvec![0], None, SoftmaxKind::Softmax);
-        assert!(PlaneSoftmax::for_op(&first, f32::datum_type(), 2).is_none());
+        assert!(PlaneSoftmax::for_op(&first, f32::datum_type(), 2, Some(10)).is_none());
+        // An ImageNet classifier's rows stay tract's, as do rows of unknown
+        // length.
+        let last = Softmax::new(tvec![1], None, SoftmaxKind::Softmax);
+        let long = Some(super::softmax::SHORT_ROW + 1);
+        assert!(PlaneSoftmax::for_op(&last, f32::datum_type(), 2, long).is_none());
+        assert!(PlaneSoftmax::for_op(&last, f32::datum_type(), 2, None).is_none());
     }
 }

@@ -1,9 +1,12 @@
-//! TensorFlow's per-image standardisation of raw pixels, with the crop and
-//! the NHWC to NCHW move before it, as one op. Every squeezebox file begins
-//! with it, spelt in ten ONNX ops (see [`crate::fusion`]); tract ran them as
-//! a dozen nodes over 1,728 values, about 0.03 ms of squeeze1's 0.87 ms and
-//! mostly the cost of a node. Here it is two passes over the bytes: integer
-//! sums, then one scaled write per value.
+//! The preprocessing of raw pixels, with the crop and the NHWC to NCHW move
+//! before it, as one op: TensorFlow's per-image standardisation, which
+//! every zoo file begins with, spelt in ten ONNX ops (see
+//! [`crate::fusion`]), or an imported model's per-channel normalisation,
+//! spelt in four. tract ran the first as a dozen nodes over 1,728 values,
+//! about 0.03 ms of squeeze1's 0.87 ms and mostly the cost of a node, and
+//! the second as a cast, a transposition and a scale of every value, 0.2 ms
+//! of a 224x224 picture. Here it is one pass over the bytes (two for the
+//! standardisation: integer sums, then one scaled write per value).
 
 use std::ops::Range;
 
@@ -13,13 +16,23 @@ use tract_onnx::tract_hir::internal::*;
 use tract_onnx::tract_hir::ops::expandable::Expansion;
 
 /// `uint8 [N, H, W, C]` pixels -> `float [N, C, h, w]`: each image's window
-/// `rows` x `cols`, less the window's mean, over the window's standard
-/// deviation floored at `floor`.
+/// `rows` x `cols`, scaled as `scaling` says.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlaneStandardise {
     pub rows: Range<usize>,
     pub cols: Range<usize>,
-    pub floor: f32,
+    pub scaling: Scaling,
+}
+
+/// What becomes of each pixel value `v` of the window.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scaling {
+    /// `(v - mean) / max(deviation, floor)`, the window's mean and standard
+    /// deviation over every channel.
+    PerImage { floor: f32 },
+    /// `v * scale[c] + shift[c]` for channel `c`: ONNX's Mul then Add, each
+    /// rounded.
+    Channels { scale: [f32; 3], shift: [f32; 3] },
 }
 
 impl Eq for PlaneStandardise {}
@@ -29,7 +42,7 @@ impl PlaneStandardise {
     pub const OP_TYPE: &'static str = "SqueezeboxStandardise";
 
     /// Builds the op from a node [`crate::fusion`] wrote: attributes `rows`
-    /// and `cols` (start and end) and `floor`.
+    /// and `cols` (start and end), and `floor`, or `scale` and `shift`.
     pub fn parse(
         _: &tract_onnx::model::ParsingContext,
         node: &NodeProto,
@@ -40,21 +53,55 @@ impl PlaneStandardise {
                 other => bail!("{}: attribute {name} is {other:?}, not a window", node.name),
             }
         };
+        let three = |name: &str| -> TractResult<[f32; 3]> {
+            let values = node.get_attr_slice::<f32>(name)?;
+            values.try_into().map_err(|_| {
+                format_err!(
+                    "{}: attribute {name} has {} values, not 3",
+                    node.name,
+                    values.len()
+                )
+            })
+        };
+        let scaling = match node.get_attr_opt::<f32>("floor")? {
+            Some(floor) => Scaling::PerImage { floor },
+            None => Scaling::Channels {
+                scale: three("scale")?,
+                shift: three("shift")?,
+            },
+        };
         let op = PlaneStandardise {
             rows: range("rows")?,
             cols: range("cols")?,
-            floor: node.get_attr("floor")?,
+            scaling,
         };
         Ok((expand(op), vec![]))
     }
 
-    /// Standardises one `[H, W, C]` image of `width` columns and
-    /// `channels` channels into `out`, `[C, h, w]`. The sums are exact; the
-    /// rest is float, as the ONNX ops would do it.
+    /// Scales one `[H, W, C]` image of `width` columns and `channels`
+    /// channels into `out`, `[C, h, w]`.
     fn image(&self, pixels: &[u8], width: usize, channels: usize, out: &mut [f32]) {
         let row = |y: usize| {
             &pixels[(y * width + self.cols.start) * channels..][..self.cols.len() * channels]
         };
+        let per_channel = |scale: &dyn Fn(usize, f32) -> f32, out: &mut [f32]| {
+            let mut out = out.iter_mut();
+            for c in 0..channels {
+                for y in self.rows.clone() {
+                    // The row first: zip takes from it first, and stops there.
+                    for (&v, o) in row(y)[c..].iter().step_by(channels).zip(&mut out) {
+                        *o = scale(c, v as f32);
+                    }
+                }
+            }
+        };
+        let floor = match self.scaling {
+            Scaling::PerImage { floor } => floor,
+            Scaling::Channels { scale, shift } => {
+                return per_channel(&|c, v| v * scale[c] + shift[c], out);
+            }
+        };
+        // The sums are exact; the rest is float, as the ONNX ops would do it.
         let (mut sum, mut squares) = (0u64, 0u64);
         for y in self.rows.clone() {
             for &v in row(y) {
@@ -65,17 +112,9 @@ impl PlaneStandardise {
         let count = out.len() as f64;
         let mean = sum as f64 / count;
         let deviation = (squares as f64 / count - mean * mean).max(0.0).sqrt();
-        let scale = (1.0 / deviation.max(self.floor as f64)) as f32;
+        let scale = (1.0 / deviation.max(floor as f64)) as f32;
         let mean = mean as f32;
-        let mut out = out.iter_mut();
-        for c in 0..channels {
-            for y in self.rows.clone() {
-                // The row first: zip takes from it first, and stops there.
-                for (&v, o) in row(y)[c..].iter().step_by(channels).zip(&mut out) {
-                    *o = (v as f32 - mean) * scale;
-                }
-            }
-        }
+        per_channel(&|_, v| (v - mean) * scale, out);
     }
 
     /// The output shape for an input of shape `[N, H, W, C]`, if the window
@@ -85,6 +124,12 @@ impl PlaneStandardise {
         ensure!(
             input.len() == 4 && fits(&input[1], &self.rows) && fits(&input[2], &self.cols),
             "{self:?} takes [N, H, W, C] pixels around its window, not {input:?}"
+        );
+        let three = input[3].to_usize().is_ok_and(|c| c == 3);
+        ensure!(
+            three || matches!(self.scaling, Scaling::PerImage { .. }),
+            "{self:?} scales 3 channels, not {:?}",
+            input[3]
         );
         Ok(tvec![
             input[0].clone(),

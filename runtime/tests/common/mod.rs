@@ -49,15 +49,15 @@ pub fn random_model(arch: &str) -> TestModel {
     let graph = zoo::arch(arch).unwrap().graph();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(format!("{arch}.onnx"));
-    let labels = CIFAR_LABELS.iter().map(|s| s.to_string()).collect();
-    onnx::export(
-        &path,
-        &graph,
-        &weights_for(&graph),
-        &Metadata::new(&graph, labels),
-    )
-    .unwrap();
+    export(&path, &graph);
     TestModel { dir, path, graph }
+}
+
+/// `graph` with random weights and the CIFAR-10 labels, written to `path`.
+pub fn export(path: &Path, graph: &Graph) {
+    let labels = CIFAR_LABELS.iter().map(|s| s.to_string()).collect();
+    let meta = Metadata::new(graph, labels);
+    onnx::export(path, graph, &weights_for(graph), &meta).unwrap();
 }
 
 impl TestModel {
