@@ -10,7 +10,7 @@ use runtime::Model;
 
 mod common;
 
-use common::repo;
+use common::{export, repo};
 
 const HEIGHT: usize = 40;
 const WIDTH: usize = 48;
@@ -33,16 +33,8 @@ fn cifar() -> PathBuf {
 /// A tiny ResNet-style torch export at 40x48, imported with CIFAR-10's
 /// class names as its labels.
 fn imported_model(dir: &Path) -> PathBuf {
-    let python = std::env::var_os("SQUEEZEBOX_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".venv/bin/python"));
     let original = dir.join("wide.onnx");
-    let o = Command::new(python)
-        .arg(repo().join("tests/python/export_nets.py"))
-        .args(["resnet", s(&original), "--size", "40", "48"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    export("resnet", &original, &["--size", "40", "48"]);
     let labels = dir.join("labels.txt");
     let classes = cifar::open(cifar()).unwrap().classes().join("\n");
     std::fs::write(&labels, classes).unwrap();

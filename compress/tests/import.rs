@@ -3,7 +3,7 @@
 //! with onnxruntime on the original, quantizes to integer kernels, prunes,
 //! and bad input is refused in one line.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use models::onnx::{self, proto::ModelProto};
@@ -12,37 +12,13 @@ use runtime::Model;
 
 mod common;
 
-use common::{repo, sample_images};
+use common::{export, python, repo, sample_images};
 
 const MEAN: &str = "0.49,0.48,0.45";
 const STD: &str = "0.25,0.24,0.26";
 
-fn python() -> PathBuf {
-    std::env::var_os("SQUEEZEBOX_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".venv/bin/python"))
-}
-
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-/// Exports `net` with `tests/python/export_nets.py` and its extra flags.
-fn export(net: &str, out: &Path, flags: &[&str]) {
-    let o = Command::new(python())
-        .arg(repo().join("tests/python/export_nets.py"))
-        .args([net, s(out)])
-        .args(flags)
-        .args([
-            "--mean", "0.49", "0.48", "0.45", "--std", "0.25", "0.24", "0.26",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "export failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
 }
 
 fn compress(args: &[&str]) -> Output {

@@ -9,13 +9,37 @@ pub fn repo() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }
 
+/// The Python with PyTorch and onnxruntime: `$SQUEEZEBOX_PYTHON`, or the
+/// one scripts/setup.sh installs.
+pub fn python() -> PathBuf {
+    std::env::var_os("SQUEEZEBOX_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".venv/bin/python"))
+}
+
+/// Exports `net` with `tests/python/export_nets.py` and its extra flags.
+pub fn export(net: &str, out: &Path, flags: &[&str]) {
+    let o = Command::new(python())
+        .arg(repo().join("tests/python/export_nets.py"))
+        .args([net, out.to_str().unwrap()])
+        .args(flags)
+        .args([
+            "--mean", "0.49", "0.48", "0.45", "--std", "0.25", "0.24", "0.26",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "export failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 /// Runs `quantize_conformance.py` (the ONNX checker and onnxruntime against
 /// tract's probabilities) over `dir`, asserts that it passed, and returns its
 /// report.
 pub fn conformance(dir: &Path) -> String {
-    let python = std::env::var_os("SQUEEZEBOX_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".venv/bin/python"));
+    let python = python();
     let out = Command::new(&python)
         .arg(repo().join("compress/tests/quantize_conformance.py"))
         .arg(dir)
