@@ -4,27 +4,16 @@
 //! folder says, and bad folders are refused in one line.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use runtime::Model;
 
 mod common;
 
-use common::{export, repo};
+use common::{compress, export, repo, s};
 
 const HEIGHT: usize = 40;
 const WIDTH: usize = 48;
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn compress(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_compress"))
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 fn cifar() -> PathBuf {
     repo().join("../shared/cifar10")

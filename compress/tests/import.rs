@@ -12,21 +12,10 @@ use runtime::Model;
 
 mod common;
 
-use common::{export, python, repo, sample_images};
+use common::{compress, export, python, repo, s, sample_images};
 
 const MEAN: &str = "0.49,0.48,0.45";
 const STD: &str = "0.25,0.24,0.26";
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn compress(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_compress"))
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 fn import(model: &Path, out: &Path, extra: &[&str]) -> Output {
     let mut args = vec![

@@ -4,7 +4,6 @@
 //! input is a one-line error.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use compress::prune::{prune, Norm, PruneOptions, Ramp, Scope};
 use compress::sparse_storage::zero_kernel_values;
@@ -17,7 +16,7 @@ use trainer::train::Recipe;
 
 mod common;
 
-use common::repo;
+use common::{compress, repo, s};
 
 fn cifar_dir() -> PathBuf {
     repo().join("../shared/cifar10")
@@ -149,10 +148,6 @@ fn oneshot_prunes_before_fine_tuning() {
     assert!((p.sparsity - 0.75).abs() < 1e-4, "{}", p.sparsity);
 }
 
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
 /// A quick `compress prune` run of `input` to `output`, with `extra` flags.
 fn prune_args(input: &Path, output: &Path, extra: &[&str]) -> Vec<String> {
     let data = cifar_dir();
@@ -181,13 +176,6 @@ fn prune_args(input: &Path, output: &Path, extra: &[&str]) -> Vec<String> {
     args.extend(["--threads", "1", "--device", "cpu"]);
     args.extend(extra);
     args.into_iter().map(String::from).collect()
-}
-
-fn compress(args: &[String]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_compress"))
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 #[test]

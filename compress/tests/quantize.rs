@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::OnceLock;
 
 use compress::calibrate::{calibrate, Method};
@@ -21,7 +21,7 @@ use runtime::Model;
 
 mod common;
 
-use common::{repo, sample_images};
+use common::{compress, repo, s, sample_images};
 
 fn shared() -> PathBuf {
     repo().join("../shared")
@@ -146,13 +146,6 @@ fn workdir() -> (tempfile::TempDir, PathBuf) {
     (dir, model)
 }
 
-fn compress(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_compress"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 fn ok(out: Output) -> String {
     let text = format!(
         "{}{}",
@@ -161,10 +154,6 @@ fn ok(out: Output) -> String {
     );
     assert!(out.status.success(), "compress failed:\n{text}");
     text
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// Quantizes `model` to `out` with `extra` flags, calibrating on 300 images.

@@ -9,6 +9,19 @@ pub fn repo() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }
 
+/// Runs the `compress` command with `args`.
+pub fn compress<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_compress"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// `p` as the text a command line takes.
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
 /// The Python with PyTorch and onnxruntime: `$SQUEEZEBOX_PYTHON`, or the
 /// one scripts/setup.sh installs.
 pub fn python() -> PathBuf {
