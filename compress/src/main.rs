@@ -9,6 +9,7 @@ use compress::data::DataDir;
 use compress::prune::{Norm, PruneOptions, Ramp, Scope};
 use compress::quantize::{Activations, Options};
 use prost::Message;
+use trainer::batch_norm::BatchNorm;
 use trainer::device::DeviceChoice;
 
 #[derive(Parser)]
@@ -198,6 +199,12 @@ struct PruneArgs {
     /// every kernel [default: the first layer and the classifier].
     #[arg(long, value_name = "LAYER", value_delimiter = ',')]
     exclude: Option<Vec<String>>,
+    /// Batch norms to train with, folded away again on output, set at first
+    /// so that the net computes what the file does: after each convolution
+    /// (conv), also after each hidden dense layer (all), or none (off). A net
+    /// trained with batch norm diverges when fine-tuned without it.
+    #[arg(long, value_enum, default_value = "conv")]
+    batch_norm: BatchNorm,
     /// Peak learning rate of fine-tuning (cosine decay to 0).
     #[arg(long, default_value_t = 0.01)]
     lr: f64,
@@ -466,6 +473,7 @@ fn prune(args: &PruneArgs) -> Result<(), String> {
         scope: args.scope,
         structured: args.structured.then_some(args.norm),
         exclude: args.exclude.clone(),
+        batch_norm: args.batch_norm,
         recipe,
         device,
     };

@@ -10,6 +10,7 @@ use compress::sparse_storage::zero_kernel_values;
 use models::onnx::sparse::densify;
 use models::onnx::{self, Metadata};
 use prost::Message;
+use trainer::batch_norm::BatchNorm;
 use trainer::data::{Data, Limits};
 use trainer::schedule::Schedule;
 use trainer::train::Recipe;
@@ -68,6 +69,7 @@ fn options(ramp: Ramp, scope: Scope, ema: Option<f64>) -> PruneOptions {
         scope,
         structured: None,
         exclude: None,
+        batch_norm: BatchNorm::Conv,
         recipe,
         device: tch::Device::Cpu,
     }

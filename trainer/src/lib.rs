@@ -6,6 +6,7 @@
 //! in the ONNX file, whose contract `models` defines.
 
 pub mod augment;
+pub mod batch_norm;
 pub mod bench;
 pub mod checkpoint;
 pub mod data;

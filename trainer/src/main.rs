@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use trainer::batch_norm::BatchNorm;
 use trainer::bench::bench;
 use trainer::data::{Data, Limits};
 use trainer::device::{self, DeviceChoice};
@@ -55,25 +56,6 @@ struct Common {
     /// convolution (conv), or after each convolution and hidden dense layer (all).
     #[arg(long, value_enum, default_value = "off")]
     batch_norm: BatchNorm,
-}
-
-impl Common {
-    /// The zoo graph as trained: with the batch norm asked for, which
-    /// export folds away again.
-    fn training_graph(&self, graph: &models::Graph) -> models::Graph {
-        match self.batch_norm {
-            BatchNorm::Off => graph.clone(),
-            BatchNorm::Conv => graph.with_batchnorm(false),
-            BatchNorm::All => graph.with_batchnorm(true),
-        }
-    }
-}
-
-#[derive(Clone, Copy, PartialEq, ValueEnum)]
-enum BatchNorm {
-    Off,
-    Conv,
-    All,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -260,7 +242,11 @@ fn run_train(args: &TrainArgs) -> Result<(), TrainError> {
         device,
         tch::get_num_threads()
     );
-    let net = Net::seeded(&args.common.training_graph(&graph), device, recipe.seed)?;
+    let net = Net::seeded(
+        &args.common.batch_norm.training_graph(&graph),
+        device,
+        recipe.seed,
+    )?;
     let run = Run {
         out: args.out.clone(),
         device,
@@ -304,7 +290,7 @@ fn run_bench(args: &BenchArgs) -> Result<(), TrainError> {
         graph.arch, recipe.batch, args.steps
     );
     let report = bench(
-        &args.common.training_graph(&graph),
+        &args.common.batch_norm.training_graph(&graph),
         &data,
         &recipe,
         args.steps,

@@ -90,6 +90,17 @@ impl Net {
     /// Logits for standardised `[N,3,crop,crop]` images. `train` enables
     /// dropout and batch statistics.
     pub fn forward_t(&self, input: &Tensor, train: bool) -> Tensor {
+        self.forward_observed(input, train, &mut |_, _| {})
+    }
+
+    /// [`Net::forward_t`], showing `observe` every node's output as it is
+    /// computed: what calibrating a layer needs to see of a net's insides.
+    pub fn forward_observed(
+        &self,
+        input: &Tensor,
+        train: bool,
+        observe: &mut dyn FnMut(NodeId, &Tensor),
+    ) -> Tensor {
         let mut values: Vec<Option<Tensor>> = Vec::with_capacity(self.graph.nodes.len());
         let users = self.graph.consumers();
         for (id, node) in self.graph.nodes.iter().enumerate() {
@@ -202,6 +213,7 @@ impl Net {
                     }),
                 Op::Dropout { p } => x(0).dropout(p as f64, train),
             };
+            observe(id, &y);
             values.push(Some(y));
             // Free what no later node reads, to keep training memory low.
             for &i in &node.inputs {
@@ -219,6 +231,12 @@ impl Net {
     /// size: the exported graph's preprocessing (centre crop,
     /// normalisation), then the net.
     pub fn forward_pixels(&self, pixels: &Tensor) -> Tensor {
+        self.forward_t(&self.preprocess(pixels), false)
+    }
+
+    /// The exported graph's preprocessing of raw `uint8 [N,height,width,3]`
+    /// pixels: centre crop, then normalisation.
+    pub fn preprocess(&self, pixels: &Tensor) -> Tensor {
         let Preprocess { height, width, .. } = self.graph.preprocess;
         let (rows, cols) = self.graph.preprocess.input_size();
         let x = pixels
@@ -226,7 +244,7 @@ impl Net {
             .permute([0, 3, 1, 2])
             .narrow(2, (height - rows) as i64 / 2, rows as i64)
             .narrow(3, (width - cols) as i64 / 2, cols as i64);
-        self.forward_t(&normalise(&x, self.graph.preprocess.normalise), false)
+        normalise(&x, self.graph.preprocess.normalise)
     }
 
     /// The current parameter values, by name.

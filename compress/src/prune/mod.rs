@@ -18,6 +18,7 @@ use models::onnx::{read_weights, FrozenModel, Metadata};
 use models::{Graph, ModelError, ParamRole, Weights};
 use serde_json::json;
 use tch::{Device, Tensor};
+use trainer::batch_norm::{renormed, BatchNorm};
 use trainer::data::Data;
 use trainer::history::EpochLog;
 use trainer::progress::ConsoleProgress;
@@ -64,6 +65,8 @@ pub struct PruneOptions {
     /// Layers left dense; `None` leaves the first and the last (the
     /// classifier), which cost the most accuracy per weight.
     pub exclude: Option<Vec<String>>,
+    /// The batch norms fine-tuning puts back (folded again on export).
+    pub batch_norm: BatchNorm,
     /// The fine-tuning run.
     pub recipe: Recipe,
     pub device: Device,
@@ -187,7 +190,7 @@ pub fn prune(
         100.0 * before.test.accuracy,
     );
     let macs_before = models::cost(&graph)?.macs;
-    let (graph, kernels, schedule, widths) = match options.structured {
+    let (graph, weights, kernels, schedule, widths) = match options.structured {
         Some(norm) => {
             let (thinner, weights, widths) =
                 thin::thin(&graph, &weights, options.target, norm, &excluded)?;
@@ -200,7 +203,7 @@ pub fn prune(
                 name(norm),
                 100.0 * evaluate(&net, &data.val, device).accuracy
             );
-            (thinner, vec![], None, widths)
+            (thinner, weights, vec![], None, widths)
         }
         None => {
             let schedule = schedule(options, total)?;
@@ -213,9 +216,12 @@ pub fn prune(
                 schedule.steps,
                 schedule.frequency,
             );
-            (graph, kernels, Some(schedule), vec![])
+            (graph, weights, kernels, Some(schedule), vec![])
         }
     };
+    if options.batch_norm != BatchNorm::Off {
+        net = renormed(&graph, &weights, options.batch_norm, &data.train, device)?;
+    }
 
     let mut pruner = Pruner {
         masks: Masks {
@@ -248,7 +254,8 @@ pub fn prune(
         test: trainer.evaluate(&data.test),
     };
 
-    let (graph, weights) = models::fold::fold_batchnorm(&graph, &trainer.model().weights()?)?;
+    let (graph, weights) =
+        models::fold::fold_batchnorm(trainer.model().graph(), &trainer.model().weights()?)?;
     let layers = sparsity_by_kernel(&graph, &weights)?;
     let pruned: Vec<&LayerSparsity> = layers
         .iter()
