@@ -323,15 +323,7 @@ impl Op for PlaneConv {
     op_as_typed_op!();
 }
 
-impl EvalOp for PlaneConv {
-    op_out_of_plan!();
-
-    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let input = args_1!(inputs);
-        let output = joined::convolve(std::slice::from_ref(self), &input)?;
-        Ok(tvec!(output.into_tvalue()))
-    }
-}
+joined::eval_through_convolve!(PlaneConv);
 
 impl TypedOp for PlaneConv {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {

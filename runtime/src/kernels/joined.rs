@@ -161,3 +161,25 @@ impl<C: Joinable> TypedOp for Joined<C> {
 
     as_op!();
 }
+
+/// tract's `EvalOp` for a convolution that runs alone, through
+/// [`convolve`]; the three convolution ops share it.
+macro_rules! eval_through_convolve {
+    ($op:ty) => {
+        impl EvalOp for $op {
+            op_out_of_plan!();
+
+            fn eval(
+                &self,
+                _ctx: &EvalContext,
+                inputs: TVec<TValue>,
+            ) -> TractResult<TVec<TValue>> {
+                let input = args_1!(inputs);
+                let output =
+                    $crate::kernels::joined::convolve(std::slice::from_ref(self), &input)?;
+                Ok(tvec!(output.into_tvalue()))
+            }
+        }
+    };
+}
+pub(crate) use eval_through_convolve;
