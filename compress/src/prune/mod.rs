@@ -419,9 +419,12 @@ struct Masks {
 
 impl Masks {
     /// New masks that prune `sparsity` of the kernels of `net` by magnitude.
-    /// Returns the share of zeros they make.
+    /// Returns the share of zeros they make. The magnitudes are those of the
+    /// kernels with their batch norms folded in, as the output will hold
+    /// them: a norm makes its kernel's own scale meaningless (weight decay
+    /// shrinks it freely), which would skew one threshold over all layers.
     fn prune_to(&mut self, net: &Net, sparsity: f64) -> Result<f64, ModelError> {
-        let weights = net.weights()?;
+        let (_, weights) = models::fold::fold_batchnorm(net.graph(), &net.weights()?)?;
         let tensors: Vec<&[f32]> = self
             .kernels
             .iter()
