@@ -38,8 +38,8 @@ python3 -m venv .venv
 # No wheel cache: the torch wheels would be kept twice (some 4 GB more).
 pip() { .venv/bin/python -m pip -q --disable-pip-version-check --no-cache-dir "$@"; }
 
-# The PyTorch install needs some 6 GB; a full disk otherwise fails midway
-# with pip's traceback and a half-made .venv.
+# The PyTorch install takes some 5 GB; on a disk that surely lacks the room
+# this says so in one line, instead of pip failing midway with a traceback.
 need_space() {
     local free_kb
     free_kb=$(df -Pk . | awk 'NR == 2 { print $4 }')
@@ -57,7 +57,7 @@ fi
 if ((with_torch)) && [[ ! -e .venv/libtorch/.complete ]]; then
     # Only libtorch is needed, not PyTorch's CUDA stack (4 GB): the wheel
     # alone, plus the two CUDA runtime libraries libtorch_cpu.so links.
-    need_space 3 "the PyTorch wheel"
+    need_space 2 "the PyTorch wheel"
     say "installing the PyTorch 2.13.0 wheel (libtorch for tch, about 1.2 GB)"
     pip install --no-deps torch==2.13.0 'nvidia-cuda-runtime==13.0.96.*' 'nvidia-cuda-cupti==13.0.85.*'
     site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
@@ -70,7 +70,7 @@ if ((with_torch)) && [[ ! -e .venv/.torch-python ]]; then
     # The tests of `compress import` export nets with torch.onnx.export, as
     # users do: Python's `import torch` needs the wheel's CUDA libraries
     # (about 3 GB more), and the exporter needs onnxscript.
-    need_space 5 "PyTorch's Python dependencies"
+    need_space 3 "PyTorch's Python dependencies"
     say "installing PyTorch's Python dependencies and onnxscript"
     pip install torch==2.13.0 'onnxscript==0.7.2'
     touch .venv/.torch-python
