@@ -1,14 +1,47 @@
 #!/usr/bin/env bash
-# Prune, then quantize: the combined files of models/ from the pruned and
-# thinned float files there (each made by the `compress prune` command in
-# its metadata and in models/manifest.json). Static int8 of each, and 4-bit
-# shared weights on top of the sparse int8 files. Re-run after the pruned
-# files change; then `bash scripts/report.sh` measures them all.
+# The compressed files of models/, remade from the dense files there:
+#   bash scripts/combine.sh                  # int8 files of every dense and pruned file
+#   bash scripts/combine.sh --prune squeeze1 # first prune and thin models/squeeze1.onnx again
+# Pruning fine-tunes on ../shared/cifar10 (some 60 epochs of squeeze1 in
+# all; COMBINE_THREADS sets libtorch's threads). Then each dense, pruned and
+# thinned float file gets its static int8 file, and the sparse int8 files
+# 4-bit shared weights on top. Each file's command is in its metadata and
+# in models/manifest.json; `bash scripts/report.sh` then measures them all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=../shared/cifar10
+prune=()
+if [[ "${1:-}" == "--prune" ]]; then
+    prune=("${@:2}")
+    ((${#prune[@]})) || { echo "usage: combine.sh [--prune ARCH ...]" >&2; exit 2; }
+fi
 cargo build --quiet --release --locked -p compress
 compress=target/release/compress
+threads=()
+[[ -n "${COMBINE_THREADS:-}" ]] && threads=(--threads "$COMBINE_THREADS")
+
+for arch in "${prune[@]}"; do
+    [[ -e models/$arch.onnx ]] || { echo "combine.sh: no models/$arch.onnx" >&2; exit 2; }
+    # variant | options of `compress prune`
+    while IFS='|' read -r variant options; do
+        echo "combine: $arch.$variant: $options"
+        # shellcheck disable=SC2086 # the options are words
+        "$compress" prune "models/$arch.onnx" -o "models/$arch.$variant.onnx" $options \
+            --data "$data" --ema 0.999 --device cpu "${threads[@]}" | tail -3
+    done <<'VARIANTS'
+p50|--sparsity 0.5 --epochs 4
+p75|--sparsity 0.75 --epochs 8
+p90|--sparsity 0.9 --epochs 8
+thin25|--sparsity 0.25 --structured --epochs 15
+thin50|--sparsity 0.5 --structured --epochs 15
+VARIANTS
+done
+
+for dense in squeeze1 tuto alex4; do
+    [[ -e models/$dense.onnx ]] || continue
+    "$compress" quantize "models/$dense.onnx" -o "models/$dense.int8.onnx" \
+        --calib "$data" --per-tensor | tail -1
+done
 for parent in squeeze1.p50 squeeze1.p75 squeeze1.p90 squeeze1.thin25 \
     tuto.p50 tuto.p75 tuto.p90 tuto.thin25; do
     [[ -e models/$parent.onnx ]] || continue
