@@ -169,14 +169,9 @@ macro_rules! eval_through_convolve {
         impl EvalOp for $op {
             op_out_of_plan!();
 
-            fn eval(
-                &self,
-                _ctx: &EvalContext,
-                inputs: TVec<TValue>,
-            ) -> TractResult<TVec<TValue>> {
+            fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
                 let input = args_1!(inputs);
-                let output =
-                    $crate::kernels::joined::convolve(std::slice::from_ref(self), &input)?;
+                let output = $crate::kernels::joined::convolve(std::slice::from_ref(self), &input)?;
                 Ok(tvec!(output.into_tvalue()))
             }
         }
