@@ -1,28 +1,25 @@
 //! Weight sharing, as in Deep Compression (Han et al., 2016): each kernel's
 //! values are drawn from a codebook of at most 2^b entries, found by
 //! k-means over the kernel's values, and each value is stored as its b-bit
-//! code, packed into a bit stream. Standard opset-13 nodes unpack the codes
-//! (`BitShift`, `Cast`, `Slice`, `Mul`, `ReduceSum`) and look them up
-//! (`Gather`), so the file loads in any ONNX runtime, which folds them into
-//! the kernel, int8 or float as it was, at load.
+//! code, packed into the file's code stream (`code_stream.rs`), whose
+//! standard nodes decode it in any ONNX runtime, which folds them into the
+//! kernel, int8 or float as it was, at load.
 //!
 //! A kernel with zeros keeps zero as an exact entry, so what pruning zeroed
 //! stays zero; a kernel stored sparse has its non-zero values coded.
 
 use std::collections::BTreeSet;
 
+use prost::Message;
+
 use half::f16;
 use models::graph::Graph;
-use models::onnx::build::{i32_tensor, i64_tensor, int_attr, node, tensor};
-use models::onnx::codes::{BIT_COUNT, SHAPE, STREAM};
-use models::onnx::proto::{
-    attribute_proto::AttributeType, tensor_proto::DataType, AttributeProto, ModelProto, NodeProto,
-    TensorProto,
-};
-use models::onnx::sparse::Element;
+use models::onnx::proto::{tensor_proto::DataType, GraphProto, ModelProto};
+use models::onnx::sparse::{densify, Element};
 use models::onnx::Metadata;
 
-use crate::sparse_storage::unnamed;
+use crate::code_stream::CodeStream;
+use crate::sparse_storage::{kernels_of, store_sparse_into};
 use crate::stages::then;
 use crate::CompressError;
 
@@ -174,20 +171,6 @@ fn bytes_of(element: Element, values: &[f64]) -> Vec<u8> {
     }
 }
 
-/// `codes` of `bits` each as a bit stream, least significant bit first.
-pub fn pack(codes: &[u8], bits: u32) -> Vec<u8> {
-    let mut packed = vec![0u8; (codes.len() * bits as usize).div_ceil(8)];
-    for (i, &code) in codes.iter().enumerate() {
-        for b in 0..bits as usize {
-            if code >> b & 1 == 1 {
-                let at = i * bits as usize + b;
-                packed[at / 8] |= 1 << (at % 8);
-            }
-        }
-    }
-    packed
-}
-
 /// What sharing did to one tensor, for the command's output and metadata.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Shared {
@@ -198,22 +181,43 @@ pub struct Shared {
     pub bytes: (usize, usize),
 }
 
-/// Stores each kernel of `proto` (initializers of rank two or more), and
-/// the values of each sparse kernel (`K/values`), as codes of `bits` into
-/// a codebook of its own, where that takes fewer bytes; all codes share one
-/// stream, unpacked once. Returns what it did.
+/// Stores each kernel of `proto` (initializers of rank two or more) as
+/// codes of `bits` into a codebook of its own, where that takes fewer
+/// bytes. A kernel with zeros is stored sparse first and its non-zero values
+/// coded; its gaps go into the same stream as codes of `bits`, or stay a
+/// byte each, whichever makes the smaller file. Returns what it did.
 pub fn share(proto: &mut ModelProto, bits: u32) -> Result<Vec<Shared>, CompressError> {
     check_bits(bits)?;
-    let graph = proto.graph.as_mut().expect("decoded models have a graph");
-    let sparse_values: BTreeSet<String> = graph
-        .initializer
-        .iter()
-        .filter_map(|t| t.name.as_deref()?.strip_suffix("/gaps"))
-        .map(|k| format!("{k}/values"))
-        .collect();
-    let (mut decoders, mut initializers, mut shared) = (Vec::new(), Vec::new(), Vec::new());
-    let mut stream: Vec<u8> = Vec::new();
-    for init in std::mem::take(&mut graph.initializer) {
+    let dense = densify(proto)?;
+    let kernels = kernels_of(&dense);
+    let candidates = [false, true].map(|coded_gaps| {
+        let mut candidate = dense.clone();
+        let mut stream = CodeStream::new(bits);
+        let gaps = coded_gaps.then_some(&mut stream);
+        let sparse = store_sparse_into(&mut candidate, &kernels, gaps);
+        let graph = candidate
+            .graph
+            .as_mut()
+            .expect("decoded models have a graph");
+        let shared = code_values(graph, &sparse, &mut stream);
+        stream.finish(graph);
+        (candidate, shared)
+    });
+    let (best, shared) = candidates
+        .into_iter()
+        .min_by_key(|(candidate, _)| candidate.encoded_len())
+        .expect("two candidates");
+    *proto = best;
+    Ok(shared)
+}
+
+/// Codes each kernel of `graph`, and the values of each of its `sparse`
+/// kernels (`K/values`), into `stream` where that takes fewer bytes.
+fn code_values(graph: &mut GraphProto, sparse: &[String], stream: &mut CodeStream) -> Vec<Shared> {
+    let sparse_values: BTreeSet<String> = sparse.iter().map(|k| format!("{k}/values")).collect();
+    let bits = stream.bits();
+    let mut shared = Vec::new();
+    graph.initializer.retain(|init| {
         let name = init.name.clone().unwrap_or_default();
         let element = DataType::try_from(init.data_type.unwrap_or(0))
             .ok()
@@ -221,134 +225,26 @@ pub fn share(proto: &mut ModelProto, bits: u32) -> Result<Vec<Shared>, CompressE
         let is_kernel = init.dims.len() >= 2 || sparse_values.contains(&name);
         let (Some(element), Some(raw), true) = (element, init.raw_data.as_deref(), is_kernel)
         else {
-            initializers.push(init);
-            continue;
+            return true;
         };
         let coded = cluster(&values_of(element, raw), bits, element);
         let book = bytes_of(element, &coded.codebook);
         let count = coded.codes.len();
         // Its codes, codebook, and range and dims as int64.
-        let after = (count * bits as usize).div_ceil(8) + book.len() + 8 * (2 + init.dims.len());
+        let after = stream.packed_bytes(count) + book.len() + 8 * (2 + init.dims.len());
         if after >= raw.len() {
-            initializers.push(init);
-            continue;
+            return true;
         }
-        let part = |s: &str| format!("{name}/{s}");
-        let start = stream.len();
-        stream.extend(&coded.codes);
-        initializers.push(tensor(
-            &part("codebook"),
-            &[coded.codebook.len()],
-            element.data_type(),
-            book,
-        ));
-        initializers.push(i64_tensor(&part("code_start"), &[1], &[start as i64]));
-        initializers.push(i64_tensor(&part("code_end"), &[1], &[stream.len() as i64]));
-        initializers.push(i64_tensor(&part("dims"), &[init.dims.len()], &init.dims));
-        decoders.extend(lookup(&name, shared.len()));
+        stream.push(&name, &init.dims, element.data_type(), book, &coded.codes);
         shared.push(Shared {
             name,
             values: count,
             entries: coded.codebook.len(),
             bytes: (raw.len(), after),
         });
-    }
-    if !shared.is_empty() {
-        initializers.extend(stream_parts(&stream, bits));
-        decoders.splice(0..0, unpacking());
-    }
-    graph.initializer = initializers;
-    decoders.append(&mut graph.node);
-    graph.node = decoders;
-    Ok(shared)
-}
-
-/// The constants the unpacking reads.
-const COLUMN: &str = "codes/column";
-const LEFTS: &str = "codes/lefts";
-const SEVEN: &str = "codes/seven";
-const FLAT: &str = "codes/flat";
-const START: &str = "codes/start";
-const ROWS: &str = "codes/rows";
-const PLACES: &str = "codes/places";
-/// Every code of the stream, as int32.
-const INDEX: &str = "~ci";
-
-/// The stream of `codes` packed, with the constants that unpack it.
-fn stream_parts(codes: &[u8], bits: u32) -> Vec<TensorProto> {
-    let places: Vec<i32> = (0..bits).map(|b| 1 << b).collect();
-    let packed = pack(codes, bits);
-    vec![
-        tensor(STREAM, &[packed.len()], DataType::Uint8, packed),
-        i64_tensor(SHAPE, &[2], &[codes.len() as i64, bits as i64]),
-        i64_tensor(BIT_COUNT, &[1], &[(codes.len() * bits as usize) as i64]),
-        i64_tensor(COLUMN, &[2], &[-1, 1]),
-        // Shifting bit k up to the top, then down to the bottom, isolates it.
-        tensor(LEFTS, &[8], DataType::Uint8, (0..8).rev().collect()),
-        tensor(SEVEN, &[], DataType::Uint8, vec![7]),
-        i64_tensor(FLAT, &[1], &[-1]),
-        i64_tensor(START, &[1], &[0]),
-        i64_tensor(ROWS, &[1], &[1]),
-        i32_tensor(PLACES, &[bits as usize], &places),
-    ]
-}
-
-/// The nodes that unpack the stream: bytes to bits, bits to codes.
-fn unpacking() -> Vec<NodeProto> {
-    let direction = |d: &str| AttributeProto {
-        name: Some("direction".into()),
-        r#type: Some(AttributeType::String as i32),
-        s: Some(d.as_bytes().to_vec()),
-        ..Default::default()
-    };
-    let cast = int_attr("to", DataType::Int32 as i64);
-    let keepdims = int_attr("keepdims", 0);
-    [
-        ("Reshape", [STREAM, COLUMN].as_slice(), "~c1", vec![]),
-        ("BitShift", &["~c1", LEFTS], "~c2", vec![direction("LEFT")]),
-        ("BitShift", &["~c2", SEVEN], "~c3", vec![direction("RIGHT")]),
-        ("Cast", &["~c3"], "~c4", vec![cast]),
-        ("Reshape", &["~c4", FLAT], "~c5", vec![]),
-        ("Slice", &["~c5", START, BIT_COUNT], "~c6", vec![]),
-        ("Reshape", &["~c6", SHAPE], "~c7", vec![]),
-        ("Mul", &["~c7", PLACES], "~c8", vec![]),
-        ("ReduceSum", &["~c8", ROWS], INDEX, vec![keepdims]),
-    ]
-    .into_iter()
-    .map(|(op, inputs, output, attrs)| {
-        let inputs = inputs.iter().map(|i| i.to_string()).collect();
-        unnamed(node(op, "", inputs, output, attrs))
-    })
-    .collect()
-}
-
-/// The nodes that look tensor `name`'s codes up in its codebook.
-fn lookup(name: &str, id: usize) -> Vec<NodeProto> {
-    let part = |s: &str| format!("{name}/{s}");
-    let value = |s: &str| format!("~c{id}.{s}");
-    [
-        (
-            "Slice",
-            vec![INDEX.into(), part("code_start"), part("code_end")],
-            value("c"),
-            vec![],
-        ),
-        (
-            "Gather",
-            vec![part("codebook"), value("c")],
-            value("v"),
-            vec![int_attr("axis", 0)],
-        ),
-        (
-            "Reshape",
-            vec![value("v"), part("dims")],
-            name.to_string(),
-            vec![],
-        ),
-    ]
-    .into_iter()
-    .map(|(op, inputs, output, attrs)| unnamed(node(op, "", inputs, &output, attrs)))
-    .collect()
+        false
+    });
+    shared
 }
 
 /// `proto` (a model of `meta` and `graph`) with its kernels shared by

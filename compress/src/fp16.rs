@@ -9,7 +9,7 @@ use models::onnx::proto::{
 };
 use models::onnx::{FrozenModel, Metadata};
 
-use crate::sparse_storage::store_kernels_sparse;
+use crate::sparse_storage::{kernels_of, store_sparse_noted};
 use crate::stages::{for_storage, then};
 use crate::CompressError;
 
@@ -64,7 +64,7 @@ pub fn to_fp16(
     meta.compression.push(format!(
         "fp16: {converted} weights stored as float16, computed in float32"
     ));
-    proto.metadata_props = meta.to_props(&model.layer_graph()?);
-    store_kernels_sparse(&mut proto);
+    let kernels = kernels_of(&proto);
+    store_sparse_noted(&mut proto, &kernels, &mut meta, &model.layer_graph()?);
     Ok((proto, meta))
 }

@@ -6,6 +6,7 @@
 //! `label-image`: the commands sit on the libraries, not on each other.
 
 pub mod calibrate;
+pub mod code_stream;
 pub mod codebook;
 pub mod compare;
 pub mod data;

@@ -29,7 +29,7 @@ use serde_json::json;
 
 use crate::calibrate::{value_names, Calibration, Range};
 use crate::onnx_util::quantize_per_channel;
-use crate::sparse_storage::store_kernels_sparse;
+use crate::sparse_storage::{kernels_of, store_sparse_noted};
 use crate::stages::{for_storage, then};
 use crate::CompressError;
 
@@ -420,8 +420,8 @@ pub fn quantize(
     });
     meta.extra
         .insert(QUANTIZATION_KEY.into(), details.to_string());
-    proto.metadata_props = meta.to_props(&graph);
-    store_kernels_sparse(&mut proto);
+    let kernels = kernels_of(&proto);
+    store_sparse_noted(&mut proto, &kernels, &mut meta, &graph);
     Ok(Quantized {
         proto,
         meta,

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use crate::onnx_util::quantize_per_channel;
 use crate::quantize::QUANTIZATION_KEY;
-use crate::sparse_storage::store_kernels_sparse;
+use crate::sparse_storage::{kernels_of, store_sparse_noted};
 use crate::stages::{for_storage, then};
 use crate::CompressError;
 use models::onnx::float_values;
@@ -85,7 +85,7 @@ pub fn weights_only(
     let details = json!({"weights": "int8 symmetric per output channel", "activations": "float32", "layers": layers});
     meta.extra
         .insert(QUANTIZATION_KEY.into(), details.to_string());
-    proto.metadata_props = meta.to_props(&graph);
-    store_kernels_sparse(&mut proto);
+    let kernels = kernels_of(&proto);
+    store_sparse_noted(&mut proto, &kernels, &mut meta, &graph);
     Ok((proto, meta))
 }

@@ -116,7 +116,22 @@ fn hostile_model_files() {
         (
             "gaps-past-the-end.onnx",
             edit(&pruned, |p| {
-                let gaps = initializer(p, &format!("{kernel}/gaps"));
+                // A gap of 255 each: stored a byte each, or as codes into a
+                // codebook of gaps.
+                let stored = format!("{kernel}/gaps");
+                let coded = p
+                    .graph
+                    .iter()
+                    .flat_map(|g| &g.initializer)
+                    .all(|t| t.name != Some(stored.clone()));
+                let gaps = initializer(
+                    p,
+                    &if coded {
+                        format!("{stored}/codebook")
+                    } else {
+                        stored
+                    },
+                );
                 gaps.raw_data.as_mut().unwrap().fill(u8::MAX);
             }),
             "past its",

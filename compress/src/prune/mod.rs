@@ -29,7 +29,7 @@ pub use magnitude::Scope;
 pub use schedule::{PruneSchedule, Ramp};
 pub use thin::{Norm, Width};
 
-use crate::sparse_storage::store_sparse;
+use crate::sparse_storage::store_sparse_noted;
 use crate::stages::then;
 use crate::CompressError;
 
@@ -289,7 +289,7 @@ pub fn prune(
             meta.variant = then(&meta.variant, &format!("p{:.0}", 100.0 * sparsity));
             meta.compression.push(format!(
                 "prune: {:.1}% of the weights of {} kernels zero ({} magnitude, {} schedule, {} pruning steps over {} \
-                 fine-tuning steps); {accuracy}; kernels stored as non-zero values and one-byte gaps",
+                 fine-tuning steps); {accuracy}",
                 100.0 * sparsity,
                 pruned.len(),
                 name(options.scope),
@@ -334,7 +334,7 @@ pub fn prune(
     meta.extra.insert(PRUNING_KEY.into(), details.to_string());
     let mut proto = models::onnx::encode(&graph, &weights, &meta)?;
     let all_kernels: BTreeSet<String> = layers.iter().map(|l| l.kernel.clone()).collect();
-    let stored_sparse = store_sparse(&mut proto, &all_kernels);
+    let stored_sparse = store_sparse_noted(&mut proto, &all_kernels, &mut meta, &graph).kernels;
     Ok(Pruned {
         proto,
         meta,

@@ -3,8 +3,9 @@
 //! stream of codes, packed least significant bit first: `codes/stream`
 //! (uint8), `codes/shape` (int64 `[count, bits]`) and `codes/bit_count`
 //! (int64, count times bits). Tensor `T` (a kernel, or a sparse kernel's
-//! `K/values`) owns the codes from `T/code_start` to `T/code_end` (int64),
-//! looks them up in `T/codebook` (its own type) and has dims `T/dims`.
+//! `K/values` or `K/gaps`) owns the codes from `T/code_start` to
+//! `T/code_end` (int64), looks them up in `T/codebook` (its own type) and
+//! has dims `T/dims`.
 //! As with sparse kernels, the graph's nodes decode them for a runtime;
 //! the validation pass and [`densify_codes`] go through [`coded_tensors`],
 //! so a code past its codebook is refused the same way everywhere.
@@ -137,10 +138,10 @@ fn read_coded(
 ) -> Result<CodedTensor, String> {
     let p = |suffix: &str, ty| part(graph, &format!("{name}/{suffix}"), ty);
     let codebook = p("codebook", None)?;
-    let element = DataType::try_from(codebook.data_type.unwrap_or(0))
-        .ok()
-        .and_then(Element::of)
-        .ok_or_else(|| format!("'{name}/codebook' must be float, float16 or int8"))?;
+    let ty = DataType::try_from(codebook.data_type.unwrap_or(0)).ok();
+    let size = ty
+        .and_then(codebook_size)
+        .ok_or_else(|| format!("'{name}/codebook' must be float, float16, int8 or uint8"))?;
     let entries = codebook.dims[0].max(0) as usize;
     let one = |suffix: &str| -> Result<i64, String> {
         match ints(p(suffix, Some(DataType::Int64))?)[..] {
@@ -174,7 +175,6 @@ fn read_coded(
     if let Some(c) = codes.iter().find(|&&c| c as usize >= entries) {
         return Err(format!("code {c} is past its {entries} entries"));
     }
-    let size = element.size();
     let book = codebook
         .raw_data
         .as_deref()
@@ -189,8 +189,17 @@ fn read_coded(
     Ok(CodedTensor {
         name: name.into(),
         entries,
-        decoded: tensor(name, &dims, element.data_type(), values),
+        decoded: tensor(name, &dims, ty.expect("sized above"), values),
     })
+}
+
+/// Bytes of one codebook entry of `ty`: a kernel's own element type, or
+/// uint8 for a sparse kernel's gaps.
+fn codebook_size(ty: DataType) -> Option<usize> {
+    match ty {
+        DataType::Uint8 => Some(1),
+        ty => Element::of(ty).map(Element::size),
+    }
 }
 
 /// Every tensor stored as codes back as a plain initializer, the nodes and

@@ -20,8 +20,9 @@ use crate::error::ModelError;
 
 /// The one CumSum axis every kernel's decoding nodes share.
 pub const AXIS: &str = "sparse/axis";
-/// Largest gap one byte holds.
-const MAX_GAP: usize = u8::MAX as usize;
+/// Largest gap one byte holds; narrower gaps are packed as codes
+/// (`compress/src/sparse_storage.rs`) and decode to the same bytes.
+pub const MAX_GAP: usize = u8::MAX as usize;
 
 /// The element types a kernel may be stored sparse in. Zero is all-zero
 /// bytes in each, so kernels are encoded and decoded as bytes.
@@ -83,8 +84,10 @@ pub struct Gaps {
 
 impl Gaps {
     /// Encodes the little-endian bytes of a dense tensor of `element`s;
-    /// fillers (value 0) bridge gaps longer than a byte.
-    pub fn encode(element: Element, dense: &[u8]) -> Gaps {
+    /// fillers (value 0) bridge gaps longer than `max_gap` (1 to
+    /// [`MAX_GAP`]).
+    pub fn encode(element: Element, dense: &[u8], max_gap: usize) -> Gaps {
+        assert!((1..=MAX_GAP).contains(&max_gap), "gaps fit a byte");
         let size = element.size();
         let (mut values, mut gaps, mut last) = (Vec::new(), Vec::new(), 0usize);
         for (position, v) in dense.chunks_exact(size).enumerate() {
@@ -92,10 +95,10 @@ impl Gaps {
                 continue;
             }
             let mut gap = position - last;
-            while gap > MAX_GAP {
+            while gap > max_gap {
                 values.extend(std::iter::repeat_n(0, size));
-                gaps.push(u8::MAX);
-                gap -= MAX_GAP;
+                gaps.push(max_gap as u8);
+                gap -= max_gap;
             }
             values.extend_from_slice(v);
             gaps.push(gap as u8);
@@ -108,10 +111,10 @@ impl Gaps {
         }
     }
 
-    /// Encodes float32 values.
+    /// Encodes float32 values with one-byte gaps.
     pub fn encode_f32(dense: &[f32]) -> Gaps {
         let bytes: Vec<u8> = dense.iter().flat_map(|v| v.to_le_bytes()).collect();
-        Gaps::encode(Element::F32, &bytes)
+        Gaps::encode(Element::F32, &bytes, MAX_GAP)
     }
 
     /// How many values (fillers included) are stored.
@@ -359,6 +362,14 @@ mod tests {
         assert_eq!(g.gaps, vec![0, 3, 255, 255, 255, 132]);
         assert_eq!(f32s(&g.values), vec![1.0, -2.0, 0.0, 0.0, 0.0, 3.0]);
         assert_eq!(f32s(&g.decode(1000).unwrap()), dense);
+        // Gaps of at most 15 (four bits) need more fillers: 897 is 59 of 15
+        // and 12.
+        let bytes: Vec<u8> = dense.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let narrow = Gaps::encode(Element::F32, &bytes, 15);
+        assert_eq!(narrow.len(), 3 + 59);
+        assert_eq!(narrow.gaps[2..61], [15; 59]);
+        assert_eq!(narrow.gaps[61], 12);
+        assert_eq!(narrow.decode(1000).unwrap(), bytes);
         assert_eq!(
             f32s(&Gaps::encode_f32(&[0.0, 0.0, 5.0]).decode(3).unwrap()),
             vec![0.0, 0.0, 5.0]
@@ -370,7 +381,7 @@ mod tests {
         let g = Gaps::encode_f32(&[-0.0, 2.0, 0.0]);
         assert_eq!(g.gaps, vec![1]);
         let int8 = [0u8, 0, 0xff, 0, 0x7f, 0];
-        let g = Gaps::encode(Element::I8, &int8);
+        let g = Gaps::encode(Element::I8, &int8, MAX_GAP);
         assert_eq!(
             (g.values.clone(), g.gaps.clone()),
             (vec![0xff, 0x7f], vec![2, 2])
@@ -378,7 +389,7 @@ mod tests {
         assert_eq!(g.bytes(), 4);
         assert_eq!(g.decode(6).unwrap(), int8);
         // float16 -0 (0x8000) is zero; 0x0001 (the smallest subnormal) is not.
-        let g = Gaps::encode(Element::F16, &[0x00, 0x80, 0x01, 0x00]);
+        let g = Gaps::encode(Element::F16, &[0x00, 0x80, 0x01, 0x00], MAX_GAP);
         assert_eq!(g.gaps, vec![1]);
     }
 

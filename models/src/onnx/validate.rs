@@ -289,7 +289,8 @@ fn kernel_dims(graph: &GraphProto, node: &NodeProto, i: usize) -> Result<Vec<i64
         find(graph, &format!("{input}/{marker}"))?;
         find(graph, &format!("{input}/{dims}")).map(ints)
     };
-    match stored_dims("gaps", "shape").or_else(|| stored_dims("codebook", "dims")) {
+    // A sparse kernel's gaps and values may be codes; its numel never is.
+    match stored_dims("numel", "shape").or_else(|| stored_dims("codebook", "dims")) {
         Some(dims) => Ok(dims),
         None => stored_input(graph, node, i).map(|t| t.dims.clone()),
     }
