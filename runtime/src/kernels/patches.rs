@@ -206,8 +206,16 @@ impl Geometry {
     ) -> &'a [T] {
         let (kh, kw) = self.kernel;
         let (ph, pw) = self.padded_dims();
-        let Patches { padded, matrix, .. } = patches;
+        let Patches {
+            padded,
+            matrix,
+            phases,
+            ..
+        } = patches;
         let padded = self.pad(image, pad, padded);
+        let (sh, sw) = self.stride;
+        // Phase planes are this wide: phase `p` holds columns `p`, `p + sw`..
+        let qw = pw.div_ceil(sw);
         let (positions, out_w) = (self.positions(), self.out_w);
         // Every row's positions are written below; what lies past them may
         // keep old contents. The slack takes the last copy's overrun.
@@ -215,16 +223,19 @@ impl Geometry {
         let spans = out_w.div_ceil(SPAN);
         let mut row = 0;
         for plane in (0..self.channels).map(|c| c * ph * pw) {
-            for start in (0..kh).flat_map(|ky| (0..kw).map(move |kx| plane + ky * pw + kx)) {
+            if !self.is_unit_stride() {
+                split_columns(&padded[plane..][..ph * pw], (pw, sw), phases);
+            }
+            for (ky, kx) in (0..kh).flat_map(|ky| (0..kw).map(move |kx| (ky, kx))) {
+                let start = plane + ky * pw + kx;
                 let last = (self.out_h - 1) * pw + spans * SPAN;
                 if !self.is_unit_stride() {
-                    // Every `sw`-th column of every `sh`-th row: one by one.
-                    let (sh, sw) = self.stride;
+                    // Every `sw`-th column from `kx` on is a run of phase
+                    // `kx % sw`; every `sh`-th row from `ky` on.
+                    let phase = &phases[(kx % sw) * ph * qw + ky * qw + kx / sw..];
                     let rows = matrix[row..].chunks_exact_mut(out_w).take(self.out_h);
-                    for (out, src) in rows.zip(padded[start..].chunks(sh * pw)) {
-                        for (o, &v) in out.iter_mut().zip(src.iter().step_by(sw)) {
-                            *o = v;
-                        }
+                    for (out, src) in rows.zip(phase.chunks(sh * qw)) {
+                        copy_short(out, &src[..out_w]);
                     }
                 } else if out_w == pw {
                     // Whole rows of the plane: one run.
@@ -267,6 +278,42 @@ impl Geometry {
 /// Elements [`Geometry::im2col`] copies as one move.
 const SPAN: usize = 8;
 
+/// The `sw` column phases of a plane of rows `pw` wide into `phases`:
+/// phase `p` is `[rows][pw.div_ceil(sw)]`, columns `p`, `p + sw`.. of each
+/// row (a shorter phase's last column keeps a stale value). A strided
+/// convolution's taps then read runs: one pass over the plane, where
+/// picking every `sw`-th value for each tap took a pass per tap, one value
+/// at a time; two phases compile to vector shuffles.
+#[inline(always)]
+fn split_columns<T: Copy>(plane: &[T], (pw, sw): (usize, usize), phases: &mut Vec<T>) {
+    let (rows, qw) = (plane.len() / pw, pw.div_ceil(sw));
+    if phases.len() < sw * rows * qw {
+        phases.resize(sw * rows * qw, plane[0]);
+    }
+    let phase_len = rows * qw;
+    if sw == 2 {
+        let (even, odd) = phases.split_at_mut(phase_len);
+        let rows = plane.chunks_exact(pw).zip(even.chunks_exact_mut(qw));
+        for ((row, even), odd) in rows.zip(odd.chunks_exact_mut(qw)) {
+            for ((pair, e), o) in row.chunks_exact(2).zip(even.iter_mut()).zip(odd.iter_mut()) {
+                *e = pair[0];
+                *o = pair[1];
+            }
+            if pw % 2 == 1 {
+                even[qw - 1] = row[pw - 1];
+            }
+        }
+        return;
+    }
+    for (p, phase) in phases.chunks_exact_mut(phase_len).take(sw).enumerate() {
+        for (row, out) in plane.chunks_exact(pw).zip(phase.chunks_exact_mut(qw)) {
+            for (o, &v) in out.iter_mut().zip(row[p..].iter().step_by(sw)) {
+                *o = v;
+            }
+        }
+    }
+}
+
 /// Buffers for [`Geometry::im2col`] and [`winograd`](super::winograd),
 /// kept from one evaluation to the next so that a run does not allocate
 /// them anew.
@@ -280,6 +327,8 @@ pub struct Patches<T> {
     pub(super) matrix: Vec<T>,
     /// The products in the transform domain.
     pub(super) products: Vec<T>,
+    /// A strided convolution's plane split into its column phases.
+    pub(super) phases: Vec<T>,
 }
 
 /// `dst = src` in moves of 8, 4, 2 and 1 elements, inlined: the rows of a

@@ -276,6 +276,7 @@ unsafe fn transform_multiply<I: Lanes, E: Epilogue>(
         padded,
         matrix,
         products,
+        ..
     } = patches;
     let inputs = tiles.transform_input::<I>(image, ci, pad, padded, matrix);
     // The output transform's last vector reads up to `VECTOR` past.
