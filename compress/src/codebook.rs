@@ -181,15 +181,60 @@ pub struct Shared {
     pub bytes: (usize, usize),
 }
 
-/// Stores each kernel of `proto` (initializers of rank two or more) as
-/// codes of `bits` into a codebook of its own, where that takes fewer
-/// bytes. A kernel with zeros is stored sparse first and its non-zero values
-/// coded; its gaps go into the same stream as codes of `bits`, or stay a
-/// byte each, whichever makes the smaller file. Returns what it did.
-pub fn share(proto: &mut ModelProto, bits: u32) -> Result<Vec<Shared>, CompressError> {
+/// The layers whose kernels share their values: all, or those named.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Layers(Vec<String>);
+
+impl Layers {
+    /// Every layer when `names` is empty. A name is a layer's (`conv10`)
+    /// or its last part (`expand3x3`: every fire module's), so that one
+    /// kind of layer can take its own width.
+    pub fn named(names: Vec<String>) -> Layers {
+        Layers(names)
+    }
+
+    /// Whether the kernel tensor `tensor` (`L.weight`, `L.weight/values`,
+    /// `L.weight.f16`..) belongs to one of the layers.
+    fn take(&self, tensor: &str) -> bool {
+        self.0.is_empty() || self.0.iter().any(|name| Self::names(tensor, name))
+    }
+
+    fn names(tensor: &str, name: &str) -> bool {
+        let stored = tensor.split('/').next().unwrap_or(tensor);
+        let layer = stored.rsplit_once(".weight").map_or(stored, |(l, _)| l);
+        layer == name || layer.ends_with(&format!(".{name}"))
+    }
+
+    /// The first name that takes none of `kernels`, as an error.
+    fn check(&self, kernels: &BTreeSet<String>) -> Result<(), CompressError> {
+        match self
+            .0
+            .iter()
+            .find(|n| !kernels.iter().any(|k| Self::names(k, n)))
+        {
+            Some(name) => Err(CompressError::Invalid(format!(
+                "--share-only {name}: no layer of that name or kind has a kernel"
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Stores each kernel of `proto` (initializers of rank two or more) of
+/// `layers` as codes of `bits` into a codebook of its own, where that
+/// takes fewer bytes. A kernel with zeros is stored sparse first and its
+/// non-zero values coded; its gaps go into the same stream as codes of
+/// `bits`, or stay a byte each, whichever makes the smaller file. Returns
+/// what it did.
+pub fn share(
+    proto: &mut ModelProto,
+    bits: u32,
+    layers: &Layers,
+) -> Result<Vec<Shared>, CompressError> {
     check_bits(bits)?;
     let dense = densify(proto)?;
     let kernels = kernels_of(&dense);
+    layers.check(&kernels)?;
     let candidates = [false, true].map(|coded_gaps| {
         let mut candidate = dense.clone();
         let mut stream = CodeStream::new(bits);
@@ -199,7 +244,7 @@ pub fn share(proto: &mut ModelProto, bits: u32) -> Result<Vec<Shared>, CompressE
             .graph
             .as_mut()
             .expect("decoded models have a graph");
-        let shared = code_values(graph, &sparse, &mut stream);
+        let shared = code_values(graph, &sparse, &mut stream, layers);
         stream.finish(graph);
         (candidate, shared)
     });
@@ -211,9 +256,15 @@ pub fn share(proto: &mut ModelProto, bits: u32) -> Result<Vec<Shared>, CompressE
     Ok(shared)
 }
 
-/// Codes each kernel of `graph`, and the values of each of its `sparse`
-/// kernels (`K/values`), into `stream` where that takes fewer bytes.
-fn code_values(graph: &mut GraphProto, sparse: &[String], stream: &mut CodeStream) -> Vec<Shared> {
+/// Codes each kernel of `graph` of `layers`, and the values of each of its
+/// `sparse` kernels (`K/values`), into `stream` where that takes fewer
+/// bytes.
+fn code_values(
+    graph: &mut GraphProto,
+    sparse: &[String],
+    stream: &mut CodeStream,
+    layers: &Layers,
+) -> Vec<Shared> {
     let sparse_values: BTreeSet<String> = sparse.iter().map(|k| format!("{k}/values")).collect();
     let bits = stream.bits();
     let mut shared = Vec::new();
@@ -222,7 +273,8 @@ fn code_values(graph: &mut GraphProto, sparse: &[String], stream: &mut CodeStrea
         let element = DataType::try_from(init.data_type.unwrap_or(0))
             .ok()
             .and_then(Element::of);
-        let is_kernel = init.dims.len() >= 2 || sparse_values.contains(&name);
+        let is_kernel =
+            (init.dims.len() >= 2 || sparse_values.contains(&name)) && layers.take(&name);
         let (Some(element), Some(raw), true) = (element, init.raw_data.as_deref(), is_kernel)
         else {
             return true;
@@ -254,14 +306,20 @@ pub fn share_model(
     mut meta: Metadata,
     graph: &Graph,
     bits: u32,
+    layers: &Layers,
 ) -> Result<(ModelProto, Vec<Shared>), CompressError> {
-    let shared = share(&mut proto, bits)?;
+    let shared = share(&mut proto, bits, layers)?;
     let (before, after) = shared
         .iter()
         .fold((0, 0), |(b, a), s| (b + s.bytes.0, a + s.bytes.1));
-    meta.variant = then(&meta.variant, &format!("w{bits}"));
+    // `w4`, or `w4-expand3x3` where only some layers share.
+    let step = std::iter::once(format!("w{bits}"))
+        .chain(layers.0.iter().cloned())
+        .collect::<Vec<_>>()
+        .join("-");
+    meta.variant = then(&meta.variant, &step);
     meta.compression.push(format!(
-        "w{bits}: {} kernels share their values, k-means codebooks of at most {} entries and packed \
+        "{step}: {} kernels share their values, k-means codebooks of at most {} entries and packed \
          {bits}-bit codes ({before} -> {after} bytes)",
         shared.len(),
         1 << bits

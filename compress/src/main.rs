@@ -95,6 +95,16 @@ enum Command {
         /// 2^B entries and packed B-bit codes (2-8).
         #[arg(long, value_name = "B", value_parser = clap::value_parser!(u32).range(2..=8))]
         weight_bits: Option<u32>,
+        /// With --weight-bits: share only these layers' kernels, by name
+        /// (conv10) or kind (expand3x3: every fire module's), comma-separated;
+        /// the others keep their values [default: every layer].
+        #[arg(
+            long,
+            value_name = "LAYERS",
+            value_delimiter = ',',
+            requires = "weight_bits"
+        )]
+        share_only: Vec<String>,
     },
     /// Layer-by-layer error (SQNR) of a compressed model against its float
     /// original, on CIFAR-10 validation images.
@@ -281,6 +291,7 @@ fn run(command: Command) -> Result<(), String> {
             weights_only,
             fp16: half,
             weight_bits,
+            share_only,
         } => {
             let method: Method = method.parse()?;
             let activations = match activations.as_str() {
@@ -310,8 +321,9 @@ fn run(command: Command) -> Result<(), String> {
             };
             let proto = match weight_bits {
                 Some(bits) => {
+                    let layers = compress::codebook::Layers::named(share_only);
                     let (proto, shared) =
-                        compress::codebook::share_model(proto, meta, &graph, bits)
+                        compress::codebook::share_model(proto, meta, &graph, bits, &layers)
                             .map_err(in_file)?;
                     for s in &shared {
                         cmdline::outln!(

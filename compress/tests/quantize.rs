@@ -871,6 +871,33 @@ fn pruned_files_quantize_with_their_zeros_stored_sparse() {
     quantize(&p80, &d.join("p80.int8.onnx"), &[]);
     let coded = quantize(&p80, &d.join("p80.int8.w4.onnx"), &["--weight-bits", "4"]);
     assert!(coded.contains("w4: fire2.squeeze.weight/values"), "{coded}");
+    // One kind of layer shares alone; a name no layer has is refused.
+    let kind = &["--weight-bits", "4", "--share-only", "expand3x3"];
+    let some = quantize(&p80, &d.join("p80.int8.w4-expand3x3.onnx"), kind);
+    assert!(some.contains("w4: fire4.expand3x3.weight/values"), "{some}");
+    assert!(!some.contains("squeeze.weight"), "{some}");
+    let steps = Model::load(&d.join("p80.int8.w4-expand3x3.onnx")).unwrap();
+    assert_eq!(steps.meta().variant, "p80.int8.w4-expand3x3");
+    let nosuch = d.join("never.onnx");
+    let o = compress(&[
+        "quantize",
+        s(&p80),
+        "-o",
+        s(&nosuch),
+        "--fp16",
+        "--weight-bits",
+        "4",
+        "--share-only",
+        "expand5x5",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(
+        (o.status.code(), err.lines().count()),
+        (Some(2), 1),
+        "{err}"
+    );
+    assert!(err.contains("--share-only expand5x5"), "{err}");
+    assert!(!nosuch.exists());
     for (flag, name) in [
         ("--weights-only", "p80.int8-weights.onnx"),
         ("--fp16", "p80.fp16.onnx"),
