@@ -2,7 +2,7 @@
 # The compressed files of models/, remade from the dense files there:
 #   bash scripts/combine.sh                  # int8 files of every dense and pruned file
 #   bash scripts/combine.sh --prune squeeze1 # first prune and thin models/squeeze1.onnx again
-# Pruning fine-tunes on ../shared/cifar10 (some 60 epochs of squeeze1 in
+# Pruning fine-tunes on ../shared/cifar10 (some 90 epochs of squeeze1 in
 # all; COMBINE_THREADS sets libtorch's threads). Then each dense, pruned and
 # thinned float file gets its static int8 file, and the sparse int8 files
 # 4-bit shared weights on top. Each file's command is in its metadata and
@@ -30,7 +30,8 @@ for arch in "${prune[@]}"; do
             --data "$data" --ema 0.999 --device cpu "${threads[@]}" | tail -3
     done <<'VARIANTS'
 p50|--sparsity 0.5 --epochs 4
-p75|--sparsity 0.75 --epochs 8
+p75|--sparsity 0.75 --epochs 24 --lr 0.05
+p80|--sparsity 0.8 --epochs 24 --lr 0.05
 p90|--sparsity 0.9 --epochs 8
 thin25|--sparsity 0.25 --structured --epochs 15
 thin50|--sparsity 0.5 --structured --epochs 15
@@ -42,12 +43,17 @@ for dense in squeeze1 tuto alex4; do
     "$compress" quantize "models/$dense.onnx" -o "models/$dense.int8.onnx" \
         --calib "$data" --per-tensor | tail -1
 done
-for parent in squeeze1.p50 squeeze1.p75 squeeze1.p90 squeeze1.thin25 \
+for parent in squeeze1.p50 squeeze1.p75 squeeze1.p80 squeeze1.p90 squeeze1.thin25 \
     tuto.p50 tuto.p75 tuto.p90 tuto.thin25; do
     [[ -e models/$parent.onnx ]] || continue
     "$compress" quantize "models/$parent.onnx" -o "models/$parent.int8.onnx" --calib "$data" | tail -1
 done
-for parent in squeeze1.p75 squeeze1.p90 tuto.p75 tuto.p90; do
+# Float16 values, computed in float: what int8 loses, it does not.
+for parent in squeeze1.p75; do
+    [[ -e models/$parent.onnx ]] || continue
+    "$compress" quantize "models/$parent.onnx" -o "models/$parent.fp16.onnx" --fp16 | tail -1
+done
+for parent in squeeze1.p75 squeeze1.p80 squeeze1.p90 tuto.p75 tuto.p90; do
     [[ -e models/$parent.onnx ]] || continue
     "$compress" quantize "models/$parent.onnx" -o "models/$parent.int8.w4.onnx" \
         --calib "$data" --weight-bits 4 | tail -1
