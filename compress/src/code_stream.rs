@@ -7,12 +7,11 @@
 //! own codebook. Every ONNX runtime folds them into constants at load.
 
 use models::onnx::build::{i32_tensor, i64_tensor, int_attr, node, tensor};
-use models::onnx::codes::{BIT_COUNT, SHAPE, STREAM};
+use models::onnx::codes::{codebook_size, BIT_COUNT, SHAPE, STREAM};
 use models::onnx::proto::{
     attribute_proto::AttributeType, tensor_proto::DataType, AttributeProto, GraphProto, NodeProto,
     TensorProto,
 };
-use models::onnx::sparse::Element;
 
 /// Coded tensors, gathered until [`CodeStream::finish`] puts them into a
 /// graph.
@@ -54,10 +53,7 @@ impl CodeStream {
         codebook: Vec<u8>,
         codes: &[u8],
     ) {
-        let size = match ty {
-            DataType::Uint8 => 1,
-            ty => Element::of(ty).expect("a codebook's type").size(),
-        };
+        let size = codebook_size(ty).expect("a codebook's type");
         let part = |s: &str| format!("{name}/{s}");
         let start = self.codes.len();
         self.codes.extend(codes);
@@ -80,7 +76,7 @@ impl CodeStream {
     /// nodes before every other node (they read only initializers). An
     /// empty stream leaves `graph` as it is.
     pub fn finish(self, graph: &mut GraphProto) {
-        if self.codes.is_empty() && self.lookups.is_empty() {
+        if self.lookups.is_empty() {
             return;
         }
         graph.initializer.extend(self.initializers);

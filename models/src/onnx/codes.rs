@@ -195,7 +195,7 @@ fn read_coded(
 
 /// Bytes of one codebook entry of `ty`: a kernel's own element type, or
 /// uint8 for a sparse kernel's gaps.
-fn codebook_size(ty: DataType) -> Option<usize> {
+pub fn codebook_size(ty: DataType) -> Option<usize> {
     match ty {
         DataType::Uint8 => Some(1),
         ty => Element::of(ty).map(Element::size),
