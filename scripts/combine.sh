@@ -3,9 +3,10 @@
 #   bash scripts/combine.sh                  # int8 files of every dense and pruned file
 #   bash scripts/combine.sh --prune squeeze1 # first prune and thin models/squeeze1.onnx again
 # Pruning fine-tunes on ../shared/cifar10 (some 90 epochs of squeeze1 in
-# all; COMBINE_THREADS sets libtorch's threads). Then each dense, pruned and
-# thinned float file gets its static int8 file, and the sparse int8 files
-# 4-bit shared weights on top. Each file's command is in its metadata and
+# all; COMBINE_THREADS sets libtorch's threads), and so does the sharing
+# (`compress share`, 4 epochs each) of p75 and p80. Then each dense, pruned
+# and thinned float file gets its static int8 file, and the sparse int8
+# files 4-bit shared weights on top: fine-tuned where a tw4 file exists. Each file's command is in its metadata and
 # in models/manifest.json; `bash scripts/report.sh` then measures them all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,20 +23,32 @@ threads=()
 
 for arch in "${prune[@]}"; do
     [[ -e models/$arch.onnx ]] || { echo "combine.sh: no models/$arch.onnx" >&2; exit 2; }
-    # variant | options of `compress prune`
-    while IFS='|' read -r variant options; do
+    # models | variant | options of `compress prune`
+    while IFS='|' read -r models variant options; do
+        [[ " $models " == *" $arch "* ]] || continue
         echo "combine: $arch.$variant: $options"
         # shellcheck disable=SC2086 # the options are words
         "$compress" prune "models/$arch.onnx" -o "models/$arch.$variant.onnx" $options \
             --data "$data" --ema 0.999 --device cpu "${threads[@]}" | tail -3
     done <<'VARIANTS'
-p50|--sparsity 0.5 --epochs 4
-p75|--sparsity 0.75 --epochs 24 --lr 0.05
-p80|--sparsity 0.8 --epochs 24 --lr 0.05
-p90|--sparsity 0.9 --epochs 8
-thin25|--sparsity 0.25 --structured --epochs 15
-thin50|--sparsity 0.5 --structured --epochs 15
+squeeze1 tuto|p50|--sparsity 0.5 --epochs 4
+squeeze1 tuto|p75|--sparsity 0.75 --epochs 24 --lr 0.05
+squeeze1 tuto|p80|--sparsity 0.8 --epochs 24 --lr 0.05
+squeeze1 tuto|p90|--sparsity 0.9 --epochs 8
+squeeze1 tuto|thin25|--sparsity 0.25 --structured --epochs 15
+squeeze1 tuto|thin50|--sparsity 0.5 --structured --epochs 15
+alex4|p75|--sparsity 0.75 --epochs 8 --lr 0.05
+alex4|p90|--sparsity 0.9 --epochs 8 --lr 0.05
 VARIANTS
+    # Shared weights fine-tuned on the pruned files: 4-bit codebooks that
+    # the w4 storage below finds again exactly.
+    for parent in p75 p80; do
+        [[ -e models/$arch.$parent.onnx ]] || continue
+        echo "combine: $arch.$parent.tw4"
+        "$compress" share "models/$arch.$parent.onnx" -o "models/$arch.$parent.tw4.onnx" \
+            --weight-bits 4 --epochs 4 --lr 0.005 \
+            --data "$data" --ema 0.999 --device cpu "${threads[@]}" | tail -2
+    done
 done
 
 for dense in squeeze1 tuto alex4; do
@@ -44,7 +57,7 @@ for dense in squeeze1 tuto alex4; do
         --calib "$data" --per-tensor | tail -1
 done
 for parent in squeeze1.p50 squeeze1.p75 squeeze1.p80 squeeze1.p90 squeeze1.thin25 \
-    tuto.p50 tuto.p75 tuto.p90 tuto.thin25; do
+    tuto.p50 tuto.p75 tuto.p90 tuto.thin25 alex4.p75 alex4.p90; do
     [[ -e models/$parent.onnx ]] || continue
     "$compress" quantize "models/$parent.onnx" -o "models/$parent.int8.onnx" --calib "$data" | tail -1
 done
@@ -53,7 +66,8 @@ for parent in squeeze1.p75; do
     [[ -e models/$parent.onnx ]] || continue
     "$compress" quantize "models/$parent.onnx" -o "models/$parent.fp16.onnx" --fp16 | tail -1
 done
-for parent in squeeze1.p75 squeeze1.p80 squeeze1.p90 tuto.p75 tuto.p90; do
+for parent in squeeze1.p75 squeeze1.p80 squeeze1.p90 tuto.p75 tuto.p90 alex4.p75 alex4.p90; do
+    [[ -e models/$parent.tw4.onnx ]] && parent=$parent.tw4
     [[ -e models/$parent.onnx ]] || continue
     "$compress" quantize "models/$parent.onnx" -o "models/$parent.int8.w4.onnx" \
         --calib "$data" --weight-bits 4 | tail -1

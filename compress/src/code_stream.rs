@@ -21,6 +21,8 @@ pub struct CodeStream {
     codes: Vec<u8>,
     initializers: Vec<TensorProto>,
     lookups: Vec<NodeProto>,
+    /// Tensors pushed so far; each names its lookup's values by its index.
+    tensors: usize,
 }
 
 impl CodeStream {
@@ -35,6 +37,7 @@ impl CodeStream {
             codes: Vec::new(),
             initializers: Vec::new(),
             lookups: Vec::new(),
+            tensors: 0,
         }
     }
 
@@ -61,10 +64,15 @@ impl CodeStream {
             tensor(&part("codebook"), &[codebook.len() / size], ty, codebook),
             i64_tensor(&part("code_start"), &[1], &[start as i64]),
             i64_tensor(&part("code_end"), &[1], &[self.codes.len() as i64]),
-            i64_tensor(&part("dims"), &[dims.len()], dims),
         ]);
-        let id = self.lookups.len() / 3;
-        self.lookups.extend(lookup(name, id));
+        // A run of codes is already the shape of a 1-D tensor.
+        let reshaped = dims.len() != 1;
+        if reshaped {
+            self.initializers
+                .push(i64_tensor(&part("dims"), &[dims.len()], dims));
+        }
+        self.lookups.extend(lookup(name, self.tensors, reshaped));
+        self.tensors += 1;
     }
 
     /// Bytes `count` codes take in the stream.
@@ -163,33 +171,32 @@ fn unpacking() -> Vec<NodeProto> {
     .collect()
 }
 
-/// The nodes that look tensor `name`'s codes up in its codebook.
-fn lookup(name: &str, id: usize) -> Vec<NodeProto> {
+/// The nodes that look tensor `name`'s codes up in its codebook, then
+/// give it its dims if it is `reshaped`.
+fn lookup(name: &str, id: usize, reshaped: bool) -> Vec<NodeProto> {
     let part = |s: &str| format!("{name}/{s}");
     let value = |s: &str| format!("~c{id}.{s}");
-    [
-        (
+    let looked_up = if reshaped { value("v") } else { name.to_string() };
+    let mut nodes = vec![
+        node(
             "Slice",
+            "",
             vec![INDEX.into(), part("code_start"), part("code_end")],
-            value("c"),
+            &value("c"),
             vec![],
         ),
-        (
+        node(
             "Gather",
+            "",
             vec![part("codebook"), value("c")],
-            value("v"),
+            &looked_up,
             vec![int_attr("axis", 0)],
         ),
-        (
-            "Reshape",
-            vec![value("v"), part("dims")],
-            name.to_string(),
-            vec![],
-        ),
-    ]
-    .into_iter()
-    .map(|(op, inputs, output, attrs)| unnamed(node(op, "", inputs, &output, attrs)))
-    .collect()
+    ];
+    if reshaped {
+        nodes.push(node("Reshape", "", vec![looked_up, part("dims")], name, vec![]));
+    }
+    nodes.into_iter().map(unnamed).collect()
 }
 
 /// `n` without a name: runtimes name a node by its output, and every byte

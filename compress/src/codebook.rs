@@ -195,7 +195,7 @@ impl Layers {
 
     /// Whether the kernel tensor `tensor` (`L.weight`, `L.weight/values`,
     /// `L.weight.f16`..) belongs to one of the layers.
-    fn take(&self, tensor: &str) -> bool {
+    pub(crate) fn take(&self, tensor: &str) -> bool {
         self.0.is_empty() || self.0.iter().any(|name| Self::names(tensor, name))
     }
 
@@ -206,7 +206,7 @@ impl Layers {
     }
 
     /// The first name that takes none of `kernels`, as an error.
-    fn check(&self, kernels: &BTreeSet<String>) -> Result<(), CompressError> {
+    pub(crate) fn check(&self, kernels: &BTreeSet<String>) -> Result<(), CompressError> {
         match self
             .0
             .iter()

@@ -8,6 +8,7 @@
 pub mod calibrate;
 pub mod code_stream;
 pub mod codebook;
+pub mod codebook_training;
 pub mod compare;
 pub mod data;
 mod error;
@@ -16,6 +17,7 @@ mod onnx_util;
 pub mod prune;
 pub mod quantize;
 pub mod sensitivity;
+pub mod short_names;
 pub mod sparse_storage;
 pub mod stages;
 pub mod weights_only;

@@ -124,6 +124,12 @@ enum Command {
     /// kernels are stored without their zeros.
     #[command(args_override_self = true)]
     Prune(Box<PruneArgs>),
+    /// Weight sharing fine-tuned (Deep Compression's trained quantization):
+    /// each kernel's weights on a k-means codebook of at most 2^B int8
+    /// levels, the codebooks fine-tuned in libtorch. The output is a float
+    /// file that `quantize --weight-bits B` stores exactly.
+    #[command(args_override_self = true)]
+    Share(Box<ShareArgs>),
     /// Accuracy of the model with each layer alone pruned by magnitude, at
     /// several sparsities, without fine-tuning.
     Sensitivity {
@@ -157,17 +163,9 @@ enum Command {
     },
 }
 
+/// The fine-tuning of `prune` and `share`: the trainer's loop on a data set.
 #[derive(Args)]
-struct PruneArgs {
-    /// The f32 model to read: its weights, and its architecture from the
-    /// metadata.
-    model: PathBuf,
-    /// Where to write the pruned model.
-    #[arg(short, long)]
-    output: PathBuf,
-    /// Target share of zero weights in the pruned kernels, in [0, 1).
-    #[arg(long, value_parser = fraction)]
-    sparsity: f64,
+struct FineTuneArgs {
     /// CIFAR-10 (directory or .tar.gz): training split to fine-tune on,
     /// validation and test splits to measure. Or a folder of labelled
     /// pictures, read at the model's size: DIR/train, DIR/val and DIR/test
@@ -177,38 +175,9 @@ struct PruneArgs {
     /// model's labels, or by its class number.
     #[arg(long, value_name = "DIR")]
     data: PathBuf,
-    /// polynomial (Zhu & Gupta's cubic), constant (equal increments) or
-    /// oneshot (all before fine-tuning).
-    #[arg(long, value_enum, default_value = "polynomial")]
-    schedule: Ramp,
-    /// Sparsity of the first pruning step.
-    #[arg(long, default_value_t = 0.0, value_parser = fraction)]
-    initial_sparsity: f64,
-    /// Pruning steps after the first.
-    #[arg(long, default_value_t = 10, value_parser = cmdline::count::<u64>())]
-    steps: u64,
-    /// Optimiser steps between pruning steps [default: the steps spread over
-    /// the first two thirds of fine-tuning].
-    #[arg(long, value_parser = cmdline::count::<u64>())]
-    frequency: Option<u64>,
     /// Epochs of fine-tuning.
     #[arg(long, default_value_t = 3, value_parser = cmdline::count::<u64>())]
     epochs: u64,
-    /// global (one magnitude threshold) or layer (one per kernel).
-    #[arg(long, value_enum, default_value = "global")]
-    scope: Scope,
-    /// Remove whole filters instead of single weights: --sparsity of each
-    /// convolution's filters, once, then fine-tune. The result is a
-    /// narrower dense model.
-    #[arg(long)]
-    structured: bool,
-    /// The filter norm that ranks filters for --structured: l1 or l2.
-    #[arg(long, value_enum, default_value = "l1")]
-    norm: Norm,
-    /// Layers to leave dense, repeated or comma-separated; `none` prunes
-    /// every kernel [default: the first layer and the classifier].
-    #[arg(long, value_name = "LAYER", value_delimiter = ',')]
-    exclude: Option<Vec<String>>,
     /// Batch norms to train with, folded away again on output, set at first
     /// so that the net computes what the file does: after each convolution
     /// (conv), also after each hidden dense layer (all), or none (off). A net
@@ -244,6 +213,68 @@ struct PruneArgs {
     /// libtorch CPU threads [default: all cores].
     #[arg(long, value_parser = cmdline::count::<u64>())]
     threads: Option<u64>,
+}
+
+#[derive(Args)]
+struct ShareArgs {
+    /// The f32 model to read (dense, pruned or thinned).
+    model: PathBuf,
+    /// Where to write the model with shared weights.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Codebook entries: at most 2^B per kernel (2-8).
+    #[arg(long, value_name = "B", value_parser = clap::value_parser!(u32).range(2..=8))]
+    weight_bits: u32,
+    /// Share only these layers' kernels, by name (conv10) or kind
+    /// (expand3x3), comma-separated [default: every layer].
+    #[arg(long, value_name = "LAYERS", value_delimiter = ',')]
+    share_only: Vec<String>,
+    #[command(flatten)]
+    tune: FineTuneArgs,
+}
+
+#[derive(Args)]
+struct PruneArgs {
+    /// The f32 model to read: its weights, and its architecture from the
+    /// metadata.
+    model: PathBuf,
+    /// Where to write the pruned model.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Target share of zero weights in the pruned kernels, in [0, 1).
+    #[arg(long, value_parser = fraction)]
+    sparsity: f64,
+    /// polynomial (Zhu & Gupta's cubic), constant (equal increments) or
+    /// oneshot (all before fine-tuning).
+    #[arg(long, value_enum, default_value = "polynomial")]
+    schedule: Ramp,
+    /// Sparsity of the first pruning step.
+    #[arg(long, default_value_t = 0.0, value_parser = fraction)]
+    initial_sparsity: f64,
+    /// Pruning steps after the first.
+    #[arg(long, default_value_t = 10, value_parser = cmdline::count::<u64>())]
+    steps: u64,
+    /// Optimiser steps between pruning steps [default: the steps spread over
+    /// the first two thirds of fine-tuning].
+    #[arg(long, value_parser = cmdline::count::<u64>())]
+    frequency: Option<u64>,
+    /// global (one magnitude threshold) or layer (one per kernel).
+    #[arg(long, value_enum, default_value = "global")]
+    scope: Scope,
+    /// Remove whole filters instead of single weights: --sparsity of each
+    /// convolution's filters, once, then fine-tune. The result is a
+    /// narrower dense model.
+    #[arg(long)]
+    structured: bool,
+    /// The filter norm that ranks filters for --structured: l1 or l2.
+    #[arg(long, value_enum, default_value = "l1")]
+    norm: Norm,
+    /// Layers to leave dense, repeated or comma-separated; `none` prunes
+    /// every kernel [default: the first layer and the classifier].
+    #[arg(long, value_name = "LAYER", value_delimiter = ',')]
+    exclude: Option<Vec<String>>,
+    #[command(flatten)]
+    tune: FineTuneArgs,
 }
 
 /// A share in [0, 1).
@@ -339,7 +370,7 @@ fn run(command: Command) -> Result<(), String> {
                 }
                 None => proto,
             };
-            write(&output, proto, bytes.len())
+            write_stored(&output, proto, bytes.len())
         }
         Command::Compare { a, b, data, images } => {
             if images == 0 {
@@ -382,6 +413,7 @@ fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Prune(args) => prune(&args),
+        Command::Share(args) => share(&args),
         Command::Sensitivity {
             model,
             data,
@@ -450,32 +482,7 @@ fn prune(args: &PruneArgs) -> Result<(), String> {
     compress::stages::for_pruning(&frozen).map_err(in_file)?;
     let graph = frozen.layer_graph().map_err(|e| in_file(e.into()))?;
     compress::prune::prunable(&graph, args.exclude.as_deref()).map_err(|e| e.to_string())?;
-    let size = |n: Option<u64>| n.map(|n| n as usize);
-    let recipe = trainer::train::Recipe {
-        epochs: args.epochs as usize,
-        batch: args.batch as usize,
-        steps_per_epoch: size(args.steps_per_epoch),
-        lr: args.lr,
-        schedule: trainer::schedule::Schedule::Cosine { warmup_epochs: 0.0 },
-        ema: args.ema,
-        seed: args.seed,
-        limits: trainer::data::Limits {
-            train: size(args.train_limit),
-            val: size(args.val_limit),
-            test: size(args.test_limit),
-        },
-        ..trainer::train::Recipe::default()
-    };
-    recipe.validate().map_err(|e| e.to_string())?;
-    let device =
-        trainer::device::select(args.device, size(args.threads)).map_err(|e| e.to_string())?;
-    let dir = DataDir::open(&args.data, &frozen, "--data").map_err(|e| e.to_string())?;
-    let data = dir
-        .data(&recipe.limits, recipe.batch)
-        .map_err(|e| e.to_string())?;
-    if let Some(how) = dir.how() {
-        eprintln!("{how}");
-    }
+    let (recipe, device, data) = fine_tuning(&args.tune, &frozen)?;
     let options = PruneOptions {
         ramp: args.schedule,
         initial: args.initial_sparsity,
@@ -485,7 +492,7 @@ fn prune(args: &PruneArgs) -> Result<(), String> {
         scope: args.scope,
         structured: args.structured.then_some(args.norm),
         exclude: args.exclude.clone(),
-        batch_norm: args.batch_norm,
+        batch_norm: args.tune.batch_norm,
         recipe,
         device,
     };
@@ -537,6 +544,74 @@ fn prune(args: &PruneArgs) -> Result<(), String> {
         );
     }
     write(&args.output, p.proto, bytes.len())
+}
+
+fn share(args: &ShareArgs) -> Result<(), String> {
+    let (bytes, frozen) = read(&args.model)?;
+    let in_file = |e: compress::CompressError| format!("{}: {e}", args.model.display());
+    let (recipe, device, data) = fine_tuning(&args.tune, &frozen)?;
+    let options = compress::codebook_training::ShareOptions {
+        bits: args.weight_bits,
+        layers: compress::codebook::Layers::named(args.share_only.clone()),
+        batch_norm: args.tune.batch_norm,
+        recipe,
+        device,
+    };
+    let s = compress::codebook_training::share(&frozen, &data, &options).map_err(in_file)?;
+    cmdline::outln!("{:32} {:>9}", "kernel", "entries");
+    for (kernel, entries) in &s.kernels {
+        cmdline::outln!("{kernel:32} {entries:>9}");
+    }
+    for (split, before, clustered, after) in [
+        ("validation", s.before.val, s.clustered.val, s.after.val),
+        ("test", s.before.test, s.clustered.test, s.after.test),
+    ] {
+        cmdline::outln!(
+            "{split} accuracy: {:.2}% -> {:.2}% clustered -> {:.2}% after {} fine-tuning steps ({:+.2} points, {} images)",
+            100.0 * before.accuracy,
+            100.0 * clustered.accuracy,
+            100.0 * after.accuracy,
+            s.steps,
+            100.0 * (after.accuracy - before.accuracy),
+            after.images
+        );
+    }
+    write(&args.output, s.proto, bytes.len())
+}
+
+/// The fine-tuning run `args` asks for on `frozen`'s data: its recipe,
+/// device and data, checked before any training starts.
+fn fine_tuning(
+    args: &FineTuneArgs,
+    frozen: &models::onnx::FrozenModel,
+) -> Result<(trainer::train::Recipe, tch::Device, trainer::data::Data), String> {
+    let size = |n: Option<u64>| n.map(|n| n as usize);
+    let recipe = trainer::train::Recipe {
+        epochs: args.epochs as usize,
+        batch: args.batch as usize,
+        steps_per_epoch: size(args.steps_per_epoch),
+        lr: args.lr,
+        schedule: trainer::schedule::Schedule::Cosine { warmup_epochs: 0.0 },
+        ema: args.ema,
+        seed: args.seed,
+        limits: trainer::data::Limits {
+            train: size(args.train_limit),
+            val: size(args.val_limit),
+            test: size(args.test_limit),
+        },
+        ..trainer::train::Recipe::default()
+    };
+    recipe.validate().map_err(|e| e.to_string())?;
+    let device =
+        trainer::device::select(args.device, size(args.threads)).map_err(|e| e.to_string())?;
+    let dir = DataDir::open(&args.data, frozen, "--data").map_err(|e| e.to_string())?;
+    let data = dir
+        .data(&recipe.limits, recipe.batch)
+        .map_err(|e| e.to_string())?;
+    if let Some(how) = dir.how() {
+        eprintln!("{how}");
+    }
+    Ok((recipe, device, data))
 }
 
 /// Static int8 of `frozen` (read from `bytes` at `model`), calibrated on
@@ -631,7 +706,18 @@ fn fp16(model: &Path, output: &Path) -> Result<(), String> {
     let (bytes, frozen) = read(model)?;
     let (proto, _) =
         compress::fp16::to_fp16(&frozen).map_err(|e| format!("{}: {e}", model.display()))?;
-    write(output, proto, bytes.len())
+    write_stored(output, proto, bytes.len())
+}
+
+/// Writes the output of a storage step, its parameters under short names
+/// (`compress::short_names`).
+fn write_stored(
+    output: &Path,
+    mut proto: models::onnx::proto::ModelProto,
+    before: usize,
+) -> Result<(), String> {
+    compress::short_names::shorten(&mut proto);
+    write(output, proto, before)
 }
 
 fn write(

@@ -309,7 +309,6 @@ pub fn quantize(
             options.activations,
         )
     };
-    let mut layer_scales = serde_json::Map::new();
     for (id, node) in graph.nodes.iter().enumerate() {
         match role[id] {
             Role::Folded => {}
@@ -339,17 +338,7 @@ pub fn quantize(
                 let y_params = params_of(id);
                 let out = b.out_name(relu.unwrap_or(id));
                 b.params.insert(out.clone(), y_params);
-                let scales =
-                    b.qlinear_conv(id, &weights, &x, x_params, &out, options.per_channel)?;
-                let (lo, hi) = scales
-                    .iter()
-                    .fold((f32::INFINITY, 0.0f32), |(l, h), &s| (l.min(s), h.max(s)));
-                layer_scales.insert(
-                    node.name.clone(),
-                    json!({"weight_scales": scales.len(), "weight_scale_min": lo, "weight_scale_max": hi,
-                           "input_scale": x_params.scale, "output_scale": y_params.scale,
-                           "output_zero_point": y_params.zero_point, "relu_folded": relu.is_some()}),
-                );
+                b.qlinear_conv(id, &weights, &x, x_params, &out, options.per_channel)?;
             }
         }
     }
@@ -399,7 +388,7 @@ pub fn quantize(
     meta.compression.push(format!(
         "int8: static quantization, {} calibration on {} images; {} layers on int8 kernels \
          (weights symmetric int8 {}, activations {}), {} float layers ({}) behind {} quantize/dequantize boundaries; \
-         per-layer scales in '{QUANTIZATION_KEY}'",
+         activation scales in '{QUANTIZATION_KEY}'",
         calib.method,
         calib.images,
         report.integer_layers.len(),
@@ -415,7 +404,6 @@ pub fn quantize(
         "weights": if options.per_channel { "int8 symmetric per output channel" } else { "int8 symmetric per layer" },
         "activations": options.activations.to_string(),
         "values": values,
-        "layers": layer_scales,
         "float_layers": report.float_layers.iter().map(|(l, why)| json!({"layer": l, "why": why})).collect::<Vec<_>>(),
     });
     meta.extra
@@ -640,7 +628,7 @@ impl Builder<'_> {
     }
 
     /// Emits layer `id` (a convolution or dense layer) as a `QLinearConv`
-    /// reading `x`; returns its weight scales.
+    /// reading `x`.
     #[allow(clippy::too_many_arguments)]
     fn qlinear_conv(
         &mut self,
@@ -650,7 +638,7 @@ impl Builder<'_> {
         x_params: QParams,
         out: &str,
         per_channel: bool,
-    ) -> Result<Vec<f32>, CompressError> {
+    ) -> Result<(), CompressError> {
         let layer = &self.graph.nodes[id];
         let name = layer.name.clone();
         let kernel = &weights[&format!("{name}.weight")];
@@ -745,7 +733,7 @@ impl Builder<'_> {
                 conv.attribute.clone(),
             ));
         }
-        Ok(scales)
+        Ok(())
     }
 }
 

@@ -36,7 +36,7 @@ pub fn weights_only(
     let mut dequantize = Vec::new();
     let mut initializers = Vec::with_capacity(g.initializer.len());
     let mut converted = 0usize;
-    let mut layers = serde_json::Map::new();
+    let mut layers = 0usize;
     for init in std::mem::take(&mut g.initializer) {
         let name = init.name.clone().unwrap_or_default();
         if !kernels.contains(&name) || init.data_type != Some(DataType::Float as i32) {
@@ -61,13 +61,7 @@ pub fn weights_only(
             &name,
             vec![int_attr("axis", 0)],
         ));
-        let (lo, hi) = scales
-            .iter()
-            .fold((f32::INFINITY, 0.0f32), |(l, h), &s| (l.min(s), h.max(s)));
-        layers.insert(
-            name,
-            json!({"weight_scales": scales.len(), "weight_scale_min": lo, "weight_scale_max": hi}),
-        );
+        layers += 1;
         converted += values.len();
     }
     g.initializer = initializers;
@@ -80,9 +74,9 @@ pub fn weights_only(
     meta.compression.push(format!(
         "int8-weights: {converted} kernel weights in {} layers stored as symmetric int8 (one scale per output channel), \
          dequantized once at load, computed in float32",
-        layers.len()
+        layers
     ));
-    let details = json!({"weights": "int8 symmetric per output channel", "activations": "float32", "layers": layers});
+    let details = json!({"weights": "int8 symmetric per output channel", "activations": "float32"});
     meta.extra
         .insert(QUANTIZATION_KEY.into(), details.to_string());
     let kernels = kernels_of(&proto);

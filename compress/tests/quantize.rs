@@ -327,7 +327,7 @@ fn int8_squeeze1_is_small_agrees_with_float_and_stays_integer() {
     assert_eq!(details["values"]["conv1.relu"]["zero_point"], -128);
     // tract takes int8 as it is: no offsetting pass before a convolution.
     assert!(!int8.plan_nodes().iter().any(|n| n.op.contains("Offset")));
-    assert_eq!(details["layers"].as_object().unwrap().len(), 14);
+    assert!(entry.contains("; 14 layers on int8 kernels"), "{entry}");
     for (value, p) in details["values"].as_object().unwrap() {
         let scale = p["scale"].as_f64().unwrap();
         assert!(scale.is_finite() && scale > 0.0, "{value}: {p}");
@@ -468,8 +468,11 @@ fn per_tensor_weight_scales_work_too() {
     quantize(&f32_path, &q_path, &["--per-tensor", "--method", "entropy"]);
     let full = Model::load(&f32_path).unwrap();
     let int8 = Model::load(&q_path).unwrap();
-    let details = quantization_meta(&int8);
-    assert_eq!(details["layers"]["fire2.squeeze"]["weight_scales"], 1);
+    // One weight scale a layer: QLinearConv's w_scale is a scalar.
+    let graph = onnx::decode(&std::fs::read(&q_path).unwrap()).unwrap().proto.graph.unwrap();
+    let conv = graph.node.iter().find(|n| n.name.as_deref() == Some("fire2.squeeze")).unwrap();
+    let w_scale = graph.initializer.iter().find(|t| t.name.as_ref() == Some(&conv.input[4]));
+    assert_eq!(w_scale.unwrap().dims, Vec::<i64>::new());
     let (agree, n, worst) = agreement(&full, &int8, &sample_images());
     assert!(
         agree + 2 >= n && worst < 0.1,
@@ -527,7 +530,8 @@ fn weights_only_and_fp16_shrink_the_file_and_compute_in_float() {
         assert_eq!(convolutions, 14, "{variant}");
         assert!(computing.iter().all(|n| n.is_float()), "{variant}");
     }
-    assert!(!quantization_meta(&Model::load(&w8).unwrap())["layers"]["conv1.weight"].is_null());
+    let int8 = onnx::proto::tensor_proto::DataType::Int8 as i32;
+    assert_eq!(kernels(&w8)["conv1"].0, int8);
 }
 
 #[test]
@@ -840,28 +844,42 @@ fn pruned(dir: &Path, share: f32) -> PathBuf {
     path
 }
 
-/// Each kernel of `path`, densified, by name: its type and values.
+/// The name of the kernel layer `layer` computes with in `graph`: its
+/// convolution's weight input, or what a cast or dequantization made it
+/// from (stored files name parameters `t0`, `t1`, ...).
+fn kernel_name(graph: &onnx::proto::GraphProto, layer: &str) -> String {
+    let conv = graph
+        .node
+        .iter()
+        .find(|n| n.name.as_deref() == Some(layer))
+        .unwrap_or_else(|| panic!("no layer {layer}"));
+    let weight = &conv.input[if conv.op_type() == "QLinearConv" { 3 } else { 1 }];
+    let stored = graph.initializer.iter().any(|t| t.name.as_ref() == Some(weight));
+    match graph.node.iter().find(|n| n.output.contains(weight)) {
+        Some(n) if !stored && matches!(n.op_type(), "Cast" | "DequantizeLinear") => n.input[0].clone(),
+        _ => weight.clone(),
+    }
+}
+
+/// Each layer's kernel in `path`, densified: its type and values.
 fn kernels(path: &Path) -> BTreeMap<String, (i32, Vec<f64>)> {
     let frozen = onnx::decode(&std::fs::read(path).unwrap()).unwrap();
     let dense = onnx::sparse::densify(&frozen.proto).unwrap();
     let graph = dense.graph.unwrap();
-    graph
-        .initializer
-        .iter()
-        .filter(|t| t.dims.len() >= 2)
-        .filter_map(|t| {
-            let ty = onnx::proto::tensor_proto::DataType::try_from(t.data_type()).ok()?;
-            let element = onnx::sparse::Element::of(ty)?;
-            let values = compress::codebook::values_of(element, t.raw_data.as_deref()?);
-            Some((t.name.clone()?, (t.data_type(), values)))
+    let layers = graph.node.iter().filter(|n| matches!(n.op_type(), "Conv" | "QLinearConv"));
+    layers
+        .map(|n| n.name.clone().unwrap())
+        .map(|layer| {
+            let name = kernel_name(&graph, &layer);
+            let t = graph.initializer.iter().find(|t| t.name.as_ref() == Some(&name)).unwrap();
+            let ty = onnx::proto::tensor_proto::DataType::try_from(t.data_type()).unwrap();
+            let element = onnx::sparse::Element::of(ty).unwrap();
+            let values = compress::codebook::values_of(element, t.raw_data.as_deref().unwrap());
+            (layer, (t.data_type(), values))
         })
         .collect()
 }
 
-/// Prune, then quantize: every storage step takes a pruned file, its
-/// zeros stay zero, the variant lists both steps, the kernels are stored
-/// without their zeros in their own type (and as codes with
-/// --weight-bits), and each file runs, in tract as in onnxruntime.
 #[test]
 fn pruned_files_quantize_with_their_zeros_stored_sparse() {
     let (dir, f32_path) = workdir();
@@ -932,24 +950,19 @@ fn pruned_files_quantize_with_their_zeros_stored_sparse() {
     let float = kernels(&p80);
     let int8 = kernels(&d.join("p80.int8.onnx"));
     let w4 = kernels(&d.join("p80.int8.w4.onnx"));
+    let (w8, f16) = (
+        kernels(&d.join("p80.int8-weights.onnx")),
+        kernels(&d.join("p80.fp16.onnx")),
+    );
     for (name, (_, f)) in &float {
         let zeros = |v: &[f64]| v.iter().map(|x| *x == 0.0).collect::<Vec<_>>();
-        // Kernel names: `K` in the float and int8 files (QLinearConv reads
-        // it), `K.int8` and `K.f16` behind the conversions.
         for (file, other) in [
             ("p80.int8", int8.get(name)),
             ("p80.int8.w4", w4.get(name)),
-            (
-                "p80.int8-weights",
-                kernels(&d.join("p80.int8-weights.onnx"))
-                    .get(&name.replace(".weight", ".weight.int8")),
-            ),
-            (
-                "p80.fp16",
-                kernels(&d.join("p80.fp16.onnx")).get(&format!("{name}.f16")),
-            ),
+            ("p80.int8-weights", w8.get(name)),
+            ("p80.fp16", f16.get(name)),
         ] {
-            if name == "conv10.weight" && file.contains("int8") && file != "p80.int8-weights" {
+            if name == "conv10" && file.contains("int8") && file != "p80.int8-weights" {
                 continue; // the classifier stays float in static int8
             }
             let (_, q) = other.unwrap_or_else(|| panic!("{file}: no kernel {name}"));
@@ -984,6 +997,19 @@ fn pruned_files_quantize_with_their_zeros_stored_sparse() {
         };
     use onnx::proto::tensor_proto::DataType;
     assert!(holds("p80.int8.onnx", "/values", DataType::Int8 as i32));
+    // Stored files name their parameters short (`t3/values`); the layers
+    // keep their names on the nodes.
+    for file in ["p80.int8.onnx", "p80.int8.w4.onnx", "p80.fp16.onnx"] {
+        let graph = proto(file).graph.unwrap();
+        let long = graph.initializer.iter().filter_map(|t| t.name.as_deref()).find(|n| {
+            n.contains(".weight") || n.contains(".bias") || n.contains("_scale")
+        });
+        assert_eq!(long, None, "{file}");
+        // A sparse kernel's coded parts are runs of codes: no dims stored.
+        let dims = graph.initializer.iter().filter_map(|t| t.name.as_deref());
+        assert_eq!(dims.filter(|n| n.ends_with("s/dims")).count(), 0, "{file}");
+        assert!(graph.node.iter().any(|n| n.name.as_deref() == Some("fire2.squeeze")));
+    }
     assert!(holds("p80.fp16.onnx", "/values", DataType::Float16 as i32));
     assert!(holds(
         "p80.int8.w4.onnx",
@@ -1085,21 +1111,23 @@ fn pruned_files_quantize_with_their_zeros_stored_sparse() {
     );
     bad(
         &|g| {
-            let start = "fire2.squeeze.weight/values/code_start";
+            let kernel = kernel_name(g, "fire2.squeeze");
+            let start = format!("{kernel}/values/code_start");
             let first = g
                 .initializer
                 .iter()
-                .find(|t| t.name.as_deref() == Some(start))
+                .find(|t| t.name.as_ref() == Some(&start))
                 .unwrap();
             let at = i64::from_le_bytes(first.raw_data.as_ref().unwrap()[..].try_into().unwrap());
-            set_i64s("fire2.squeeze.weight/values/code_end", vec![at + 2])(g);
+            set_i64s(format!("{kernel}/values/code_end").leak(), vec![at + 2])(g);
         },
         "does not suit 2 values",
     );
     // One gap fewer than values: the gaps' codes end one early.
     bad(
         &|g| {
-            let part = |p: &str| format!("fire3.expand3x3.weight/gaps/{p}");
+            let kernel = kernel_name(g, "fire3.expand3x3");
+            let part = |p: &str| format!("{kernel}/gaps/{p}");
             let last = |g: &onnx::proto::GraphProto, name: &str| {
                 let t = g
                     .initializer
@@ -1108,9 +1136,8 @@ fn pruned_files_quantize_with_their_zeros_stored_sparse() {
                 let raw = t.unwrap().raw_data.as_ref().unwrap();
                 i64::from_le_bytes(raw[raw.len() - 8..].try_into().unwrap())
             };
-            let (end, count) = (last(g, &part("code_end")), last(g, &part("dims")));
+            let end = last(g, &part("code_end"));
             set_i64s(part("code_end").leak(), vec![end - 1])(g);
-            set_i64s(part("dims").leak(), vec![count - 1])(g);
         },
         "values but",
     );

@@ -7,6 +7,9 @@ use crate::Row;
 
 /// How far below its dense file a variant may fall and still count.
 pub const TOLERANCE: f64 = 0.01;
+/// Slack for the floating-point subtraction: a file exactly one point down
+/// (84.00% beside 85.00%) counts, whichever way the difference rounds.
+const SLACK: f64 = 1e-9;
 
 /// One model's answer.
 pub struct Best<'r> {
@@ -25,7 +28,7 @@ pub fn within_one_point(rows: &[Row]) -> Vec<Best<'_>> {
                 .iter()
                 .filter(|r| {
                     r.measured.arch == dense.measured.arch
-                        && r.measured.accuracy >= dense.measured.accuracy - TOLERANCE
+                        && r.measured.accuracy >= dense.measured.accuracy - TOLERANCE - SLACK
                 })
                 .collect();
             let by = |key: fn(&Row) -> f64| {
@@ -107,6 +110,8 @@ mod tests {
             // Within a point, but larger and slower than int8.
             row("p50", 0.801, 400, 0.9),
         ];
+        let exactly = [row("f32", 0.85, 600, 1.0), row("p75.int8.w4", 0.84, 70, 0.5)];
+        assert_eq!(within_one_point(&exactly)[0].smallest.measured.variant, "p75.int8.w4");
         let best = within_one_point(&rows);
         assert_eq!(best.len(), 1);
         assert_eq!(best[0].smallest.measured.variant, "p75.int8");

@@ -28,7 +28,7 @@ const FILES: [&str; 8] = [
     "squeeze1.p90",
     "squeeze1.thin25",
     "squeeze1.p75.int8",
-    "squeeze1.p75.int8.w4",
+    "squeeze1.p75.tw4.int8.w4",
 ];
 /// Mutants of each file: about twelve hundred in all, within CI's time.
 const PER_FILE: usize = 150;

@@ -5,7 +5,7 @@
 //! (int64, count times bits). Tensor `T` (a kernel, or a sparse kernel's
 //! `K/values` or `K/gaps`) owns the codes from `T/code_start` to
 //! `T/code_end` (int64), looks them up in `T/codebook` (its own type) and
-//! has dims `T/dims`.
+//! has dims `T/dims`, or none where it is the 1-D run of its codes.
 //! As with sparse kernels, the graph's nodes decode them for a runtime;
 //! the validation pass and [`densify_codes`] go through [`coded_tensors`],
 //! so a code past its codebook is refused the same way everywhere.
@@ -55,8 +55,8 @@ pub fn unpack(packed: &[u8], bits: u32, count: usize) -> Option<Vec<u8>> {
 /// initializer), each checked and decoded: the stream's parts present with
 /// their dtypes and ranks, bits in 2..=8, as many packed bytes as the count
 /// needs; each tensor's range inside the stream, at most 2^bits entries and
-/// no more than it has values, every code inside the codebook, and dims
-/// whose product is its count. Initializers' byte lengths must already
+/// no more than it has values, every code inside the codebook, and dims (if
+/// stored) whose product is its count. Initializers' byte lengths must already
 /// have been checked.
 pub fn coded_tensors(graph: &GraphProto, max_numel: usize) -> Result<Vec<CodedTensor>, ModelError> {
     let names: Vec<&str> = graph
@@ -150,7 +150,6 @@ fn read_coded(
         }
     };
     let (start, end) = (one("code_start")?, one("code_end")?);
-    let dims = ints(p("dims", Some(DataType::Int64))?);
     if !(0 <= start && start <= end && end as usize <= codes.len()) {
         return Err(format!(
             "codes {start}..{end} are not inside the stream's {}",
@@ -159,6 +158,10 @@ fn read_coded(
     }
     let codes = &codes[start as usize..end as usize];
     let count = codes.len();
+    let dims = match find(graph, &format!("{name}/dims")) {
+        Some(_) => ints(p("dims", Some(DataType::Int64))?),
+        None => vec![count as i64],
+    };
     if entries == 0 || entries > 1 << bits || entries > count {
         return Err(format!(
             "a codebook of {entries} entries does not suit {count} values of {bits}-bit codes"
