@@ -16,7 +16,6 @@
 //! under. Zero is a pinned entry too: pruned weights stay zero.
 
 use std::collections::HashMap;
-use std::ops::ControlFlow;
 use std::time::Instant;
 
 use models::onnx::proto::ModelProto;
@@ -28,8 +27,8 @@ use tch::{Device, Kind, Tensor};
 use trainer::batch_norm::{renormed, BatchNorm};
 use trainer::data::Data;
 use trainer::history::EpochLog;
-use trainer::progress::ConsoleProgress;
-use trainer::train::{evaluate, Hooks, Progress, Recipe, Trainer};
+use trainer::progress::{ConsoleProgress, Stepped};
+use trainer::train::{evaluate, Hooks, Recipe, Trainer};
 use trainer::Net;
 
 use crate::codebook::{check_bits, cluster, Layers};
@@ -87,7 +86,7 @@ pub fn share(
     if options.batch_norm != BatchNorm::Off {
         net = renormed(&graph, &weights, options.batch_norm, &data.train, device)?;
     }
-    let mut codebooks = Codebooks::new(&net, options)?;
+    let codebooks = Codebooks::new(&net, options)?;
     codebooks.apply(&net, false);
     let clustered = measure(&net);
     eprintln!(
@@ -99,12 +98,22 @@ pub fn share(
     );
     let recipe = &options.recipe;
     let mut trainer = Trainer::new(net, recipe, data.train.len(), device)?;
+    let mut console = ConsoleProgress::default();
     for epoch in 1..=recipe.epochs {
         let started = Instant::now();
-        let stats = trainer.train_epoch(&data.train, &mut codebooks)?;
+        let mut hooks = Stepped {
+            console: &mut console,
+            step: |_: &ConsoleProgress, net: &Net, ema: Option<&Net>| {
+                codebooks.apply(net, false);
+                if let Some(ema) = ema {
+                    codebooks.apply(ema, false);
+                }
+            },
+        };
+        let stats = trainer.train_epoch(&data.train, &mut hooks)?;
         let val = trainer.evaluate(&data.val);
         let log = EpochLog::new(epoch, &stats, &val, started.elapsed().as_secs_f64());
-        let _ = codebooks.epoch_ended(&log);
+        let _ = console.epoch_ended(&log);
     }
     // The entries become whole int8 levels, so that int8 stores them as
     // they are.
@@ -282,11 +291,9 @@ impl Kernel {
     }
 }
 
-/// The codebooks of a net's shared kernels: the trainer's hooks while
-/// fine-tuning.
+/// The codebooks of a net's shared kernels.
 struct Codebooks {
     kernels: Vec<Kernel>,
-    console: ConsoleProgress,
 }
 
 impl Codebooks {
@@ -319,10 +326,7 @@ impl Codebooks {
                 "no kernel of the model's layers is to share".into(),
             ));
         }
-        Ok(Codebooks {
-            kernels,
-            console: ConsoleProgress::default(),
-        })
+        Ok(Codebooks { kernels })
     }
 
     /// Puts every shared kernel of `net` on its codebook.
@@ -349,26 +353,5 @@ fn sign(g: f32) -> f32 {
         -1.0
     } else {
         1.0
-    }
-}
-
-impl Hooks for Codebooks {
-    fn after_step(&mut self, net: &Net, ema: Option<&Net>) {
-        self.apply(net, false);
-        if let Some(ema) = ema {
-            self.apply(ema, false);
-        }
-    }
-
-    fn epoch_started(&mut self, epoch: usize, epochs: usize, steps: usize) {
-        self.console.epoch_started(epoch, epochs, steps);
-    }
-
-    fn progress(&mut self, progress: &Progress) {
-        self.console.progress(progress);
-    }
-
-    fn epoch_ended(&mut self, log: &EpochLog) -> ControlFlow<()> {
-        self.console.epoch_ended(log)
     }
 }

@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::history::EpochLog;
 use crate::train::{Hooks, Progress};
+use crate::Net;
 
 /// [`Hooks`] that show progress on stderr.
 pub struct ConsoleProgress {
@@ -83,5 +84,31 @@ impl Hooks for ConsoleProgress {
             left
         );
         ControlFlow::Continue(())
+    }
+}
+
+/// [`Hooks`] that run `step` after every optimiser step (with the console,
+/// for notes above the bar) and show progress on stderr: what fine-tuning
+/// with a constraint (pruning masks, shared weights) needs.
+pub struct Stepped<'c, F> {
+    pub console: &'c mut ConsoleProgress,
+    pub step: F,
+}
+
+impl<F: FnMut(&ConsoleProgress, &Net, Option<&Net>)> Hooks for Stepped<'_, F> {
+    fn after_step(&mut self, net: &Net, ema: Option<&Net>) {
+        (self.step)(self.console, net, ema);
+    }
+
+    fn epoch_started(&mut self, epoch: usize, epochs: usize, steps: usize) {
+        self.console.epoch_started(epoch, epochs, steps);
+    }
+
+    fn progress(&mut self, progress: &Progress) {
+        self.console.progress(progress);
+    }
+
+    fn epoch_ended(&mut self, log: &EpochLog) -> ControlFlow<()> {
+        self.console.epoch_ended(log)
     }
 }

@@ -10,7 +10,6 @@ pub mod schedule;
 pub mod thin;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::ops::ControlFlow;
 use std::time::Instant;
 
 use models::onnx::proto::ModelProto;
@@ -21,8 +20,8 @@ use tch::{Device, Tensor};
 use trainer::batch_norm::{renormed, BatchNorm};
 use trainer::data::Data;
 use trainer::history::EpochLog;
-use trainer::progress::ConsoleProgress;
-use trainer::train::{evaluate, Evaluation, Hooks, Progress, Recipe, Trainer};
+use trainer::progress::{ConsoleProgress, Stepped};
+use trainer::train::{evaluate, Evaluation, Hooks, Recipe, Trainer};
 use trainer::Net;
 
 pub use magnitude::Scope;
@@ -232,22 +231,28 @@ pub fn prune(
         },
         schedule,
         step: 0,
-        console: ConsoleProgress::default(),
         error: None,
     };
+    let mut console = ConsoleProgress::default();
     if let Some(sparsity) = schedule.and_then(|s| s.at(0)) {
-        pruner.prune(&net, sparsity)?;
+        pruner.prune(&console, &net, sparsity)?;
     }
     let mut trainer = Trainer::new(net, recipe, data.train.len(), device)?;
     for epoch in 1..=recipe.epochs {
         let started = Instant::now();
-        let stats = trainer.train_epoch(&data.train, &mut pruner)?;
+        let mut hooks = Stepped {
+            console: &mut console,
+            step: |console: &ConsoleProgress, net: &Net, ema: Option<&Net>| {
+                pruner.after_step(console, net, ema)
+            },
+        };
+        let stats = trainer.train_epoch(&data.train, &mut hooks)?;
         if let Some(e) = pruner.error.take() {
             return Err(e.into());
         }
         let val = trainer.evaluate(&data.val);
         let log = EpochLog::new(epoch, &stats, &val, started.elapsed().as_secs_f64());
-        let _ = pruner.epoch_ended(&log);
+        let _ = console.epoch_ended(&log);
     }
     let after = Accuracy {
         val: trainer.evaluate(&data.val),
@@ -459,22 +464,27 @@ impl Masks {
     }
 }
 
-/// The trainer's hooks while pruning: prune on schedule, hold the masks
-/// after every step, and show progress as the trainer does.
+/// What pruning does after every optimiser step: prune on schedule and
+/// hold the masks.
 struct Pruner {
     masks: Masks,
     /// `None` when nothing is pruned during fine-tuning.
     schedule: Option<PruneSchedule>,
     /// Optimiser steps taken.
     step: u64,
-    console: ConsoleProgress,
     /// A failure inside a hook, which cannot return one.
     error: Option<ModelError>,
 }
 
 impl Pruner {
-    /// A pruning step at the current step: new masks, applied to `net`.
-    fn prune(&mut self, net: &Net, target: f64) -> Result<(), ModelError> {
+    /// A pruning step at the current step: new masks, applied to `net`,
+    /// noted on `console`.
+    fn prune(
+        &mut self,
+        console: &ConsoleProgress,
+        net: &Net,
+        target: f64,
+    ) -> Result<(), ModelError> {
         let Some(schedule) = self.schedule else {
             return Ok(());
         };
@@ -484,7 +494,7 @@ impl Pruner {
             Ramp::Oneshot => (0, 0),
             _ => (self.step / schedule.frequency.max(1), schedule.steps),
         };
-        self.console.note(&format!(
+        console.note(&format!(
             "pruning step {k}/{n} at optimiser step {}: sparsity {:.1}% (target {:.1}%)",
             self.step,
             100.0 * reached,
@@ -492,13 +502,12 @@ impl Pruner {
         ));
         Ok(())
     }
-}
 
-impl Hooks for Pruner {
-    fn after_step(&mut self, net: &Net, ema: Option<&Net>) {
+    /// After every optimiser step: prune on schedule, hold the masks.
+    fn after_step(&mut self, console: &ConsoleProgress, net: &Net, ema: Option<&Net>) {
         self.step += 1;
         if let Some(target) = self.schedule.and_then(|s| s.at(self.step)) {
-            if let Err(e) = self.prune(net, target) {
+            if let Err(e) = self.prune(console, net, target) {
                 self.error.get_or_insert(e);
             }
         }
@@ -507,16 +516,5 @@ impl Hooks for Pruner {
             self.masks.apply(ema);
         }
     }
-
-    fn epoch_started(&mut self, epoch: usize, epochs: usize, steps: usize) {
-        self.console.epoch_started(epoch, epochs, steps);
-    }
-
-    fn progress(&mut self, progress: &Progress) {
-        self.console.progress(progress);
-    }
-
-    fn epoch_ended(&mut self, log: &EpochLog) -> ControlFlow<()> {
-        self.console.epoch_ended(log)
-    }
 }
+
