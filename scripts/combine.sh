@@ -37,8 +37,8 @@ squeeze1 tuto|p80|--sparsity 0.8 --epochs 24 --lr 0.05
 squeeze1 tuto|p90|--sparsity 0.9 --epochs 8
 squeeze1 tuto|thin25|--sparsity 0.25 --structured --epochs 15
 squeeze1 tuto|thin50|--sparsity 0.5 --structured --epochs 15
-alex4|p75|--sparsity 0.75 --epochs 8 --lr 0.05
-alex4|p90|--sparsity 0.9 --epochs 8 --lr 0.05
+alex4|p75|--sparsity 0.75 --epochs 8
+alex4|p90|--sparsity 0.9 --epochs 8
 VARIANTS
     # Shared weights fine-tuned on the pruned files: 4-bit codebooks that
     # the w4 storage below finds again exactly.
