@@ -142,7 +142,7 @@ pub fn share(
     let kernels: Vec<(String, usize)> = codebooks
         .kernels
         .iter()
-        .map(|k| (k.name.clone(), k.used()))
+        .map(|k| (k.name.clone(), k.used))
         .collect();
     meta.extra.insert(
         SHARING_KEY.into(),
@@ -185,6 +185,8 @@ struct Kernel {
     entry: Tensor,
     /// Weights per entry, at least one (an empty entry is never read).
     counts: Tensor,
+    /// Entries that hold weights.
+    used: usize,
     /// Entries held where they are (zero, -127, 127), and their values.
     pinned: Tensor,
     pinned_values: Tensor,
@@ -254,6 +256,7 @@ impl Kernel {
             name: name.into(),
             norm,
             entry: Tensor::from_slice(&entry).to_device(device),
+            used: counts.iter().filter(|&&n| n > 0.0).count(),
             counts: Tensor::from_slice(&counts).clamp_min(1.0).to_device(device),
             pinned: Tensor::from_slice(&pinned).to_device(device),
             pinned_values: Tensor::from_slice(&pinned_values).to_device(device),
@@ -262,17 +265,6 @@ impl Kernel {
                 .to_device(device),
             channels: channels as i64,
         }
-    }
-
-    /// Entries that hold weights.
-    fn used(&self) -> usize {
-        // `counts` was clamped to one: count the entries weights point at.
-        let hit = Tensor::zeros_like(&self.counts).index_add(
-            0,
-            &self.entry,
-            &Tensor::ones(self.entry.size(), (Kind::Float, self.entry.device())),
-        );
-        hit.gt(0.0).sum(Kind::Int64).int64_value(&[]) as usize
     }
 
     /// Moves each entry to the mean of its weights in `kernel` (signs
