@@ -32,6 +32,7 @@ use trainer::train::{evaluate, Hooks, Recipe, Trainer};
 use trainer::Net;
 
 use crate::codebook::{check_bits, cluster, Layers};
+use crate::onnx_util::channel_scales;
 use crate::prune::Accuracy;
 use crate::sparse_storage::store_sparse_noted;
 use crate::stages::then;
@@ -190,7 +191,8 @@ struct Kernel {
     /// Entries held where they are (zero, -127, 127), and their values.
     pinned: Tensor,
     pinned_values: Tensor,
-    /// `[channels, 1]`: the weight of one int8 level in each channel.
+    /// `[channels, 1]`: the weight of one int8 level in each channel, as
+    /// static int8 measures it.
     scale: Tensor,
     channels: i64,
 }
@@ -207,15 +209,11 @@ impl Kernel {
     ) -> Kernel {
         let channels = shape[0];
         let per = values.len() / channels;
-        let scales: Vec<f64> = values
-            .chunks(per)
-            .map(|c| c.iter().fold(0f64, |m, v| m.max(v.abs() as f64)) / TOP)
-            .map(|s| if s > 0.0 { s } else { 1.0 })
-            .collect();
+        let scale = channel_scales(values, channels);
         let mut levels: Vec<f64> = values
             .iter()
             .enumerate()
-            .map(|(i, &v)| signs[i / per] as f64 * v as f64 / scales[i / per])
+            .map(|(i, &v)| signs[i / per] as f64 * v as f64 / scale[i / per] as f64)
             .collect();
         // Each channel's largest weight, exactly at its end of the range.
         let tops: Vec<usize> = (0..channels)
@@ -250,7 +248,6 @@ impl Kernel {
             counts[c as usize] += 1.0;
         }
         let entry: Vec<i64> = coded.codes.iter().map(|&c| c as i64).collect();
-        let scale: Vec<f32> = scales.iter().map(|&s| s as f32).collect();
         let device = options.device;
         Kernel {
             name: name.into(),
