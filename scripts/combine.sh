@@ -3,7 +3,8 @@
 #   bash scripts/combine.sh                  # int8 files of every dense and pruned file
 #   bash scripts/combine.sh --prune squeeze1 # first prune and thin models/squeeze1.onnx again
 # Pruning fine-tunes on ../shared/cifar10 (some 90 epochs of squeeze1 in
-# all; COMBINE_THREADS sets libtorch's threads), and so does the sharing
+# all, p80 distilled from its dense parent; COMBINE_THREADS sets
+# libtorch's threads), and so does the sharing
 # (`compress share`, 4 epochs each) of p75 and p80. Then each dense, pruned
 # and thinned float file gets its static int8 file, and the sparse int8
 # files 4-bit shared weights on top: fine-tuned where a tw4 file exists. Each file's command is in its metadata and
@@ -26,6 +27,7 @@ for arch in "${prune[@]}"; do
     # models | variant | options of `compress prune`
     while IFS='|' read -r models variant options; do
         [[ " $models " == *" $arch "* ]] || continue
+        options=${options//PARENT/models/$arch.onnx} # a teacher: the dense parent
         echo "combine: $arch.$variant: $options"
         # shellcheck disable=SC2086 # the options are words
         "$compress" prune "models/$arch.onnx" -o "models/$arch.$variant.onnx" $options \
@@ -33,7 +35,8 @@ for arch in "${prune[@]}"; do
     done <<'VARIANTS'
 squeeze1 tuto|p50|--sparsity 0.5 --epochs 4
 squeeze1 tuto|p75|--sparsity 0.75 --epochs 24 --lr 0.05
-squeeze1 tuto|p80|--sparsity 0.8 --epochs 24 --lr 0.05
+squeeze1|p80|--sparsity 0.8 --epochs 24 --lr 0.05 --teacher PARENT
+tuto|p80|--sparsity 0.8 --epochs 24 --lr 0.05
 squeeze1 tuto|p90|--sparsity 0.9 --epochs 8
 squeeze1 tuto|thin25|--sparsity 0.25 --structured --epochs 15
 squeeze1 tuto|thin50|--sparsity 0.5 --structured --epochs 15
@@ -42,13 +45,19 @@ alex4|p90|--sparsity 0.9 --epochs 8
 VARIANTS
     # Shared weights fine-tuned on the pruned files: 4-bit codebooks that
     # the w4 storage below finds again exactly.
-    for parent in p75 p80; do
+    # parent | more options of `compress share`
+    while IFS='|' read -r parent options; do
         [[ -e models/$arch.$parent.onnx ]] || continue
-        echo "combine: $arch.$parent.tw4"
+        options=${options//PARENT/models/$arch.onnx}
+        echo "combine: $arch.$parent.tw4 $options"
+        # shellcheck disable=SC2086 # the options are words
         "$compress" share "models/$arch.$parent.onnx" -o "models/$arch.$parent.tw4.onnx" \
-            --weight-bits 4 --epochs 4 --lr 0.005 \
+            --weight-bits 4 --epochs 4 --lr 0.005 $options \
             --data "$data" --ema 0.999 --device cpu "${threads[@]}" | tail -2
-    done
+    done <<'SHARED'
+p75|
+p80|--teacher PARENT
+SHARED
 done
 
 for dense in squeeze1 tuto alex4; do

@@ -1,13 +1,14 @@
-//! The one stream of packed codes that a file's coded tensors share (read
-//! by `models::onnx::codes`). Weight sharing codes kernel values into it
-//! (`codebook.rs`) and sparse storage codes its gaps into it
-//! (`sparse_storage.rs`), so a file unpacks one stream, once: standard
-//! opset-13 nodes (`BitShift`, `Cast`, `Slice`, `Mul`, `ReduceSum`) turn
-//! bytes into codes, and each tensor's `Gather` looks its codes up in its
-//! own codebook. Every ONNX runtime folds them into constants at load.
+//! The streams of packed codes that a file's coded tensors share (read by
+//! `models::onnx::codes`). Weight sharing codes kernel values into the
+//! value stream (`codebook.rs`) and sparse storage codes its gaps into it
+//! too (`sparse_storage.rs`), or into a gap stream of its own width where
+//! that is smaller, so a file unpacks each stream once: standard opset-13
+//! nodes (`BitShift`, `Cast`, `Slice`, `Mul`, `ReduceSum`) turn bytes into
+//! codes, and each tensor's `Gather` looks its codes up in its own
+//! codebook. Every ONNX runtime folds them into constants at load.
 
 use models::onnx::build::{i32_tensor, i64_tensor, int_attr, node, tensor};
-use models::onnx::codes::{codebook_size, BIT_COUNT, SHAPE, STREAM};
+use models::onnx::codes::{codebook_size, stream_part, GAP_STREAM, VALUE_STREAM};
 use models::onnx::proto::{
     attribute_proto::AttributeType, tensor_proto::DataType, AttributeProto, GraphProto, NodeProto,
     TensorProto,
@@ -17,6 +18,10 @@ use models::onnx::proto::{
 /// graph.
 #[derive(Debug)]
 pub struct CodeStream {
+    /// `VALUE_STREAM` or `GAP_STREAM`, which prefixes its parts.
+    name: &'static str,
+    /// The letter of its nodes' values (`~c4`, `~g4`).
+    tag: char,
     bits: u32,
     codes: Vec<u8>,
     initializers: Vec<TensorProto>,
@@ -26,13 +31,25 @@ pub struct CodeStream {
 }
 
 impl CodeStream {
-    /// An empty stream of `bits`-bit codes (2 to 8).
+    /// An empty value stream of `bits`-bit codes (2 to 8).
     pub fn new(bits: u32) -> CodeStream {
+        CodeStream::named(VALUE_STREAM, 'c', bits)
+    }
+
+    /// An empty stream for sparse kernels' gaps alone, which a file
+    /// with a value stream of another width needs.
+    pub fn for_gaps(bits: u32) -> CodeStream {
+        CodeStream::named(GAP_STREAM, 'g', bits)
+    }
+
+    fn named(name: &'static str, tag: char, bits: u32) -> CodeStream {
         assert!(
             models::onnx::codes::BITS.contains(&(bits as i64)),
             "codes are 2-8 bits"
         );
         CodeStream {
+            name,
+            tag,
             bits,
             codes: Vec::new(),
             initializers: Vec::new(),
@@ -71,7 +88,8 @@ impl CodeStream {
             self.initializers
                 .push(i64_tensor(&part("dims"), &[dims.len()], dims));
         }
-        self.lookups.extend(lookup(name, self.tensors, reshaped));
+        self.lookups
+            .extend(lookup(name, self.tag, self.tensors, reshaped));
         self.tensors += 1;
     }
 
@@ -80,7 +98,8 @@ impl CodeStream {
         (count * self.bits as usize).div_ceil(8)
     }
 
-    /// Puts the stream into `graph`: its parts after the initializers, its
+    /// Puts the stream into `graph`: its parts after the initializers
+    /// (the constants that another stream already put there once), its
     /// nodes before every other node (they read only initializers). An
     /// empty stream leaves `graph` as it is.
     pub fn finish(self, graph: &mut GraphProto) {
@@ -88,10 +107,12 @@ impl CodeStream {
             return;
         }
         graph.initializer.extend(self.initializers);
-        graph
-            .initializer
-            .extend(stream_parts(&self.codes, self.bits));
-        let mut nodes = unpacking();
+        let parts: Vec<TensorProto> = stream_parts(self.name, &self.codes, self.bits)
+            .into_iter()
+            .filter(|p| !graph.initializer.iter().any(|t| t.name == p.name))
+            .collect();
+        graph.initializer.extend(parts);
+        let mut nodes = unpacking(self.name, self.tag);
         nodes.extend(self.lookups);
         nodes.append(&mut graph.node);
         graph.node = nodes;
@@ -112,25 +133,34 @@ pub fn pack(codes: &[u8], bits: u32) -> Vec<u8> {
     packed
 }
 
-/// The constants the unpacking reads.
+/// The constants the unpacking of every stream reads.
 const COLUMN: &str = "codes/column";
 const LEFTS: &str = "codes/lefts";
 const SEVEN: &str = "codes/seven";
 const FLAT: &str = "codes/flat";
 const START: &str = "codes/start";
 const ROWS: &str = "codes/rows";
-const PLACES: &str = "codes/places";
-/// Every code of the stream, as int32.
-const INDEX: &str = "~ci";
 
-/// The stream of `codes` packed, with the constants that unpack it.
-fn stream_parts(codes: &[u8], bits: u32) -> Vec<TensorProto> {
+/// Every code of the stream tagged `tag`, as int32.
+fn index(tag: char) -> String {
+    format!("~{tag}i")
+}
+
+/// Stream `name` of `codes` packed, with the constants that unpack it.
+fn stream_parts(name: &str, codes: &[u8], bits: u32) -> Vec<TensorProto> {
     let places: Vec<i32> = (0..bits).map(|b| 1 << b).collect();
     let packed = pack(codes, bits);
+    let part = |p: &str| stream_part(name, p);
     vec![
-        tensor(STREAM, &[packed.len()], DataType::Uint8, packed),
-        i64_tensor(SHAPE, &[2], &[codes.len() as i64, bits as i64]),
-        i64_tensor(BIT_COUNT, &[1], &[(codes.len() * bits as usize) as i64]),
+        tensor(&part("stream"), &[packed.len()], DataType::Uint8, packed),
+        i64_tensor(&part("shape"), &[2], &[codes.len() as i64, bits as i64]),
+        i64_tensor(
+            &part("bit_count"),
+            &[1],
+            &[(codes.len() * bits as usize) as i64],
+        ),
+        // Its own width's place values.
+        i32_tensor(&part("places"), &[bits as usize], &places),
         i64_tensor(COLUMN, &[2], &[-1, 1]),
         // Shifting bit k up to the top, then down to the bottom, isolates it.
         tensor(LEFTS, &[8], DataType::Uint8, (0..8).rev().collect()),
@@ -138,12 +168,12 @@ fn stream_parts(codes: &[u8], bits: u32) -> Vec<TensorProto> {
         i64_tensor(FLAT, &[1], &[-1]),
         i64_tensor(START, &[1], &[0]),
         i64_tensor(ROWS, &[1], &[1]),
-        i32_tensor(PLACES, &[bits as usize], &places),
     ]
 }
 
-/// The nodes that unpack the stream: bytes to bits, bits to codes.
-fn unpacking() -> Vec<NodeProto> {
+/// The nodes that unpack stream `name` (tagged `tag`): bytes to bits,
+/// bits to codes.
+fn unpacking(name: &str, tag: char) -> Vec<NodeProto> {
     let direction = |d: &str| AttributeProto {
         name: Some("direction".into()),
         r#type: Some(AttributeType::String as i32),
@@ -152,36 +182,64 @@ fn unpacking() -> Vec<NodeProto> {
     };
     let cast = int_attr("to", DataType::Int32 as i64);
     let keepdims = int_attr("keepdims", 0);
+    let part = |p: &str| stream_part(name, p);
+    let value = |i: usize| format!("~{tag}{i}");
     [
-        ("Reshape", [STREAM, COLUMN].as_slice(), "~c1", vec![]),
-        ("BitShift", &["~c1", LEFTS], "~c2", vec![direction("LEFT")]),
-        ("BitShift", &["~c2", SEVEN], "~c3", vec![direction("RIGHT")]),
-        ("Cast", &["~c3"], "~c4", vec![cast]),
-        ("Reshape", &["~c4", FLAT], "~c5", vec![]),
-        ("Slice", &["~c5", START, BIT_COUNT], "~c6", vec![]),
-        ("Reshape", &["~c6", SHAPE], "~c7", vec![]),
-        ("Mul", &["~c7", PLACES], "~c8", vec![]),
-        ("ReduceSum", &["~c8", ROWS], INDEX, vec![keepdims]),
+        (
+            "Reshape",
+            vec![part("stream"), COLUMN.into()],
+            value(1),
+            vec![],
+        ),
+        (
+            "BitShift",
+            vec![value(1), LEFTS.into()],
+            value(2),
+            vec![direction("LEFT")],
+        ),
+        (
+            "BitShift",
+            vec![value(2), SEVEN.into()],
+            value(3),
+            vec![direction("RIGHT")],
+        ),
+        ("Cast", vec![value(3)], value(4), vec![cast]),
+        ("Reshape", vec![value(4), FLAT.into()], value(5), vec![]),
+        (
+            "Slice",
+            vec![value(5), START.into(), part("bit_count")],
+            value(6),
+            vec![],
+        ),
+        ("Reshape", vec![value(6), part("shape")], value(7), vec![]),
+        ("Mul", vec![value(7), part("places")], value(8), vec![]),
+        (
+            "ReduceSum",
+            vec![value(8), ROWS.into()],
+            index(tag),
+            vec![keepdims],
+        ),
     ]
     .into_iter()
-    .map(|(op, inputs, output, attrs)| {
-        let inputs = inputs.iter().map(|i| i.to_string()).collect();
-        unnamed(node(op, "", inputs, output, attrs))
-    })
+    .map(|(op, inputs, output, attrs)| unnamed(node(op, "", inputs, &output, attrs)))
     .collect()
 }
 
 /// The nodes that look tensor `name`'s codes up in its codebook, then
 /// give it its dims if it is `reshaped`.
-fn lookup(name: &str, id: usize, reshaped: bool) -> Vec<NodeProto> {
+fn lookup(name: &str, tag: char, id: usize, reshaped: bool) -> Vec<NodeProto> {
     let part = |s: &str| format!("{name}/{s}");
-    let value = |s: &str| format!("~c{id}.{s}");
-    let looked_up = if reshaped { value("v") } else { name.to_string() };
+    let value = |s: &str| format!("~{tag}{id}.{s}");
+    let looked_up = if reshaped {
+        value("v")
+    } else {
+        name.to_string()
+    };
     let mut nodes = vec![
         node(
             "Slice",
             "",
-            vec![INDEX.into(), part("code_start"), part("code_end")],
+            vec![index(tag), part("code_start"), part("code_end")],
             &value("c"),
             vec![],
         ),
@@ -194,7 +252,13 @@ fn lookup(name: &str, id: usize, reshaped: bool) -> Vec<NodeProto> {
         ),
     ];
     if reshaped {
-        nodes.push(node("Reshape", "", vec![looked_up, part("dims")], name, vec![]));
+        nodes.push(node(
+            "Reshape",
+            "",
+            vec![looked_up, part("dims")],
+            name,
+            vec![],
+        ));
     }
     nodes.into_iter().map(unnamed).collect()
 }

@@ -223,22 +223,29 @@ impl Layers {
 /// Stores each kernel of `proto` (initializers of rank two or more) of
 /// `layers` as codes of `bits` into a codebook of its own, where that
 /// takes fewer bytes. A kernel with zeros is stored sparse first and its
-/// non-zero values coded; its gaps go into the same stream as codes of
-/// `bits`, or stay a byte each, whichever makes the smaller file. Returns
-/// what it did.
+/// non-zero values coded; its gaps stay a byte each, or become codes in
+/// the same stream, or in a gap stream of their own width (2 to 8 bits):
+/// whichever makes the smallest file. Returns what it did and, where any
+/// kernel is sparse, the gaps' width (8: a byte each).
 pub fn share(
     proto: &mut ModelProto,
     bits: u32,
     layers: &Layers,
-) -> Result<Vec<Shared>, CompressError> {
+) -> Result<(Vec<Shared>, Option<u32>), CompressError> {
     check_bits(bits)?;
     let dense = densify(proto)?;
     let kernels = kernels_of(&dense);
     layers.check(&kernels)?;
-    let candidates = [false, true].map(|coded_gaps| {
+    // From a byte down, so that a tie keeps the simpler storage.
+    let candidates = (2..=8).rev().map(|gap_bits| {
         let mut candidate = dense.clone();
         let mut stream = CodeStream::new(bits);
-        let gaps = coded_gaps.then_some(&mut stream);
+        let mut own = (gap_bits != bits && gap_bits != 8).then(|| CodeStream::for_gaps(gap_bits));
+        let gaps = match (gap_bits, own.as_mut()) {
+            (8, _) => None,
+            (_, Some(own)) => Some(own),
+            (_, None) => Some(&mut stream),
+        };
         let sparse = store_sparse_into(&mut candidate, &kernels, gaps);
         let graph = candidate
             .graph
@@ -246,14 +253,17 @@ pub fn share(
             .expect("decoded models have a graph");
         let shared = code_values(graph, &sparse, &mut stream, layers);
         stream.finish(graph);
-        (candidate, shared)
+        if let Some(own) = own {
+            own.finish(graph);
+        }
+        let gap_bits = (!sparse.is_empty()).then_some(gap_bits);
+        (candidate, shared, gap_bits)
     });
-    let (best, shared) = candidates
-        .into_iter()
-        .min_by_key(|(candidate, _)| candidate.encoded_len())
-        .expect("two candidates");
+    let (best, shared, gap_bits) = candidates
+        .min_by_key(|(candidate, ..)| candidate.encoded_len())
+        .expect("seven candidates");
     *proto = best;
-    Ok(shared)
+    Ok((shared, gap_bits))
 }
 
 /// Codes each kernel of `graph` of `layers`, and the values of each of its
@@ -308,7 +318,7 @@ pub fn share_model(
     bits: u32,
     layers: &Layers,
 ) -> Result<(ModelProto, Vec<Shared>), CompressError> {
-    let shared = share(&mut proto, bits, layers)?;
+    let (shared, gap_bits) = share(&mut proto, bits, layers)?;
     let (before, after) = shared
         .iter()
         .fold((0, 0), |(b, a), s| (b + s.bytes.0, a + s.bytes.1));
@@ -318,9 +328,14 @@ pub fn share_model(
         .collect::<Vec<_>>()
         .join("-");
     meta.variant = then(&meta.variant, &step);
+    let gaps = match gap_bits {
+        Some(8) => "; gaps a byte each".to_string(),
+        Some(g) => format!("; gaps as {g}-bit codes"),
+        None => String::new(),
+    };
     meta.compression.push(format!(
         "{step}: {} kernels share their values, k-means codebooks of at most {} entries and packed \
-         {bits}-bit codes ({before} -> {after} bytes)",
+         {bits}-bit codes ({before} -> {after} bytes){gaps}",
         shared.len(),
         1 << bits
     ));

@@ -98,7 +98,7 @@ pub fn share(
         100.0 * clustered.val.accuracy,
     );
     let recipe = &options.recipe;
-    let mut trainer = Trainer::new(net, recipe, data.train.len(), device)?;
+    let mut trainer = Trainer::new(net, recipe, &data.train, device)?;
     let mut console = ConsoleProgress::default();
     for epoch in 1..=recipe.epochs {
         let started = Instant::now();
@@ -160,8 +160,7 @@ pub fn share(
         .to_string(),
     );
     let mut proto = models::onnx::encode(&graph, &weights, &meta)?;
-    let all: std::collections::BTreeSet<String> =
-        kernels.iter().map(|(k, _)| k.clone()).collect();
+    let all: std::collections::BTreeSet<String> = kernels.iter().map(|(k, _)| k.clone()).collect();
     store_sparse_noted(&mut proto, &all, &mut meta, &graph);
     Ok(Shared {
         proto,
@@ -271,7 +270,8 @@ impl Kernel {
         let unit = &self.scale * signs;
         let levels = (kernel.view([self.channels, -1]) / &unit).flatten(0, -1);
         let sums = Tensor::zeros_like(&self.counts).index_add(0, &self.entry, &levels);
-        let mut book = (sums / &self.counts).where_self(&self.pinned.logical_not(), &self.pinned_values);
+        let mut book =
+            (sums / &self.counts).where_self(&self.pinned.logical_not(), &self.pinned_values);
         if round {
             book = book.round();
         }
@@ -297,7 +297,9 @@ impl Codebooks {
             .collect();
         let weights = net.weights()?;
         let all = specs.iter().filter(|p| p.role == ParamRole::Weight);
-        options.layers.check(&all.map(|p| p.name.clone()).collect())?;
+        options
+            .layers
+            .check(&all.map(|p| p.name.clone()).collect())?;
         let kernels = specs
             .iter()
             .filter(|p| p.role == ParamRole::Weight && options.layers.take(&p.name))
@@ -307,7 +309,14 @@ impl Codebooks {
                     Some(n) => weights[n].data.iter().map(|&g| sign(g)).collect(),
                     None => vec![1.0; p.shape[0]],
                 };
-                Kernel::new(&p.name, norm, &weights[&p.name].data, &signs, &p.shape, options)
+                Kernel::new(
+                    &p.name,
+                    norm,
+                    &weights[&p.name].data,
+                    &signs,
+                    &p.shape,
+                    options,
+                )
             })
             .collect::<Vec<_>>();
         if kernels.is_empty() {
@@ -320,7 +329,8 @@ impl Codebooks {
 
     /// Puts every shared kernel of `net` on its codebook.
     fn apply(&self, net: &Net, round: bool) {
-        let params: HashMap<&str, &Tensor> = net.params().map(|(s, t)| (s.name.as_str(), t)).collect();
+        let params: HashMap<&str, &Tensor> =
+            net.params().map(|(s, t)| (s.name.as_str(), t)).collect();
         tch::no_grad(|| {
             for k in &self.kernels {
                 let signs = match &k.norm {

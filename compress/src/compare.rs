@@ -181,13 +181,16 @@ pub fn quantization_params(
     let mut out = BTreeMap::new();
     if let Some(values) = json.get("values").and_then(|v| v.as_object()) {
         for (name, v) in values {
-            let scale = v
-                .get("scale")
-                .and_then(|s| s.as_f64())
+            // `[scale, zero point]`; files before it was short spelled an object.
+            let (scale, zero) = match v.as_array().map(Vec::as_slice) {
+                Some([s, z]) => (s, z),
+                _ => (&v["scale"], &v["zero_point"]),
+            };
+            let scale = scale
+                .as_f64()
                 .ok_or_else(|| bad(format!("'{name}' has no scale")))?;
-            let zero = v
-                .get("zero_point")
-                .and_then(|s| s.as_i64())
+            let zero = zero
+                .as_i64()
                 .ok_or_else(|| bad(format!("'{name}' has no zero point")))?;
             out.insert(
                 name.clone(),

@@ -213,6 +213,8 @@ struct FineTuneArgs {
     /// libtorch CPU threads [default: all cores].
     #[arg(long, value_parser = cmdline::count::<u64>())]
     threads: Option<u64>,
+    #[command(flatten)]
+    distill: trainer::distill::DistillArgs,
 }
 
 #[derive(Args)]
@@ -599,6 +601,7 @@ fn fine_tuning(
             val: size(args.val_limit),
             test: size(args.test_limit),
         },
+        distill: args.distill.distillation(),
         ..trainer::train::Recipe::default()
     };
     recipe.validate().map_err(|e| e.to_string())?;

@@ -19,15 +19,20 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
+use half::f16;
+
 use models::graph::{Graph, NodeId, Op};
 use models::onnx::build::{
     f32_tensor, i32_tensor, i64_tensor, i8_tensor, int_attr, ints_attr, node, tensor,
 };
-use models::onnx::proto::{tensor_proto::DataType, GraphProto, ModelProto, NodeProto, TensorProto};
+use models::onnx::proto::{
+    tensor_proto::DataType, AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto,
+};
 use models::onnx::{read_weights, FrozenModel, Metadata, LOGITS};
 use serde_json::json;
 
 use crate::calibrate::{value_names, Calibration, Range};
+use crate::code_stream::unnamed;
 use crate::onnx_util::quantize_per_channel;
 use crate::sparse_storage::{kernels_of, store_sparse_noted};
 use crate::stages::{for_storage, then};
@@ -357,14 +362,14 @@ pub fn quantize(
         b.nodes.push(softmax.clone());
     }
 
+    // `[scale, zero point]`, the scale as short as an f32 prints: small
+    // files carry this for every 8-bit value.
     let values: serde_json::Map<String, serde_json::Value> = b
         .params
         .iter()
         .map(|(k, p)| {
-            (
-                k.clone(),
-                json!({"scale": p.scale, "zero_point": p.zero_point}),
-            )
+            let scale: f64 = p.scale.to_string().parse().expect("an f32 prints a number");
+            (k.clone(), json!([scale, p.zero_point]))
         })
         .collect();
     let (nodes, initializers) = (b.nodes, b.initializers);
@@ -438,6 +443,13 @@ fn feeds_logits(graph: &Graph, users: &[Vec<NodeId>], id: NodeId) -> bool {
         }
     }
 }
+
+/// The zero point of every int8 kernel.
+const WEIGHT_ZERO: &str = "weight_zero_point";
+
+/// Bytes a `Cast` node and its value's second name cost, about: a
+/// narrower vector must save more.
+const CAST_BYTES: usize = 32;
 
 struct UnionFind(Vec<usize>);
 
@@ -627,6 +639,58 @@ impl Builder<'_> {
         self.nodes.push(copy);
     }
 
+    /// Pushes float vector `name` of `dims`, as float16 cast to float at
+    /// load where every value is a normal float16 (within 2^-11 of itself)
+    /// and that takes fewer bytes. Returns the values the graph computes
+    /// with.
+    fn push_narrowed_floats(&mut self, name: &str, dims: &[usize], values: &[f32]) -> Vec<f32> {
+        let normal = |v: &f32| (f16::MIN_POSITIVE.to_f32()..=f16::MAX.to_f32()).contains(&v.abs());
+        if 2 * values.len() <= CAST_BYTES || !values.iter().all(normal) {
+            self.initializers.push(f32_tensor(name, dims, values));
+            return values.to_vec();
+        }
+        let narrow: Vec<f16> = values.iter().map(|&v| f16::from_f32(v)).collect();
+        let raw = narrow.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.push_cast(name, dims, DataType::Float16, raw, DataType::Float);
+        narrow.iter().map(|v| v.to_f32()).collect()
+    }
+
+    /// Pushes int32 vector `name` of `dims`, as int16 cast to int32 at load
+    /// where every value fits and that takes fewer bytes.
+    fn push_narrowed_ints(&mut self, name: &str, dims: &[usize], values: &[i32]) {
+        let fits = |v: &i32| i16::try_from(*v).is_ok();
+        if 2 * values.len() <= CAST_BYTES || !values.iter().all(fits) {
+            self.initializers.push(i32_tensor(name, dims, values));
+            return;
+        }
+        let raw = values
+            .iter()
+            .flat_map(|&v| (v as i16).to_le_bytes())
+            .collect();
+        self.push_cast(name, dims, DataType::Int16, raw, DataType::Int32);
+    }
+
+    /// Pushes `raw` of the 16-bit `stored` as initializer `name/16`, and the
+    /// node that casts it to `to` as value `name`.
+    fn push_cast(
+        &mut self,
+        name: &str,
+        dims: &[usize],
+        stored: DataType,
+        raw: Vec<u8>,
+        to: DataType,
+    ) {
+        let narrow = format!("{name}/16");
+        self.initializers.push(tensor(&narrow, dims, stored, raw));
+        self.nodes.push(unnamed(node(
+            "Cast",
+            "",
+            vec![narrow],
+            name,
+            vec![int_attr("to", to as i64)],
+        )));
+    }
+
     /// Emits layer `id` (a convolution or dense layer) as a `QLinearConv`
     /// reading `x`.
     #[allow(clippy::too_many_arguments)]
@@ -645,19 +709,22 @@ impl Builder<'_> {
         let channels = kernel.shape[0];
         let (q, scales) =
             quantize_per_channel(&kernel.data, if per_channel { channels } else { 1 });
-        let scale_of = |c: usize| if per_channel { scales[c] } else { scales[0] };
         let (dense, dims) = match layer.op {
             Op::Dense { .. } => (true, vec![kernel.shape[0], kernel.shape[1], 1, 1]),
             _ => (false, kernel.shape.clone()),
         };
         let w = format!("{name}.weight");
         let w_scale = format!("{name}.weight_scale");
-        let w_zero = format!("{name}.weight_zero_point");
+        // Symmetric: every kernel's zero point is the one int8 zero.
+        let w_zero = WEIGHT_ZERO.to_string();
         self.initializers.push(i8_tensor(&w, &dims, &q));
         let scale_dims: Vec<usize> = if per_channel { vec![channels] } else { vec![] };
-        self.initializers
-            .push(f32_tensor(&w_scale, &scale_dims, &scales));
-        self.initializers.push(i8_tensor(&w_zero, &[], &[0]));
+        // The bias is in units of the scales the graph computes with.
+        let scales = self.push_narrowed_floats(&w_scale, &scale_dims, &scales);
+        let scale_of = |c: usize| if per_channel { scales[c] } else { scales[0] };
+        if self.copied.insert(w_zero.clone()) {
+            self.initializers.push(i8_tensor(&w_zero, &[], &[0]));
+        }
         let (x_scale, x_zero) = self.param_inputs(x)?;
         let (y_scale, y_zero) = self.param_inputs(out)?;
         let mut inputs = vec![
@@ -682,7 +749,7 @@ impl Builder<'_> {
                 })
                 .collect();
             let b = format!("{name}.bias");
-            self.initializers.push(i32_tensor(&b, &[channels], &q));
+            self.push_narrowed_ints(&b, &[channels], &q);
             inputs.push(b);
         }
         if dense {
@@ -730,11 +797,30 @@ impl Builder<'_> {
                 &name,
                 inputs,
                 out,
-                conv.attribute.clone(),
+                without_defaults(&conv.attribute),
             ));
         }
         Ok(())
     }
+}
+
+/// A convolution's attributes less those that say what ONNX assumes
+/// anyway (`group` 1, unit `strides` and `dilations`, zero `pads`): a small
+/// file spells each out at every convolution.
+fn without_defaults(attributes: &[AttributeProto]) -> Vec<AttributeProto> {
+    attributes
+        .iter()
+        .filter(|a| {
+            let default = match a.name.as_deref() {
+                Some("group") => a.i == Some(1),
+                Some("strides" | "dilations") => a.ints.iter().all(|&v| v == 1),
+                Some("pads") => a.ints.iter().all(|&v| v == 0),
+                _ => false,
+            };
+            !default
+        })
+        .cloned()
+        .collect()
 }
 
 fn op_name(op: &Op) -> String {

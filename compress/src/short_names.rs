@@ -7,17 +7,19 @@
 //! on the name of the node that uses it, the activations keep theirs (the
 //! quantization metadata and `compress compare` go by them), and a part
 //! keeps its suffix (`t4/values`, `t4/gaps/codebook`), which is how the
-//! readers of `models::onnx` find sparse and coded kernels.
+//! readers of `models::onnx` find sparse and coded kernels. A node named
+//! as its first output loses the name, which runtimes give it anyway.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use models::onnx::codes::{GAP_STREAM, VALUE_STREAM};
 use models::onnx::proto::ModelProto;
 
-/// Name groups that keep their names: the shared code stream and sparse
+/// Name groups that keep their names: the code streams and the sparse
 /// axis, which readers look up by name, and the preprocessing, which a
 /// reader of the file should recognise.
 fn kept(group: &str) -> bool {
-    group == "codes" || group == "sparse" || group.starts_with("pre.")
+    [VALUE_STREAM, GAP_STREAM, "sparse"].contains(&group) || group.starts_with("pre.")
 }
 
 /// The group of a name: what comes before its first `/`, if anything does
@@ -50,8 +52,19 @@ pub fn shorten(proto: &mut ModelProto) -> usize {
         .initializer
         .iter()
         .filter_map(|t| t.name.clone())
-        .chain(graph.node.iter().flat_map(|n| n.input.iter().chain(&n.output).cloned()))
-        .chain(graph.input.iter().chain(&graph.output).filter_map(|v| v.name.clone()));
+        .chain(
+            graph
+                .node
+                .iter()
+                .flat_map(|n| n.input.iter().chain(&n.output).cloned()),
+        )
+        .chain(
+            graph
+                .input
+                .iter()
+                .chain(&graph.output)
+                .filter_map(|v| v.name.clone()),
+        );
     for name in names {
         taken.insert(group(&name).to_string());
         taken.insert(name);
@@ -86,7 +99,14 @@ pub fn shorten(proto: &mut ModelProto) -> usize {
         }
     }
     for node in &mut graph.node {
-        node.input.iter_mut().chain(node.output.iter_mut()).for_each(rename);
+        node.input
+            .iter_mut()
+            .chain(node.output.iter_mut())
+            .for_each(rename);
+        // Runtimes name a node by its first output where it has no name.
+        if node.name.is_some() && node.name.as_ref() == node.output.first() {
+            node.name = None;
+        }
     }
     for v in &mut graph.value_info {
         if let Some(name) = v.name.as_mut() {
@@ -120,12 +140,21 @@ mod tests {
     fn parameters_get_short_names_and_keep_their_parts() {
         let mut proto = ModelProto {
             graph: Some(GraphProto {
-                initializer: ["conv.weight/values", "conv.weight/gaps", "codes/stream", "t0", "pre.std"]
-                    .map(tensor)
-                    .to_vec(),
+                initializer: [
+                    "conv.weight/values",
+                    "conv.weight/gaps",
+                    "codes/stream",
+                    "t0",
+                    "pre.std",
+                ]
+                .map(tensor)
+                .to_vec(),
                 node: vec![
                     node(&["conv.weight/values", "conv.weight/gaps"], "conv.weight"),
-                    node(&["x", "conv.weight", "t0", "pre.std", "codes/stream"], "conv"),
+                    node(
+                        &["x", "conv.weight", "t0", "pre.std", "codes/stream"],
+                        "conv",
+                    ),
                 ],
                 ..Default::default()
             }),
@@ -133,11 +162,42 @@ mod tests {
         };
         assert_eq!(shorten(&mut proto), 2);
         let g = proto.graph.unwrap();
-        let names: Vec<_> = g.initializer.iter().map(|t| t.name.clone().unwrap()).collect();
+        let names: Vec<_> = g
+            .initializer
+            .iter()
+            .map(|t| t.name.clone().unwrap())
+            .collect();
         // `t0` was taken by a parameter of its own, which is renamed too.
-        assert_eq!(names, ["t1/values", "t1/gaps", "codes/stream", "t2", "pre.std"]);
+        assert_eq!(
+            names,
+            ["t1/values", "t1/gaps", "codes/stream", "t2", "pre.std"]
+        );
         assert_eq!(g.node[0].output, ["t1"]);
-        assert_eq!(g.node[1].input, ["x", "t1", "t2", "pre.std", "codes/stream"]);
+        assert_eq!(
+            g.node[1].input,
+            ["x", "t1", "t2", "pre.std", "codes/stream"]
+        );
         assert_eq!(g.node[1].output, ["conv"]);
+    }
+
+    #[test]
+    fn streams_keep_their_names_and_nodes_named_as_their_output_lose_theirs() {
+        let named = |name: &str, output: &str| NodeProto {
+            name: Some(name.into()),
+            ..node(&["x"], output)
+        };
+        let mut proto = ModelProto {
+            graph: Some(GraphProto {
+                initializer: ["gap_codes/stream", "codes/stream"].map(tensor).to_vec(),
+                node: vec![named("pool", "pool"), named("conv1", "conv1.relu")],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(shorten(&mut proto), 0);
+        let g = proto.graph.unwrap();
+        assert_eq!(g.initializer[0].name.as_deref(), Some("gap_codes/stream"));
+        assert_eq!(g.node[0].name, None);
+        assert_eq!(g.node[1].name.as_deref(), Some("conv1"));
     }
 }

@@ -50,7 +50,10 @@ fn kernels(graph: &GraphProto) -> Vec<(String, Vec<f64>)> {
     layers
         .map(|n| {
             let weight = &n.input[if n.op_type() == "QLinearConv" { 3 } else { 1 }];
-            let t = graph.initializer.iter().find(|t| t.name.as_ref() == Some(weight));
+            let t = graph
+                .initializer
+                .iter()
+                .find(|t| t.name.as_ref() == Some(weight));
             let t = t.unwrap_or_else(|| panic!("{weight} is not stored"));
             let ty = onnx::proto::tensor_proto::DataType::try_from(t.data_type()).unwrap();
             let element = Element::of(ty).unwrap();
@@ -61,7 +64,11 @@ fn kernels(graph: &GraphProto) -> Vec<(String, Vec<f64>)> {
 }
 
 fn distinct_non_zero(values: &[f64]) -> usize {
-    let set: BTreeSet<u64> = values.iter().filter(|v| **v != 0.0).map(|v| v.to_bits()).collect();
+    let set: BTreeSet<u64> = values
+        .iter()
+        .filter(|v| **v != 0.0)
+        .map(|v| v.to_bits())
+        .collect();
     set.len()
 }
 
@@ -73,16 +80,26 @@ fn shared_kernels_are_stored_exactly_and_keep_their_zeros() {
     let o = run(&["share", s(&p80), "-o", s(&tw3), "--weight-bits", "3"]);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(out.contains("clustered") && out.contains("fire2.expand3x3.weight"), "{out}");
+    assert!(
+        out.contains("clustered") && out.contains("fire2.expand3x3.weight"),
+        "{out}"
+    );
     let model = runtime::Model::load(&tw3).unwrap();
     assert_eq!(model.meta().variant, "p80.tw3");
     let step = model.meta().compression.last().unwrap().clone();
-    assert!(step.starts_with("tw3: 14 kernels on k-means codebooks of at most 8"), "{step}");
+    assert!(
+        step.starts_with("tw3: 14 kernels on k-means codebooks of at most 8"),
+        "{step}"
+    );
 
     // Pruned weights are still zero.
     let (before, after) = (kernels(&graph(&p80)), kernels(&graph(&tw3)));
     for ((layer, b), (_, a)) in before.iter().zip(&after) {
-        let lost = b.iter().zip(a).filter(|(b, a)| **b == 0.0 && **a != 0.0).count();
+        let lost = b
+            .iter()
+            .zip(a)
+            .filter(|(b, a)| **b == 0.0 && **a != 0.0)
+            .count();
         assert_eq!(lost, 0, "{layer}");
     }
 
@@ -103,7 +120,11 @@ fn shared_kernels_are_stored_exactly_and_keep_their_zeros() {
     assert_eq!(stored.len(), 14);
     for ((layer, q), (_, c)) in stored.iter().zip(&coded) {
         let zero = q.contains(&0.0) as usize;
-        assert!(distinct_non_zero(q) + zero <= 8, "{layer}: {} levels", distinct_non_zero(q));
+        assert!(
+            distinct_non_zero(q) + zero <= 8,
+            "{layer}: {} levels",
+            distinct_non_zero(q)
+        );
         assert_eq!(q, c, "{layer}: sharing changed the int8 kernel");
     }
 }
@@ -116,7 +137,16 @@ fn bad_options_are_one_line_errors() {
     let out = dir.path().join("never.onnx");
     for (args, want) in [
         (
-            vec!["share", s(&p80), "-o", s(&out), "--weight-bits", "4", "--share-only", "expand5x5"],
+            vec![
+                "share",
+                s(&p80),
+                "-o",
+                s(&out),
+                "--weight-bits",
+                "4",
+                "--share-only",
+                "expand5x5",
+            ],
             "--share-only expand5x5",
         ),
         (

@@ -87,6 +87,22 @@ pub const RAW_CHANNELS: usize = 3;
 /// a layer without one pads as TensorFlow's SAME.
 pub type Pads = [usize; 4];
 
+fn one() -> usize {
+    1
+}
+
+fn is_one(v: &usize) -> bool {
+    *v == 1
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_yes(v: &bool) -> bool {
+    *v
+}
+
 /// One layer. Layers with learned values name them through [`Graph::params`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -95,11 +111,16 @@ pub enum Op {
     Input,
     /// 2-D convolution with SAME padding. `groups == in_channels` makes it
     /// depthwise; then `out` is `in * depth multiplier`.
+    /// The usual stride, groups and bias go unwritten: every file carries
+    /// its layer graph.
     Conv {
         out: usize,
         kernel: usize,
+        #[serde(default = "one", skip_serializing_if = "is_one")]
         stride: usize,
+        #[serde(default = "one", skip_serializing_if = "is_one")]
         groups: usize,
+        #[serde(default = "yes", skip_serializing_if = "is_yes")]
         bias: bool,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pads: Option<Pads>,

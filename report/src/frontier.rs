@@ -110,8 +110,14 @@ mod tests {
             // Within a point, but larger and slower than int8.
             row("p50", 0.801, 400, 0.9),
         ];
-        let exactly = [row("f32", 0.85, 600, 1.0), row("p75.int8.w4", 0.84, 70, 0.5)];
-        assert_eq!(within_one_point(&exactly)[0].smallest.measured.variant, "p75.int8.w4");
+        let exactly = [
+            row("f32", 0.85, 600, 1.0),
+            row("p75.int8.w4", 0.84, 70, 0.5),
+        ];
+        assert_eq!(
+            within_one_point(&exactly)[0].smallest.measured.variant,
+            "p75.int8.w4"
+        );
         let best = within_one_point(&rows);
         assert_eq!(best.len(), 1);
         assert_eq!(best[0].smallest.measured.variant, "p75.int8");

@@ -100,7 +100,7 @@ pub fn bench(
     let mut trainer = Trainer::new(
         Net::seeded(graph, device, recipe.seed)?,
         &full,
-        data.train.len(),
+        &data.train,
         device,
     )?;
 

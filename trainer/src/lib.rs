@@ -11,6 +11,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod data;
 pub mod device;
+pub mod distill;
 pub mod ema;
 mod error;
 pub mod export;

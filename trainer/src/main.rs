@@ -10,6 +10,7 @@ use trainer::batch_norm::BatchNorm;
 use trainer::bench::bench;
 use trainer::data::{Data, Limits};
 use trainer::device::{self, DeviceChoice};
+use trainer::distill::DistillArgs;
 use trainer::outputs::Outputs;
 use trainer::progress::ConsoleProgress;
 use trainer::schedule::{Schedule, ONECYCLE_WARMUP_SHARE};
@@ -133,6 +134,8 @@ struct TrainArgs {
     /// test accuracy.
     #[arg(long)]
     no_test: bool,
+    #[command(flatten)]
+    distill: DistillArgs,
 }
 
 #[derive(Args)]
@@ -186,6 +189,7 @@ impl TrainArgs {
                 val: self.val_limit,
                 test: self.test_limit,
             },
+            distill: self.distill.distillation(),
         }
     }
 }

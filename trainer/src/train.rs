@@ -14,6 +14,7 @@ use tch::{Device, Kind, Reduction, Tensor};
 use crate::augment::Augment;
 use crate::checkpoint::{self, State, EMA, MOMENTUM, PARAM};
 use crate::data::{epoch_rng, for_each_batch, pixel_batches, Data, Limits};
+use crate::distill::{Distillation, Teacher};
 use crate::ema::Ema;
 use crate::export::export_onnx;
 use crate::history::{self, EpochLog};
@@ -58,6 +59,10 @@ pub struct Recipe {
     pub jitter: f32,
     pub seed: u64,
     pub limits: Limits,
+    /// A teacher's soft targets beside the labels; `None` trains on the
+    /// labels alone.
+    #[serde(default)]
+    pub distill: Option<Distillation>,
 }
 
 /// The study's jitter ranges, unscaled; checkpoints from before the setting
@@ -86,6 +91,7 @@ impl Default for Recipe {
             jitter: study_jitter(),
             seed: 0,
             limits: Limits::default(),
+            distill: None,
         }
     }
 }
@@ -158,7 +164,7 @@ impl Recipe {
         if let Some((split, _)) = limits.iter().find(|(_, l)| *l == Some(0)) {
             return bad(format!("the {split} limit must be at least 1 image"));
         }
-        Ok(())
+        self.distill.as_ref().map_or(Ok(()), Distillation::validate)
     }
 
     /// Steps in an epoch over `train_images`: whole batches only, capped by
@@ -294,6 +300,7 @@ impl EpochLog {
 /// A net with its optimiser, moving average and counters.
 pub struct Trainer {
     net: Net,
+    teacher: Option<Teacher>,
     sgd: Sgd,
     ema: Option<Ema>,
     recipe: Recipe,
@@ -309,14 +316,21 @@ pub struct Trainer {
 
 impl Trainer {
     /// A trainer for `net` (fresh or pre-trained, on `device`) under
-    /// `recipe`, over a training split of `train_images`.
+    /// `recipe`, over the training split `train`; the recipe's teacher, if
+    /// it has one, is loaded now.
     pub fn new(
         net: Net,
         recipe: &Recipe,
-        train_images: usize,
+        train: &Dataset,
         device: Device,
     ) -> Result<Trainer, TrainError> {
         recipe.validate()?;
+        let train_images = train.len();
+        let teacher = recipe
+            .distill
+            .as_ref()
+            .map(|d| Teacher::load(d, net.graph(), &train.classes, device))
+            .transpose()?;
         let (crop, _) = net.graph().preprocess.input_size();
         if recipe.cutout > crop {
             return Err(TrainError::Invalid(format!(
@@ -333,6 +347,7 @@ impl Trainer {
         let augment = Augment::for_graph(net.graph(), recipe.cutout, recipe.jitter);
         Ok(Trainer {
             net,
+            teacher,
             sgd,
             ema,
             recipe: recipe.clone(),
@@ -381,13 +396,16 @@ impl Trainer {
     ) -> Result<StepResult, TrainError> {
         let lr = self.lr();
         let logits = self.net.forward_t(images, true);
-        let loss = logits.cross_entropy_loss::<Tensor>(
+        let mut loss = logits.cross_entropy_loss::<Tensor>(
             labels,
             None,
             Reduction::Mean,
             -100,
             self.recipe.label_smoothing,
         );
+        if let Some(teacher) = &self.teacher {
+            loss = teacher.loss(images, &logits, loss);
+        }
         let loss_value = loss.double_value(&[]);
         if !loss_value.is_finite() {
             return Err(TrainError::Diverged {
@@ -555,7 +573,7 @@ pub fn train(
     hooks: &mut dyn Hooks,
 ) -> Result<Outcome, TrainError> {
     let outputs = Outputs::beside(&run.out)?;
-    let mut trainer = Trainer::new(net, recipe, data.train.len(), run.device)?;
+    let mut trainer = Trainer::new(net, recipe, &data.train, run.device)?;
     if run.resume {
         trainer.resume(&outputs.checkpoint)?;
     }

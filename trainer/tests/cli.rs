@@ -200,3 +200,50 @@ fn an_unwritable_output_is_refused_before_training() {
         "/proc: output directory is not writable",
     );
 }
+
+/// Shipped model files: a teacher of squeeze1's pictures, and one that
+/// takes its pictures another way.
+fn shipped(name: &str) -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../models/").to_string() + name
+}
+
+#[test]
+fn a_distilled_run_trains_and_resumes_only_under_the_same_teacher() {
+    let dir = scratch("distil");
+    let out = dir.join("tiny.onnx");
+    let teacher = shipped("squeeze1.onnx");
+    let done = train(&out, &["--teacher", &teacher, "--temperature", "2"]);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert_refused(
+        &train(
+            &out,
+            &["--teacher", &teacher, "--temperature", "3", "--resume"],
+        ),
+        "\"temperature\":2.0,",
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_teacher_that_is_no_model_or_takes_other_pictures_is_refused() {
+    let out = scratch("teacher").join("m.onnx");
+    let other = shipped("imported/resnet-style.p50.int8.onnx");
+    let refused = train(&out, &["--teacher", &other]);
+    assert_refused(&refused, "the student 32x32 pictures cropped to 24x24");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("resnet-style"));
+    let readme = shipped("../README.md");
+    assert_refused(
+        &train(&out, &["--teacher", &readme]),
+        "not a squeezebox model",
+    );
+    let teacher = shipped("squeeze1.onnx");
+    assert_refused(
+        &train(&out, &["--teacher", &teacher, "--distill-weight", "1.5"]),
+        "distillation weight 1.5 is outside (0, 1]",
+    );
+    assert!(!out.exists());
+}

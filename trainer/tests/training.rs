@@ -125,7 +125,7 @@ fn repeated_steps_on_one_batch_drive_the_loss_down() {
     let mut trainer = Trainer::new(
         Net::seeded(&squeeze1(), Device::Cpu, 1).unwrap(),
         &recipe,
-        64,
+        &data,
         Device::Cpu,
     )
     .unwrap();
@@ -336,4 +336,44 @@ fn a_run_that_dies_stops_at_the_first_dead_epoch_and_keeps_the_last_good_checkpo
     let outcome = train(net, &data, &warm, &run, &mut Kill).unwrap();
     assert_eq!(outcome.history.len(), 2);
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_teacher_that_computes_what_the_student_does_leaves_the_labels_their_share() {
+    use trainer::distill::{Distillation, Teacher};
+    let _rng = torch_rng();
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/squeeze1.onnx");
+    let model = models::onnx::decode(&std::fs::read(file).unwrap()).unwrap();
+    let graph = model.layer_graph().unwrap();
+    let mut student = Net::fresh(&graph, Device::Cpu).unwrap();
+    let weights = models::onnx::read_weights(&model.proto, &graph).unwrap();
+    student.load_weights(&weights).unwrap();
+    let settings = Distillation {
+        teacher: file.into(),
+        weight: 0.7,
+        temperature: 3.0,
+    };
+    let teacher = Teacher::load(&settings, &graph, &model.meta.labels, Device::Cpu).unwrap();
+    tch::manual_seed(3);
+    let images = Tensor::randn([8, 3, 24, 24], (tch::Kind::Float, Device::Cpu));
+    let loss = |net: &Net| {
+        let logits = net.forward_t(&images, false);
+        teacher
+            .loss(&images, &logits, Tensor::from(2.0f32))
+            .double_value(&[])
+    };
+    // Same logits: no divergence, so the loss is the labels' 30% of 2.
+    assert!((loss(&student) - 0.6).abs() < 1e-5, "{}", loss(&student));
+    // A fresh net disagrees with the teacher, which costs.
+    let fresh = Net::seeded(&graph, Device::Cpu, 1).unwrap();
+    assert!(loss(&fresh) > 0.6 + 1e-2, "{}", loss(&fresh));
+    // Other labels than the teacher's are refused.
+    let wrong: Vec<String> = (0..10).map(|i| format!("class{i}")).collect();
+    let refused = Teacher::load(&settings, &graph, &wrong, Device::Cpu)
+        .err()
+        .unwrap();
+    assert!(
+        refused.to_string().contains("it predicts 10 classes"),
+        "{refused}"
+    );
 }

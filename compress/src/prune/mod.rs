@@ -237,7 +237,7 @@ pub fn prune(
     if let Some(sparsity) = schedule.and_then(|s| s.at(0)) {
         pruner.prune(&console, &net, sparsity)?;
     }
-    let mut trainer = Trainer::new(net, recipe, data.train.len(), device)?;
+    let mut trainer = Trainer::new(net, recipe, &data.train, device)?;
     for epoch in 1..=recipe.epochs {
         let started = Instant::now();
         let mut hooks = Stepped {
@@ -304,7 +304,11 @@ pub fn prune(
             ));
             let per_layer: BTreeMap<&str, f64> = layers
                 .iter()
-                .map(|l| (l.kernel.as_str(), l.zeros as f64 / l.values.max(1) as f64))
+                // Four places: every stored file carries the map.
+                .map(|l| {
+                    let share = l.zeros as f64 / l.values.max(1) as f64;
+                    (l.kernel.as_str(), (share * 1e4).round() / 1e4)
+                })
                 .collect();
             details["method"] = json!("magnitude");
             details["scope"] = json!(name(options.scope));
@@ -517,4 +521,3 @@ impl Pruner {
         }
     }
 }
-

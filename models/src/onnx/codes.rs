@@ -1,8 +1,10 @@
 //! Reading tensors stored as codebook codes (compress writes them:
-//! `compress/src/codebook.rs`). All coded tensors of a file share one
-//! stream of codes, packed least significant bit first: `codes/stream`
-//! (uint8), `codes/shape` (int64 `[count, bits]`) and `codes/bit_count`
-//! (int64, count times bits). Tensor `T` (a kernel, or a sparse kernel's
+//! `compress/src/codebook.rs`). The coded tensors of a file share a stream
+//! of codes, packed least significant bit first: `codes/stream` (uint8),
+//! `codes/shape` (int64 `[count, bits]`) and `codes/bit_count` (int64,
+//! count times bits). Sparse kernels' gaps want fewer bits than values, so
+//! where a file has a second stream, `gap_codes/...`, every `K/gaps` reads
+//! that one instead. Tensor `T` (a kernel, or a sparse kernel's
 //! `K/values` or `K/gaps`) owns the codes from `T/code_start` to
 //! `T/code_end` (int64), looks them up in `T/codebook` (its own type) and
 //! has dims `T/dims`, or none where it is the 1-D run of its codes.
@@ -18,10 +20,18 @@ use crate::error::ModelError;
 
 /// The widths a code may have, in bits.
 pub const BITS: std::ops::RangeInclusive<i64> = 2..=8;
-/// The shared stream's parts.
-pub const STREAM: &str = "codes/stream";
-pub const SHAPE: &str = "codes/shape";
-pub const BIT_COUNT: &str = "codes/bit_count";
+/// The stream every coded tensor reads, and the one that a sparse
+/// kernel's gaps read instead where a file has it. A stream `S`'s parts are
+/// `S/stream`, `S/shape` and `S/bit_count`.
+pub const VALUE_STREAM: &str = "codes";
+pub const GAP_STREAM: &str = "gap_codes";
+/// The suffix of a sparse kernel's gaps.
+const GAPS: &str = "/gaps";
+
+/// Part `part` (`stream`, `shape`, `bit_count`) of stream `stream`.
+pub fn stream_part(stream: &str, part: &str) -> String {
+    format!("{stream}/{part}")
+}
 
 /// One tensor stored as codes, checked and decoded.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,14 +77,27 @@ pub fn coded_tensors(graph: &GraphProto, max_numel: usize) -> Result<Vec<CodedTe
     if names.is_empty() {
         return Ok(Vec::new());
     }
-    let (codes, bits) = read_stream(graph, max_numel).map_err(|why| ModelError::Tensor {
-        name: STREAM.into(),
-        why: format!("the codes: {why}"),
-    })?;
+    let stream = |stream: &str| {
+        read_stream(graph, stream, max_numel).map_err(|why| ModelError::Tensor {
+            name: stream_part(stream, "stream"),
+            why: format!("the codes: {why}"),
+        })
+    };
+    let has_gap_stream = find(graph, &stream_part(GAP_STREAM, "stream")).is_some();
+    let reads_gaps = |name: &str| has_gap_stream && name.ends_with(GAPS);
+    let values = names
+        .iter()
+        .any(|n| !reads_gaps(n))
+        .then(|| stream(VALUE_STREAM))
+        .transpose()?;
+    let gaps = has_gap_stream.then(|| stream(GAP_STREAM)).transpose()?;
     names
         .into_iter()
         .map(|name| {
-            read_coded(graph, name, &codes, bits).map_err(|why| ModelError::Tensor {
+            let (codes, bits) = if reads_gaps(name) { &gaps } else { &values }
+                .as_ref()
+                .expect("read above");
+            read_coded(graph, name, codes, *bits).map_err(|why| ModelError::Tensor {
                 name: format!("{name}/codebook"),
                 why: format!("coded tensor '{name}': {why}"),
             })
@@ -101,12 +124,20 @@ fn part<'g>(
     }
 }
 
-/// The shared stream's codes and their width.
-fn read_stream(graph: &GraphProto, max_numel: usize) -> Result<(Vec<u8>, u32), String> {
-    let packed = part(graph, STREAM, Some(DataType::Uint8))?;
+/// Stream `stream`'s codes and their width.
+fn read_stream(
+    graph: &GraphProto,
+    stream: &str,
+    max_numel: usize,
+) -> Result<(Vec<u8>, u32), String> {
+    let (shape, bit_count) = (
+        stream_part(stream, "shape"),
+        stream_part(stream, "bit_count"),
+    );
+    let packed = part(graph, &stream_part(stream, "stream"), Some(DataType::Uint8))?;
     let packed = packed.raw_data.as_deref().unwrap_or_default();
-    let [count, bits] = ints(part(graph, SHAPE, Some(DataType::Int64))?)[..] else {
-        return Err(format!("'{SHAPE}' must hold [count, bits]"));
+    let [count, bits] = ints(part(graph, &shape, Some(DataType::Int64))?)[..] else {
+        return Err(format!("'{shape}' must hold [count, bits]"));
     };
     if !BITS.contains(&bits) {
         return Err(format!("{bits} bits a code is outside 2-8"));
@@ -116,8 +147,8 @@ fn read_stream(graph: &GraphProto, max_numel: usize) -> Result<(Vec<u8>, u32), S
             "{count} codes are past this file's budget of {max_numel}"
         ));
     }
-    if ints(part(graph, BIT_COUNT, Some(DataType::Int64))?) != [count * bits] {
-        return Err(format!("'{BIT_COUNT}' is not {count} times {bits}"));
+    if ints(part(graph, &bit_count, Some(DataType::Int64))?) != [count * bits] {
+        return Err(format!("'{bit_count}' is not {count} times {bits}"));
     }
     let wanted = (count as usize * bits as usize).div_ceil(8);
     if packed.len() != wanted {

@@ -19,6 +19,8 @@ fn layout(ty: DataType) -> Option<(usize, Option<(i64, i64)>)> {
         DataType::Float | DataType::Int32 => (4, None),
         DataType::Int64 | DataType::Double => (8, None),
         DataType::Float16 => (2, Some((0, u16::MAX as i64))),
+        // Biases that fit, cast to int32 at load.
+        DataType::Int16 => (2, Some((i16::MIN as i64, i16::MAX as i64))),
         DataType::Int8 => (1, Some((i8::MIN as i64, i8::MAX as i64))),
         DataType::Uint8 => (1, Some((0, u8::MAX as i64))),
         DataType::Bool => (1, Some((0, 1))),
@@ -87,7 +89,7 @@ fn typed_len(t: &TensorProto, ty: DataType) -> usize {
     }
 }
 
-/// The values of an integer tensor (int8, uint8, int32, int64), widened;
+/// The values of an integer tensor (int8, uint8, int16, int32, int64), widened;
 /// empty for other dtypes.
 pub fn ints(t: &TensorProto) -> Vec<i64> {
     let raw = t.raw_data.as_deref();
@@ -105,6 +107,14 @@ pub fn ints(t: &TensorProto) -> Vec<i64> {
             |r| {
                 r.chunks_exact(4)
                     .map(|b| i32::from_le_bytes(b.try_into().expect("four bytes")) as i64)
+                    .collect()
+            },
+        ),
+        Ok(DataType::Int16) => raw.map_or_else(
+            || t.int32_data.iter().map(|&v| v as i64).collect(),
+            |r| {
+                r.chunks_exact(2)
+                    .map(|b| i16::from_le_bytes([b[0], b[1]]) as i64)
                     .collect()
             },
         ),

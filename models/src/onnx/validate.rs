@@ -4,8 +4,12 @@
 //! naming the tensor, where tract would index past the end of a buffer or
 //! allocate whatever a small file asks for.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
+use half::f16;
+
+use super::build::f32_tensor;
 use super::codes::coded_tensors;
 use super::proto::{tensor_proto::DataType, GraphProto, NodeProto, TensorProto};
 use super::sparse::{drop_unused, stored_kernels};
@@ -189,7 +193,7 @@ fn check_attributes(node: &NodeProto, side: usize) -> Result<(), ModelError> {
         };
         if !ok {
             return Err(ModelError::Node {
-                name: node.name.clone().unwrap_or_default(),
+                name: node_name(node).into(),
                 why: format!("attribute '{name}' {values:?} is out of range"),
             });
         }
@@ -237,7 +241,8 @@ fn check_node(
             let channels = weights.first().copied().unwrap_or(1);
             for (scale, zero_point, per_channel) in [(1, 2, false), (4, 5, true), (6, 7, false)] {
                 let counts: &[i64] = if per_channel { &[1, channels] } else { &[1] };
-                check_quantization(stored(scale)?, stored(zero_point)?, counts)?;
+                let scale = stored_or_widened(graph, node, scale)?;
+                check_quantization(&scale, stored(zero_point)?, counts)?;
             }
         }
         "QuantizeLinear" | "DequantizeLinear" => {
@@ -264,6 +269,57 @@ fn check_node(
     Ok(())
 }
 
+/// Input `i` of `node`, stored as float32 or as float16 that one `Cast`
+/// widens to float32 at load (compress stores a kernel's scales so), as
+/// the float32 values the node reads.
+fn stored_or_widened<'g>(
+    graph: &'g GraphProto,
+    node: &NodeProto,
+    i: usize,
+) -> Result<Cow<'g, TensorProto>, ModelError> {
+    let input = node.input.get(i);
+    let narrow = graph
+        .node
+        .iter()
+        .filter(|n| n.op_type.as_deref() == Some("Cast") && n.output.first() == input)
+        .find(|n| {
+            n.attribute
+                .iter()
+                .any(|a| a.i == Some(DataType::Float as i64))
+        })
+        .and_then(|cast| find(graph, cast.input.first()?))
+        .filter(|t| t.data_type == Some(DataType::Float16 as i32));
+    let Some(narrow) = narrow else {
+        return stored_input(graph, node, i).map(Cow::Borrowed);
+    };
+    let bits: Vec<u16> = match &narrow.raw_data {
+        Some(raw) => raw
+            .chunks_exact(2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+            .collect(),
+        None => narrow.int32_data.iter().map(|&v| v as u16).collect(),
+    };
+    let values: Vec<f32> = bits
+        .into_iter()
+        .map(|b| f16::from_bits(b).to_f32())
+        .collect();
+    let dims: Vec<usize> = narrow.dims.iter().map(|&d| d.max(0) as usize).collect();
+    Ok(Cow::Owned(f32_tensor(
+        input.map_or("", String::as_str),
+        &dims,
+        &values,
+    )))
+}
+
+/// `node`'s name, or the first output's, by which runtimes name a node
+/// that has none (stored files leave out names that repeat it).
+fn node_name(node: &NodeProto) -> &str {
+    node.name
+        .as_deref()
+        .or(node.output.first().map(String::as_str))
+        .unwrap_or("(unnamed)")
+}
+
 /// Input `i` of `node`, which squeezebox files always store as an
 /// initializer: a computed one could ask for anything.
 fn stored_input<'g>(
@@ -272,7 +328,7 @@ fn stored_input<'g>(
     i: usize,
 ) -> Result<&'g TensorProto, ModelError> {
     let op = node.op_type.as_deref().unwrap_or("");
-    let node_name = node.name.as_deref().unwrap_or("(unnamed)");
+    let node_name = node_name(node);
     let input = node.input.get(i).map(String::as_str).unwrap_or("");
     find(graph, input).ok_or_else(|| ModelError::Tensor {
         name: input.into(),
