@@ -276,7 +276,7 @@ impl Kernel {
             book = book.round();
         }
         let shared = book.index_select(0, &self.entry).view([self.channels, -1]) * unit;
-        let _ = kernel.shallow_clone().copy_(&shared.view_as(kernel));
+        kernel.shallow_clone().copy_(&shared.view_as(kernel));
     }
 }
 

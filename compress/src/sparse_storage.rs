@@ -1,9 +1,12 @@
 //! Pruned kernels stored without their zeros: the non-zero values in the
-//! kernel's own type (float32, float16 or int8) and, for each, the gap from
-//! the previous one's position. Five standard opset-13 nodes
-//! (`ConstantOfShape`, `Cast`, `CumSum`, `ScatterElements`, `Reshape`)
-//! rebuild the dense kernel, so every ONNX runtime loads the file as it is
-//! and folds them into a constant at load.
+//! kernel's own type (float32, float16 or int8) and, for each, the gap
+//! from the previous one's position. The sparse kernels of one type form
+//! a block, laid end to end, so that one run of gaps and one set of
+//! standard opset-13 nodes (`Concat`, `ConstantOfShape`, `Cast`, `CumSum`,
+//! `ScatterElements`, `Split`, then a `Reshape` a kernel) rebuild them all:
+//! every ONNX runtime loads the file as it is and folds them into
+//! constants at load. Decoded one by one, their nodes and small parts were
+//! 4 KB of a 64 KB squeeze1.
 //!
 //! A gap takes a byte, or fewer bits as codes in the file's code stream
 //! (`code_stream.rs`); a zero-valued filler bridges a gap wider than that.
@@ -115,11 +118,11 @@ pub fn kernels_of(proto: &ModelProto) -> BTreeSet<String> {
         .collect()
 }
 
-/// Stores the `kernels` as values and gaps where that takes fewer bytes:
-/// the gaps a byte each, or as codes of `gaps` (at most 2^bits - 1, so
-/// wider gaps take fillers). Returns the names of those it stored so;
-/// their decoding nodes go before the graph's, and a code stream's must go
-/// before them ([`CodeStream::finish`]).
+/// Stores the `kernels` as values and gaps where that takes fewer bytes,
+/// in one block a type: the gaps a byte each, or as codes of `gaps` (at
+/// most 2^bits - 1, so wider gaps take fillers). Returns the names of
+/// those it stored so; their decoding nodes go before the graph's, and a
+/// code stream's must go before them ([`CodeStream::finish`]).
 pub fn store_sparse_into(
     proto: &mut ModelProto,
     kernels: &BTreeSet<String>,
@@ -127,7 +130,8 @@ pub fn store_sparse_into(
 ) -> Vec<String> {
     let max_gap = gaps.as_ref().map_or(MAX_GAP, |s| (1 << s.bits()) - 1);
     let graph = proto.graph.as_mut().expect("decoded models have a graph");
-    let (mut decoders, mut initializers, mut stored) = (Vec::new(), Vec::new(), Vec::new());
+    let mut blocks: Vec<(Element, Vec<TensorProto>)> = Vec::new();
+    let mut initializers = Vec::new();
     for init in std::mem::take(&mut graph.initializer) {
         let name = init.name.clone().unwrap_or_default();
         let element = DataType::try_from(init.data_type.unwrap_or(0))
@@ -139,20 +143,52 @@ pub fn store_sparse_into(
             initializers.push(init);
             continue;
         };
-        let encoded = Gaps::encode(element, dense, max_gap);
-        let count = encoded.len();
-        let gap_bytes = gaps.as_ref().map_or(count, |s| s.packed_bytes(count));
-        if encoded.is_empty() || encoded.values.len() + gap_bytes >= dense.len() {
+        // Whether it pays is the kernel's own affair: stored alone, its
+        // values and gaps take fewer bytes than it does dense.
+        let alone = Gaps::encode(element, dense, max_gap);
+        let gap_bytes = gaps
+            .as_ref()
+            .map_or(alone.len(), |s| s.packed_bytes(alone.len()));
+        if alone.is_empty() || alone.values.len() + gap_bytes >= dense.len() {
             initializers.push(init);
             continue;
         }
-        let part = |s: &str| format!("{name}/{s}");
-        initializers.push(tensor(
-            &part("values"),
-            &[count],
-            element.data_type(),
-            encoded.values,
-        ));
+        match blocks.iter_mut().find(|(e, _)| *e == element) {
+            Some((_, members)) => members.push(init),
+            None => blocks.push((element, vec![init])),
+        }
+    }
+    let mut decoders = Vec::new();
+    let mut stored = Vec::new();
+    for (id, (element, members)) in blocks.into_iter().enumerate() {
+        let block = element.block();
+        let part = |s: &str| format!("{block}/{s}");
+        let joint: Vec<u8> = members
+            .iter()
+            .flat_map(|k| k.raw_data.iter().flatten().copied())
+            .collect();
+        let sizes: Vec<i64> = members
+            .iter()
+            .map(|k| k.dims.iter().product::<i64>())
+            .collect();
+        let encoded = Gaps::encode(element, &joint, max_gap);
+        let count = encoded.len();
+        let names: Vec<String> = members.iter().filter_map(|k| k.name.clone()).collect();
+        for ((name, kernel), run) in names.iter().zip(&members).zip(value_runs(&encoded, &sizes)) {
+            let size = element.size();
+            let values = encoded.values[run.start * size..run.end * size].to_vec();
+            initializers.push(tensor(
+                &format!("{name}/values"),
+                &[run.len()],
+                element.data_type(),
+                values,
+            ));
+            initializers.push(i64_tensor(
+                &format!("{name}/shape"),
+                &[kernel.dims.len()],
+                &kernel.dims,
+            ));
+        }
         match gaps.as_deref_mut() {
             Some(stream) => {
                 // The distinct gaps are the codebook, in order.
@@ -179,11 +215,11 @@ pub fn store_sparse_into(
                 encoded.gaps,
             )),
         }
-        let numel = dense.len() / element.size();
+        let numel = joint.len() / element.size();
         initializers.push(i64_tensor(&part("numel"), &[1], &[numel as i64]));
-        initializers.push(i64_tensor(&part("shape"), &[init.dims.len()], &init.dims));
-        decoders.extend(decoder(&name, element, stored.len()));
-        stored.push(name);
+        initializers.push(i64_tensor(&part("sizes"), &[sizes.len()], &sizes));
+        decoders.extend(decoder(&block, element, id, &names));
+        stored.extend(names);
     }
     if !stored.is_empty() {
         initializers.push(i64_tensor(AXIS, &[], &[0]));
@@ -194,12 +230,68 @@ pub fn store_sparse_into(
     stored
 }
 
-/// The nodes that rebuild kernel `name` of `element`s from its stored
-/// parts. They have no names (runtimes name a node by its output), and
-/// their values short ones (`~s3z`: kernel 3's zeros): every byte of the
-/// graph is a byte of the file.
-fn decoder(name: &str, element: Element, id: usize) -> Vec<NodeProto> {
-    let part = |s: &str| format!("{name}/{s}");
+/// Which of a block's stored values (by index) each kernel's `K/values`
+/// holds, its elements `sizes` long in turn: its own non-zero values and
+/// the fillers between them. Fillers that bridge the end of one kernel and
+/// the start of the next may go to either, and go to one that has zero
+/// among its values already, so that weight sharing, which gives zero an
+/// exact entry, finds the same codebook as for the kernel alone.
+fn value_runs(encoded: &Gaps, sizes: &[i64]) -> Vec<std::ops::Range<usize>> {
+    let size = encoded.element.size();
+    let is_filler = |i: usize| {
+        encoded.values[i * size..(i + 1) * size]
+            .iter()
+            .all(|&b| b == 0)
+    };
+    // The kernel of each value by its position; fillers between two
+    // kernels' values are marked None for now.
+    let mut ends = sizes.iter().scan(0i64, |end, &s| {
+        *end += s;
+        Some(*end)
+    });
+    let (mut kernel, mut end) = (0usize, ends.next().unwrap_or(0));
+    let mut position = 0i64;
+    let mut owner: Vec<usize> = Vec::with_capacity(encoded.len());
+    for &gap in &encoded.gaps {
+        position += gap as i64;
+        while position >= end {
+            kernel += 1;
+            end = ends.next().unwrap_or(i64::MAX);
+        }
+        owner.push(kernel);
+    }
+    // Each kernel's first and last non-filler value.
+    let mut first = vec![usize::MAX; sizes.len()];
+    let mut last = vec![0usize; sizes.len()];
+    for (i, &k) in owner.iter().enumerate() {
+        if !is_filler(i) {
+            first[k] = first[k].min(i);
+            last[k] = i;
+        }
+    }
+    let has_zero = |k: usize| (first[k]..=last[k]).any(is_filler);
+    // A run ends at the kernel's last value, or after the fillers that
+    // follow it where they go to it.
+    let mut runs = Vec::with_capacity(sizes.len());
+    let mut start = 0;
+    for k in 0..sizes.len() {
+        let end = match k + 1 < sizes.len() {
+            false => encoded.len(),
+            true if has_zero(k) || !has_zero(k + 1) => first[k + 1],
+            true => last[k] + 1,
+        };
+        runs.push(start..end);
+        start = end;
+    }
+    runs
+}
+
+/// The nodes that rebuild the `kernels` of block `block` of `element`s
+/// from its stored parts. They have no names (runtimes name a node by its
+/// output), and their values short ones (`~s0z`: block 0's zeros): every
+/// byte of the graph is a byte of the file.
+fn decoder(block: &str, element: Element, id: usize, kernels: &[String]) -> Vec<NodeProto> {
+    let part = |s: &str| format!("{block}/{s}");
     let value = |s: &str| format!("~s{id}{s}");
     let zero = AttributeProto {
         name: Some("value".into()),
@@ -213,7 +305,12 @@ fn decoder(name: &str, element: Element, id: usize) -> Vec<NodeProto> {
         ..Default::default()
     };
     let cast = int_attr("to", DataType::Int32 as i64);
-    [
+    let values = kernels.iter().map(|k| format!("{k}/values")).collect();
+    let parts: Vec<String> = (0..kernels.len())
+        .map(|i| value(&format!(".{i}")))
+        .collect();
+    let mut nodes: Vec<NodeProto> = [
+        ("Concat", values, value("v"), vec![int_attr("axis", 0)]),
         // For float32 the value is ONNX's default, but tract's default is f64.
         (
             "ConstantOfShape",
@@ -225,20 +322,28 @@ fn decoder(name: &str, element: Element, id: usize) -> Vec<NodeProto> {
         ("CumSum", vec![value("g"), AXIS.into()], value("p"), vec![]),
         (
             "ScatterElements",
-            vec![value("z"), value("p"), part("values")],
+            vec![value("z"), value("p"), value("v")],
             value("f"),
             vec![int_attr("axis", 0)],
         ),
-        (
-            "Reshape",
-            vec![value("f"), part("shape")],
-            name.into(),
-            vec![],
-        ),
     ]
     .into_iter()
-    .map(|(op, inputs, output, attrs)| unnamed(node(op, "", inputs, &output, attrs)))
-    .collect()
+    .map(|(op, inputs, output, attrs)| node(op, "", inputs, &output, attrs))
+    .collect();
+    nodes.push(NodeProto {
+        output: parts.clone(),
+        ..node("Split", "", vec![value("f"), part("sizes")], "", vec![])
+    });
+    nodes.extend(kernels.iter().zip(parts).map(|(kernel, flat)| {
+        node(
+            "Reshape",
+            "",
+            vec![flat, format!("{kernel}/shape")],
+            kernel,
+            vec![],
+        )
+    }));
+    nodes.into_iter().map(unnamed).collect()
 }
 
 /// Stored kernel values that are zero, however the kernels are stored: sparse
@@ -265,4 +370,31 @@ pub fn zero_kernel_values(proto: &ModelProto) -> Result<usize, ModelError> {
 
 fn raw(t: &TensorProto) -> &[u8] {
     t.raw_data.as_deref().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fillers_between_two_kernels_go_to_one_that_has_zero_among_its_values() {
+        // Kernel a: a 1, then 30 zeros. Kernel b: 5 zeros, a 2, 20 zeros, a 3.
+        let mut a = vec![0u8; 31];
+        a[0] = 1;
+        let mut b = vec![0u8; 27];
+        (b[5], b[26]) = (2, 3);
+        let joint = [a.clone(), b.clone()].concat();
+        // Gaps of at most 15: fillers at 15 and 30 (in a) reach b's 2 at 36,
+        // and one at 51 (in b) its 3 at 57.
+        let encoded = Gaps::encode(Element::I8, &joint, 15);
+        assert_eq!(encoded.values, [1, 0, 0, 2, 0, 3]);
+        // Only b has a zero of its own, so b takes the two between.
+        assert_eq!(value_runs(&encoded, &[31, 27]), [0..1, 1..6]);
+        // Where a has one too, a takes them, even one that falls in b: a 4
+        // at 20 leaves a filler at 15 in a, and one at 35 before b's 2.
+        a[20] = 4;
+        let encoded = Gaps::encode(Element::I8, &[a, b].concat(), 15);
+        assert_eq!(encoded.values, [1, 0, 4, 0, 2, 0, 3]);
+        assert_eq!(value_runs(&encoded, &[31, 27]), [0..4, 4..7]);
+    }
 }

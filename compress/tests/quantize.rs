@@ -1243,11 +1243,10 @@ fn pruned_files_quantize_with_their_zeros_stored_sparse() {
         },
         "does not suit 2 values",
     );
-    // One gap fewer than values: the gaps' codes end one early.
+    // One gap fewer than values: the int8 block's gap codes end one early.
     bad(
         &|g| {
-            let kernel = kernel_name(g, "fire3.expand3x3");
-            let part = |p: &str| format!("{kernel}/gaps/{p}");
+            let part = |p: &str| format!("sparse/i8/gaps/{p}");
             let last = |g: &onnx::proto::GraphProto, name: &str| {
                 let t = g
                     .initializer

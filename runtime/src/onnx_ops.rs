@@ -88,6 +88,7 @@ fn register(reg: &mut OnnxOpRegister) {
     });
     reg.insert("ScatterElements", array::scatter_elements);
     reg.insert("Slice", array::slice::slice);
+    reg.insert("Split", array::split::split);
     reg.insert("Transpose", array::transpose);
     // Arithmetic: the standardisation, residual sums, GELU.
     reg.insert("Add", |_, _| Ok((hir::math::Add.into_hir(), vec![])));

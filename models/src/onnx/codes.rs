@@ -15,7 +15,7 @@
 use super::build::tensor;
 use super::proto::{tensor_proto::DataType, GraphProto, TensorProto};
 use super::sparse::{drop_unused, Element};
-use super::tensors::{find, ints};
+use super::tensors::{find, ints, vector};
 use crate::error::ModelError;
 
 /// The widths a code may have, in bits.
@@ -105,25 +105,6 @@ pub fn coded_tensors(graph: &GraphProto, max_numel: usize) -> Result<Vec<CodedTe
         .collect()
 }
 
-/// An initializer `name` of `ty` and rank 1.
-fn part<'g>(
-    graph: &'g GraphProto,
-    name: &str,
-    ty: Option<DataType>,
-) -> Result<&'g TensorProto, String> {
-    let t = find(graph, name).ok_or_else(|| format!("'{name}' is missing"))?;
-    if t.dims.len() != 1 {
-        return Err(format!("'{name}' must be of rank 1"));
-    }
-    match ty {
-        Some(ty) if t.data_type != Some(ty as i32) => Err(format!(
-            "'{name}' must be {}",
-            ty.as_str_name().to_lowercase()
-        )),
-        _ => Ok(t),
-    }
-}
-
 /// Stream `stream`'s codes and their width.
 fn read_stream(
     graph: &GraphProto,
@@ -134,9 +115,9 @@ fn read_stream(
         stream_part(stream, "shape"),
         stream_part(stream, "bit_count"),
     );
-    let packed = part(graph, &stream_part(stream, "stream"), Some(DataType::Uint8))?;
+    let packed = vector(graph, &stream_part(stream, "stream"), Some(DataType::Uint8))?;
     let packed = packed.raw_data.as_deref().unwrap_or_default();
-    let [count, bits] = ints(part(graph, &shape, Some(DataType::Int64))?)[..] else {
+    let [count, bits] = ints(vector(graph, &shape, Some(DataType::Int64))?)[..] else {
         return Err(format!("'{shape}' must hold [count, bits]"));
     };
     if !BITS.contains(&bits) {
@@ -147,7 +128,7 @@ fn read_stream(
             "{count} codes are past this file's budget of {max_numel}"
         ));
     }
-    if ints(part(graph, &bit_count, Some(DataType::Int64))?) != [count * bits] {
+    if ints(vector(graph, &bit_count, Some(DataType::Int64))?) != [count * bits] {
         return Err(format!("'{bit_count}' is not {count} times {bits}"));
     }
     let wanted = (count as usize * bits as usize).div_ceil(8);
@@ -167,7 +148,7 @@ fn read_coded(
     codes: &[u8],
     bits: u32,
 ) -> Result<CodedTensor, String> {
-    let p = |suffix: &str, ty| part(graph, &format!("{name}/{suffix}"), ty);
+    let p = |suffix: &str, ty| vector(graph, &format!("{name}/{suffix}"), ty);
     let codebook = p("codebook", None)?;
     let ty = DataType::try_from(codebook.data_type.unwrap_or(0)).ok();
     let size = ty

@@ -1,11 +1,16 @@
 //! Reading pruned kernels stored without their zeros (compress writes them:
-//! `compress/src/sparse_storage.rs`): for kernel `K`, its non-zero values
-//! `K/values` (float32, float16 or int8, the kernel's own type), the gap
-//! before each as one byte `K/gaps`, its element count `K/numel` and dims
-//! `K/shape` (int64). The runtime never decodes them itself (the graph's
-//! nodes do), but the validation pass and [`densify`], for the tools that
-//! read weights, both go through [`stored_kernels`], so a hostile file is
-//! refused the same way everywhere.
+//! `compress/src/sparse_storage.rs`). The sparse kernels of one element
+//! type form a block, `sparse/i8` (or `sparse/f32`, `sparse/f16`): laid end
+//! to end, their non-zero values are kernel `K`'s `K/values` (float32,
+//! float16 or int8, the kernel's own type) in turn, the gap before each is
+//! one byte of `sparse/i8/gaps`, and `sparse/i8/numel` and `sparse/i8/sizes`
+//! (int64) count the elements of the whole and of each kernel, whose dims
+//! are `K/shape`. Files written before blocks store each kernel as a run of
+//! its own: `K/gaps` and `K/numel` beside `K/values` and `K/shape`.
+//! The runtime never decodes them itself (the graph's nodes do), but the
+//! validation pass and [`densify`], for the tools that read weights, both
+//! go through [`stored_runs`], so a hostile file is refused the same way
+//! everywhere.
 
 use std::collections::BTreeSet;
 
@@ -14,11 +19,13 @@ use prost::Message;
 use super::build::tensor;
 use super::codes::densify_codes;
 use super::proto::{tensor_proto::DataType, GraphProto, ModelProto, TensorProto};
-use super::tensors::{find, ints};
+use super::tensors::{find, ints, vector};
 use super::validate::max_values;
 use crate::error::ModelError;
 
-/// The one CumSum axis every kernel's decoding nodes share.
+/// The group of the blocks' parts, and of the one CumSum axis every
+/// block's decoding nodes share.
+pub const BLOCKS: &str = "sparse";
 pub const AXIS: &str = "sparse/axis";
 /// Largest gap one byte holds; narrower gaps are packed as codes
 /// (`compress/src/sparse_storage.rs`) and decode to the same bytes.
@@ -50,6 +57,16 @@ impl Element {
             Element::F16 => DataType::Float16,
             Element::I8 => DataType::Int8,
         }
+    }
+
+    /// The name of its block of sparse kernels.
+    pub fn block(self) -> String {
+        let tag = match self {
+            Element::F32 => "f32",
+            Element::F16 => "f16",
+            Element::I8 => "i8",
+        };
+        format!("{BLOCKS}/{tag}")
     }
 
     pub fn size(self) -> usize {
@@ -158,13 +175,10 @@ impl Gaps {
     }
 }
 
-/// One kernel stored as values and gaps, its parts checked against each
-/// other.
+/// One kernel of a [`StoredRun`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredKernel {
-    /// The dense kernel's name; its parts are `name/values` and so on.
     pub name: String,
-    pub gaps: Gaps,
     pub shape: Vec<usize>,
 }
 
@@ -174,81 +188,130 @@ impl StoredKernel {
     }
 }
 
-/// Every kernel `graph` stores as values and gaps (found by its `K/gaps`
-/// initializer), each checked: the four parts are present with their dtypes
-/// and ranks, values and gaps agree in length, `numel` is the product of the
-/// shape and at most `max_numel`, and the last position falls inside it.
-/// Initializers' byte lengths must already have been checked.
-pub fn stored_kernels(
-    graph: &GraphProto,
-    max_numel: usize,
-) -> Result<Vec<StoredKernel>, ModelError> {
+/// Sparse kernels stored as one run of values and gaps over their
+/// elements laid end to end, checked: a block of every kernel of one type
+/// (`sparse/i8`), or one kernel alone, as files written before blocks hold
+/// them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRun {
+    /// The prefix of the run's parts: `sparse/i8`, or the kernel's name.
+    pub name: String,
+    pub gaps: Gaps,
+    /// In the order the run holds them.
+    pub kernels: Vec<StoredKernel>,
+}
+
+impl StoredRun {
+    pub fn numel(&self) -> usize {
+        self.kernels.iter().map(StoredKernel::numel).sum()
+    }
+
+    /// Each kernel dense, as an initializer under its own name.
+    pub fn decode(&self) -> Result<Vec<TensorProto>, String> {
+        let element = self.gaps.element;
+        let dense = self.gaps.decode(self.numel())?;
+        let mut rest = &dense[..];
+        Ok(self
+            .kernels
+            .iter()
+            .map(|k| {
+                let (kernel, tail) = rest.split_at(k.numel() * element.size());
+                rest = tail;
+                tensor(&k.name, &k.shape, element.data_type(), kernel.to_vec())
+            })
+            .collect())
+    }
+}
+
+/// Every run of sparse kernels in `graph` (found by its `R/gaps`
+/// initializer), each checked: its parts present with their dtypes and
+/// ranks, one type of values as many as the gaps, `numel` the sum of its
+/// kernels' shapes and at most `max_numel`, and the last position inside
+/// it. Initializers' byte lengths must already have been checked.
+pub fn stored_runs(graph: &GraphProto, max_numel: usize) -> Result<Vec<StoredRun>, ModelError> {
     graph
         .initializer
         .iter()
         .filter_map(|t| t.name.as_deref()?.strip_suffix("/gaps"))
         .map(|name| {
-            read_kernel(graph, name, max_numel).map_err(|why| ModelError::Tensor {
+            read_run(graph, name, max_numel).map_err(|why| ModelError::Tensor {
                 name: format!("{name}/gaps"),
-                why: format!("sparse kernel '{name}': {why}"),
+                why: format!("sparse '{name}': {why}"),
             })
         })
         .collect()
 }
 
-fn read_kernel(graph: &GraphProto, name: &str, max_numel: usize) -> Result<StoredKernel, String> {
-    let part = |p: &str, rank: usize| -> Result<&TensorProto, String> {
-        let t = find(graph, &format!("{name}/{p}"))
-            .ok_or_else(|| format!("its part '{name}/{p}' is missing"))?;
-        if t.dims.len() != rank {
-            return Err(format!("'{name}/{p}' must be of rank {rank}"));
-        }
-        Ok(t)
+fn read_run(graph: &GraphProto, name: &str, max_numel: usize) -> Result<StoredRun, String> {
+    let part = |p: &str, ty| vector(graph, &format!("{name}/{p}"), ty);
+    let gaps = ints(part("gaps", Some(DataType::Uint8))?);
+    let [numel] = ints(part("numel", Some(DataType::Int64))?)[..] else {
+        return Err(format!("'{name}/numel' must hold one value"));
     };
-    let typed = |p: &str, ty: DataType| -> Result<&TensorProto, String> {
-        let t = part(p, 1)?;
-        if t.data_type != Some(ty as i32) {
+    if !(numel > 0 && numel as u64 <= max_numel as u64) {
+        return Err(format!(
+            "numel {numel} is not between 1 and {max_numel}, this file's budget"
+        ));
+    }
+    // A block names its kernels through the nodes that split it; a kernel
+    // alone is the run.
+    let (kernels, sizes) = match find(graph, &format!("{name}/sizes")) {
+        Some(_) => {
+            let sizes = ints(part("sizes", Some(DataType::Int64))?);
+            (split_kernels(graph, name, sizes.len())?, sizes)
+        }
+        None => (vec![name.to_string()], vec![numel]),
+    };
+    let mut total = 0i64;
+    let mut stored = Vec::new();
+    for (kernel, size) in kernels.into_iter().zip(sizes) {
+        let shape = ints(vector(
+            graph,
+            &format!("{kernel}/shape"),
+            Some(DataType::Int64),
+        )?);
+        let product = shape
+            .iter()
+            .try_fold(1i64, |p, &d| if d > 0 { p.checked_mul(d) } else { None });
+        if product != Some(size) {
             return Err(format!(
-                "'{name}/{p}' must be {}",
-                ty.as_str_name().to_lowercase()
+                "'{kernel}' holds {size} values, not the product of shape {shape:?}"
             ));
         }
-        Ok(t)
-    };
-    let values = part("values", 1)?;
-    let element = DataType::try_from(values.data_type.unwrap_or(0))
-        .ok()
-        .and_then(Element::of)
-        .ok_or_else(|| format!("'{name}/values' must be float, float16 or int8"))?;
-    let values = element_bytes(values, element);
-    let gaps = ints(typed("gaps", DataType::Uint8)?);
-    let numel = ints(typed("numel", DataType::Int64)?);
-    let shape = ints(typed("shape", DataType::Int64)?);
+        total = total.saturating_add(size);
+        stored.push(StoredKernel {
+            name: kernel,
+            shape: shape.iter().map(|&d| d as usize).collect(),
+        });
+    }
+    if total != numel {
+        return Err(format!(
+            "numel {numel} is not the {total} values of its kernels"
+        ));
+    }
+    let mut element = None;
+    let mut values = Vec::new();
+    for kernel in &stored {
+        let part = vector(graph, &format!("{}/values", kernel.name), None)?;
+        let ty = DataType::try_from(part.data_type.unwrap_or(0))
+            .ok()
+            .and_then(Element::of)
+            .filter(|&ty| element.is_none_or(|e| e == ty))
+            .ok_or_else(|| {
+                format!(
+                    "'{}/values' must be float, float16 or int8, as the run's other values",
+                    kernel.name
+                )
+            })?;
+        element = Some(ty);
+        values.extend(element_bytes(part, ty));
+    }
+    let element = element.expect("a run has a kernel");
     if values.len() != gaps.len() * element.size() {
         return Err(format!(
             "{} values but {} gaps",
             values.len() / element.size(),
             gaps.len()
-        ));
-    }
-    let [numel] = numel[..] else {
-        return Err(format!(
-            "'{name}/numel' holds {} values, not 1",
-            numel.len()
-        ));
-    };
-    let within = |n: i64| n > 0 && n as u64 <= max_numel as u64;
-    if !within(numel) {
-        return Err(format!(
-            "numel {numel} is not between 1 and {max_numel}, this file's budget"
-        ));
-    }
-    let product = shape
-        .iter()
-        .try_fold(1i64, |p, &d| if d > 0 { p.checked_mul(d) } else { None });
-    if product != Some(numel) {
-        return Err(format!(
-            "numel {numel} is not the product of shape {shape:?}"
         ));
     }
     let last: i64 = gaps.iter().sum();
@@ -257,15 +320,43 @@ fn read_kernel(graph: &GraphProto, name: &str, max_numel: usize) -> Result<Store
             "the gaps reach position {last}, past its {numel} values"
         ));
     }
-    Ok(StoredKernel {
+    Ok(StoredRun {
         name: name.to_string(),
         gaps: Gaps {
             element,
             values,
             gaps: gaps.iter().map(|&g| g as u8).collect(),
         },
-        shape: shape.iter().map(|&d| d as usize).collect(),
+        kernels: stored,
     })
+}
+
+/// The kernels of block `block`, in order: the outputs of the `Reshape`s
+/// that read the parts its `Split` cuts at `block/sizes`.
+fn split_kernels(graph: &GraphProto, block: &str, count: usize) -> Result<Vec<String>, String> {
+    let sizes = format!("{block}/sizes");
+    let reads = |op: &str, i: usize, input: &str| {
+        graph
+            .node
+            .iter()
+            .find(move |n| n.op_type() == op && n.input.get(i).map(String::as_str) == Some(input))
+    };
+    let split = reads("Split", 1, &sizes).ok_or_else(|| format!("no Split reads '{sizes}'"))?;
+    if split.output.len() != count {
+        return Err(format!(
+            "its Split makes {} parts of {count} sizes",
+            split.output.len()
+        ));
+    }
+    split
+        .output
+        .iter()
+        .map(|part| {
+            reads("Reshape", 0, part)
+                .and_then(|n| n.output.first().cloned())
+                .ok_or_else(|| format!("no Reshape reads its part '{part}'"))
+        })
+        .collect()
 }
 
 /// The little-endian bytes of `t`'s `element`s, from either form ONNX
@@ -296,16 +387,11 @@ pub fn densify(proto: &ModelProto) -> Result<ModelProto, ModelError> {
     let graph = proto.graph.as_mut().expect("decoded models have a graph");
     densify_codes(graph, max)?;
     let mut dense = Vec::new();
-    for kernel in stored_kernels(graph, max)? {
-        let bytes = kernel
-            .gaps
-            .decode(kernel.numel())
-            .map_err(|why| ModelError::Tensor {
-                name: format!("{}/gaps", kernel.name),
-                why,
-            })?;
-        let ty = kernel.gaps.element.data_type();
-        dense.push(tensor(&kernel.name, &kernel.shape, ty, bytes));
+    for run in stored_runs(graph, max)? {
+        dense.extend(run.decode().map_err(|why| ModelError::Tensor {
+            name: format!("{}/gaps", run.name),
+            why,
+        })?);
     }
     drop_unused(graph, dense);
     Ok(proto)

@@ -12,6 +12,26 @@ pub fn find<'g>(graph: &'g GraphProto, name: &str) -> Option<&'g TensorProto> {
         .find(|t| t.name.as_deref() == Some(name))
 }
 
+/// The initializer `name`, of rank 1 and, where `ty` is given, of that
+/// dtype: the shape of every part of a sparse or coded tensor.
+pub fn vector<'g>(
+    graph: &'g GraphProto,
+    name: &str,
+    ty: Option<DataType>,
+) -> Result<&'g TensorProto, String> {
+    let t = find(graph, name).ok_or_else(|| format!("'{name}' is missing"))?;
+    if t.dims.len() != 1 {
+        return Err(format!("'{name}' must be of rank 1"));
+    }
+    match ty {
+        Some(ty) if t.data_type != Some(ty as i32) => Err(format!(
+            "'{name}' must be {}",
+            ty.as_str_name().to_lowercase()
+        )),
+        _ => Ok(t),
+    }
+}
+
 /// Bytes per element of the dtypes a squeezebox file may hold, and the
 /// range of values the integer ones take in the typed `int32_data` field.
 fn layout(ty: DataType) -> Option<(usize, Option<(i64, i64)>)> {

@@ -12,7 +12,7 @@ use half::f16;
 use super::build::f32_tensor;
 use super::codes::coded_tensors;
 use super::proto::{tensor_proto::DataType, GraphProto, NodeProto, TensorProto};
-use super::sparse::{drop_unused, stored_kernels};
+use super::sparse::{drop_unused, stored_runs};
 use super::tensors::{check_length, find, float_values, ints};
 use crate::error::ModelError;
 
@@ -127,11 +127,14 @@ pub fn validate(graph: &GraphProto, scope: &Scope) -> Result<(), ModelError> {
         with_codes = g;
         &with_codes
     };
-    for kernel in stored_kernels(kernels_in, budget.total() as usize)? {
-        budget.charge(&kernel.name, kernel.numel() as u64)?;
+    for run in stored_runs(kernels_in, budget.total() as usize)? {
+        for kernel in &run.kernels {
+            budget.charge(&kernel.name, kernel.numel() as u64)?;
+        }
     }
     check_wiring(graph)?;
     for node in &graph.node {
+        check_arity(node)?;
         check_attributes(node, scope.side)?;
         check_node(graph, node, scope, &mut budget)?;
     }
@@ -165,6 +168,42 @@ fn check_wiring(graph: &GraphProto) -> Result<(), ModelError> {
     }
 }
 
+/// The inputs an op needs at least: tract's ops index them unchecked.
+fn required_inputs(op: &str) -> usize {
+    match op {
+        "QLinearConv" => 8,
+        "BatchNormalization" => 5,
+        "Slice" | "ScatterElements" => 3,
+        "Add" | "BitShift" | "Conv" | "CumSum" | "DequantizeLinear" | "Div" | "Gather" | "Gemm"
+        | "Mul" | "QuantizeLinear" | "Reshape" | "Split" | "Sub" => 2,
+        "AveragePool" | "Cast" | "Concat" | "ConstantOfShape" | "Erf" | "Flatten"
+        | "GlobalAveragePool" | "HardSigmoid" | "Identity" | "LRN" | "LeakyRelu" | "Max"
+        | "MaxPool" | "Min" | "ReduceMean" | "ReduceSum" | "Relu" | "Sigmoid" | "Softmax"
+        | "Sqrt" | "Sum" | "Transpose" => 1,
+        // Other tools' ops (`Constant` has none): tract-onnx's own checks.
+        _ => 0,
+    }
+}
+
+/// Every node has the inputs its op needs, each named, and an output.
+fn check_arity(node: &NodeProto) -> Result<(), ModelError> {
+    let op = node.op_type.as_deref().unwrap_or("");
+    let needed = required_inputs(op);
+    let named = node
+        .input
+        .iter()
+        .take(needed)
+        .filter(|i| !i.is_empty())
+        .count();
+    if named < needed || node.output.is_empty() {
+        return Err(ModelError::Node {
+            name: node_name(node).into(),
+            why: format!("{op} needs {needed} inputs and an output"),
+        });
+    }
+    Ok(())
+}
+
 /// Highest rank of a squeezebox tensor: images are `[N,C,H,W]`.
 const MAX_RANK: i64 = 4;
 
@@ -177,7 +216,11 @@ fn check_attributes(node: &NodeProto, side: usize) -> Result<(), ModelError> {
     let side = side as i64;
     for a in &node.attribute {
         let name = a.name.as_deref().unwrap_or("");
-        let values: Vec<i64> = a.i.into_iter().chain(a.ints.iter().copied()).collect();
+        // As tract reads them: `axis` from the int, the rest from the list.
+        let values: Vec<i64> = match name {
+            "axis" => a.i.into_iter().collect(),
+            _ => a.ints.clone(),
+        };
         let ok = match name {
             "kernel_shape" | "strides" | "dilations" => {
                 values.len() == 2 && values.iter().all(|v| (1..=side).contains(v))
@@ -185,9 +228,10 @@ fn check_attributes(node: &NodeProto, side: usize) -> Result<(), ModelError> {
             "pads" => values.len() == 4 && values.iter().all(|v| (0..=side).contains(v)),
             "axis" | "axes" => values.iter().all(|v| (-MAX_RANK..MAX_RANK).contains(v)),
             "perm" => {
+                // tract-hir indexes the input's dims by the permutation.
                 let mut sorted = values.clone();
                 sorted.sort_unstable();
-                sorted.into_iter().eq(0..values.len() as i64)
+                values.len() <= MAX_RANK as usize && sorted.into_iter().eq(0..values.len() as i64)
             }
             _ => true,
         };
@@ -222,6 +266,25 @@ fn check_node(
             let (name, shape) = shape_input(stored(1)?)?;
             // No allocation of its own, but no larger than any tensor.
             product(&shape, name, |d| d >= -1, budget.total())?;
+        }
+        "Split" => {
+            // tract indexes the parts by the sizes, and the input's dims by
+            // the axis. squeezebox splits a 1-D block of sparse kernels,
+            // at stored sizes, one a part.
+            let (name, sizes) = shape_input(stored(1)?)?;
+            let along_0 = node
+                .attribute
+                .iter()
+                .all(|a| a.name.as_deref() != Some("axis") || a.i == Some(0));
+            if sizes.len() != node.output.len() || sizes.iter().any(|&s| s < 1) || !along_0 {
+                return Err(tensor_err(
+                    name,
+                    format!(
+                        "a Split must cut axis 0 into {} parts of at least one value",
+                        node.output.len()
+                    ),
+                ));
+            }
         }
         "BitShift" => {
             // tract shifts with Rust's operators, which panic past the width.
@@ -338,15 +401,15 @@ fn stored_input<'g>(
 
 /// The dims of input `i` of `node`, a kernel: stored in the file, or
 /// decoded from values and gaps, or from codes, whose dims are stored
-/// (checked, with the other parts, by `stored_kernels` and `coded_tensors`).
+/// (checked, with the other parts, by `stored_runs` and `coded_tensors`).
 fn kernel_dims(graph: &GraphProto, node: &NodeProto, i: usize) -> Result<Vec<i64>, ModelError> {
     let input = node.input.get(i).map(String::as_str).unwrap_or("");
     let stored_dims = |marker: &str, dims: &str| {
         find(graph, &format!("{input}/{marker}"))?;
         find(graph, &format!("{input}/{dims}")).map(ints)
     };
-    // A sparse kernel's gaps and values may be codes; its numel never is.
-    match stored_dims("numel", "shape").or_else(|| stored_dims("codebook", "dims")) {
+    // A sparse kernel's values may be codes; its shape never is.
+    match stored_dims("shape", "shape").or_else(|| stored_dims("codebook", "dims")) {
         Some(dims) => Ok(dims),
         None => stored_input(graph, node, i).map(|t| t.dims.clone()),
     }
@@ -427,8 +490,8 @@ fn tensor_err(name: &str, why: String) -> ModelError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::onnx::build::{f32_tensor, i64_tensor, node, tensor};
-    use crate::onnx::proto::ValueInfoProto;
+    use crate::onnx::build::{f32_tensor, i64_tensor, int_attr, node, tensor};
+    use crate::onnx::proto::{AttributeProto, ValueInfoProto};
     use crate::onnx::sparse::Gaps;
 
     /// A 1000-byte squeezebox file of 32x32 pictures.
@@ -586,6 +649,117 @@ mod tests {
         );
     }
 
+    /// Kernels `a` (2x3) and `b` (4) stored as one float32 block, with
+    /// the nodes that cut it and give each its shape.
+    fn block_graph() -> GraphProto {
+        let g = Gaps::encode_f32(&[0.0, 1.0, 0.0, 2.0, 0.0, 0.0, 0.0, 0.0, 3.0, 0.0]);
+        assert_eq!(g.gaps, [1, 2, 5]);
+        let (a, b) = g.values.split_at(8);
+        let split = NodeProto {
+            output: vec!["pa".into(), "pb".into()],
+            ..node(
+                "Split",
+                "cut",
+                vec!["flat".into(), "sparse/f32/sizes".into()],
+                "",
+                vec![],
+            )
+        };
+        GraphProto {
+            initializer: vec![
+                tensor("a/values", &[2], DataType::Float, a.to_vec()),
+                tensor("b/values", &[1], DataType::Float, b.to_vec()),
+                tensor("sparse/f32/gaps", &[3], DataType::Uint8, g.gaps),
+                i64_tensor("sparse/f32/numel", &[1], &[10]),
+                i64_tensor("sparse/f32/sizes", &[2], &[6, 4]),
+                i64_tensor("a/shape", &[2], &[2, 3]),
+                i64_tensor("b/shape", &[1], &[4]),
+            ],
+            node: vec![
+                node(
+                    "ConstantOfShape",
+                    "zeros",
+                    vec!["sparse/f32/numel".into()],
+                    "flat",
+                    vec![],
+                ),
+                split,
+                node(
+                    "Reshape",
+                    "",
+                    vec!["pa".into(), "a/shape".into()],
+                    "a",
+                    vec![],
+                ),
+                node(
+                    "Reshape",
+                    "",
+                    vec!["pb".into(), "b/shape".into()],
+                    "b",
+                    vec![],
+                ),
+            ],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_block_of_sparse_kernels_decodes_each_and_its_parts_must_agree() {
+        let graph = block_graph();
+        validate(&graph, &SCOPE).unwrap();
+        let runs = stored_runs(&graph, 100).unwrap();
+        let decoded = runs[0].decode().unwrap();
+        let values: Vec<Vec<f32>> = decoded.iter().map(float_values).collect();
+        assert_eq!(values[0], [0.0, 1.0, 0.0, 2.0, 0.0, 0.0]);
+        assert_eq!(values[1], [0.0, 0.0, 3.0, 0.0]);
+        assert_eq!(
+            (&decoded[0].dims[..], &decoded[1].dims[..]),
+            (&[2, 3][..], &[4][..])
+        );
+
+        let with = |t: TensorProto| {
+            let mut graph = block_graph();
+            let slot = graph.initializer.iter_mut().find(|i| i.name == t.name);
+            *slot.unwrap() = t;
+            refusal(&graph)
+        };
+        let e = with(i64_tensor("sparse/f32/sizes", &[2], &[6, 5]));
+        assert!(
+            e.contains("'b' holds 5 values, not the product of shape [4]"),
+            "{e}"
+        );
+        let e = with(i64_tensor("sparse/f32/numel", &[1], &[12]));
+        assert!(
+            e.contains("numel 12 is not the 10 values of its kernels"),
+            "{e}"
+        );
+        let e = with(tensor(
+            "sparse/f32/gaps",
+            &[3],
+            DataType::Uint8,
+            vec![1, 2, 7],
+        ));
+        assert!(e.contains("position 10, past its 10 values"), "{e}");
+        let e = with(tensor("b/values", &[1], DataType::Int8, vec![3]));
+        assert!(
+            e.contains("'b/values' must be float, float16 or int8, as the run's"),
+            "{e}"
+        );
+        let edit = |edit: &dyn Fn(&mut GraphProto)| {
+            let mut graph = block_graph();
+            edit(&mut graph);
+            refusal(&graph)
+        };
+        let e = edit(&|g| g.node[1].output.push("pc".into()));
+        assert!(e.contains("its Split makes 3 parts of 2 sizes"), "{e}");
+        let e = edit(&|g| g.node.truncate(3));
+        assert!(e.contains("no Reshape reads its part 'pb'"), "{e}");
+        // The Split itself: along axis 0 only, a part a size.
+        let e = edit(&|g| g.node[1].attribute.push(int_attr("axis", 1)));
+        assert!(e.contains("a Split must cut axis 0 into 2 parts"), "{e}");
+        assert!(e.starts_with("tensor 'sparse/f32/sizes'"), "{e}");
+    }
+
     #[test]
     fn int8_scales_and_zero_points_are_checked() {
         let graph = |scale: f32, zero_point: TensorProto| GraphProto {
@@ -633,12 +807,35 @@ mod tests {
             (ints_attr("perm", &[0, 1, 38, 2]), "'perm'"),
             (ints_attr("perm", &[0, 0, 1, 2]), "'perm'"),
             (int_attr("axis", -7), "'axis' [-7]"),
+            (ints_attr("perm", &[0, 1, 2, 3, 4]), "'perm'"),
+            // tract reads a list from its ints alone: three pads and an int.
+            (
+                AttributeProto {
+                    i: Some(0),
+                    ..ints_attr("pads", &[0, 0, 0])
+                },
+                "'pads' [0, 0, 0]",
+            ),
         ] {
             let e = validate(&graph(attr), &SCOPE).unwrap_err().to_string();
             assert!(
                 e.starts_with("node 'pool': attribute ") && e.contains(says),
                 "{e}"
             );
+        }
+    }
+
+    #[test]
+    fn a_node_without_the_inputs_its_op_needs_is_named() {
+        let graph = |inputs: Vec<String>| GraphProto {
+            node: vec![node("Transpose", "nchw", inputs, "y", vec![])],
+            input: vec![pixels()],
+            ..Default::default()
+        };
+        validate(&graph(vec!["x".into()]), &SCOPE).unwrap();
+        for inputs in [vec![], vec![String::new()]] {
+            let e = validate(&graph(inputs), &SCOPE).unwrap_err().to_string();
+            assert_eq!(e, "node 'nchw': Transpose needs 1 inputs and an output");
         }
     }
 

@@ -4,7 +4,7 @@ mod one_hot;
 mod pad;
 mod shape;
 pub mod slice;
-mod split;
+pub mod split;
 mod squeeze;
 mod topk;
 mod trilu;

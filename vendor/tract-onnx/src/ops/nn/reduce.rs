@@ -60,6 +60,7 @@ impl Expansion for ReduceSum13 {
                 if axes.len() == 0 && !self.noop_with_empty_axes {
                     axes = (0..rank).collect()
                 };
+                check_axes(&axes, rank)?;
                 let op = tract_hir::ops::nn::Reduce::new(
                     Some(axes.clone()),
                     self.keep_dims,
@@ -123,7 +124,17 @@ impl Expansion for ReduceSum13 {
         } else {
             axes
         };
+        check_axes(&axes, model.outlet_fact(inputs[0])?.rank() as i64)?;
         let op = tract_hir::ops::nn::Reduce::new(Some(axes), self.keep_dims, self.reducer);
         op.wire(prefix, model, &inputs[0..1])
+    }
+}
+
+/// squeezebox: an axis past the input's rank is an error, where tract-hir's
+/// Reduce unwrapped it and panicked.
+fn check_axes(axes: &[i64], rank: i64) -> TractResult<()> {
+    match axes.iter().find(|&&a| a < -rank || a >= rank) {
+        Some(a) => bail!("Reduce axis {a} is outside a tensor of rank {rank}"),
+        None => Ok(()),
     }
 }
