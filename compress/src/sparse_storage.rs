@@ -243,8 +243,7 @@ fn value_runs(encoded: &Gaps, sizes: &[i64]) -> Vec<std::ops::Range<usize>> {
             .iter()
             .all(|&b| b == 0)
     };
-    // The kernel of each value by its position; fillers between two
-    // kernels' values are marked None for now.
+    // The kernel of each value, by its position.
     let mut ends = sizes.iter().scan(0i64, |end, &s| {
         *end += s;
         Some(*end)
