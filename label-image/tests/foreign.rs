@@ -82,7 +82,7 @@ fn torch_exports_agree_with_onnxruntime() {
 /// Every convolution and pool of the exports runs on the runtime's own
 /// kernels (on a CPU with AVX2 and FMA): the ResNet's stride-2 convolution
 /// and 1x1 shortcut, the MobileNet's depthwise convolution and average
-/// pools.
+/// pools, with the activations after them.
 #[cfg(target_arch = "x86_64")]
 fn assert_own_kernels(model: &std::path::Path, net: &str) {
     use std::num::NonZeroUsize;
@@ -103,6 +103,17 @@ fn assert_own_kernels(model: &std::path::Path, net: &str) {
     for &(op, count) in expected {
         assert_eq!(nodes(op), count, "{net}: {op} nodes in {ops:?}");
     }
+    // The stem's HardSwish and the depthwise ReLU6 fold into their
+    // convolutions: the one Min of tract's left, alone or in a chain, is
+    // the gate's HardSigmoid.
+    let mins: usize = (ops.iter().filter(|o| o.op.contains("Min")))
+        .map(|o| o.nodes)
+        .sum();
+    assert_eq!(
+        mins,
+        usize::from(net == "mobilenet"),
+        "{net}: nodes with a Min in {ops:?}"
+    );
 }
 
 #[cfg(not(target_arch = "x86_64"))]

@@ -1,10 +1,10 @@
 //! 2-D f32 average (and sum) pooling over channel planes in passes over
-//! whole rows, as [`PlaneMaxPool`](super::PlaneMaxPool) takes maxima: the
-//! sums down each output row's window, then across every kernel-width run
-//! of those, both contiguous so that they vectorise, then one gather of
-//! the outputs, each scaled by its divisor. tract's generic pool visits each output position and
-//! sums it channel by channel, a plane apart in memory; imported
-//! MobileNet-style nets pool their largest planes this way.
+//! whole rows, as [`PlaneMaxPool`](super::PlaneMaxPool) takes maxima (see
+//! [`pool_rows`](super::pool_rows)): the sums down each output row's
+//! windows, then across them, then each output scaled by its divisor.
+//! tract's generic pool visits each output position and sums it channel by
+//! channel, a plane apart in memory; imported MobileNet-style nets pool
+//! their largest planes this way.
 
 use std::ops::Range;
 
@@ -13,7 +13,7 @@ use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{PaddingSpec, PoolSpec};
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
-use super::max_pool::spans;
+use super::pool_rows::{fold, spans, Columns};
 
 /// Average pooling of `[N, C, H, W]` (or `[C, H, W]`) f32 tensors, any
 /// kernel, stride and padding, no dilation; tract's `SumPool`, whose
@@ -68,63 +68,37 @@ impl PlaneAvgPool {
 /// Where the outputs of one plane read, and what each is divided by.
 struct Window {
     rows: Vec<Range<usize>>,
-    columns: Vec<Range<usize>>,
-    /// The output columns whose windows lie wholly in the image.
-    full_columns: Range<usize>,
-    /// The kernel's width, and the stride from one output column to the
-    /// next.
-    width: usize,
-    stride: usize,
+    /// How an output row sums a row of sums across.
+    across: Columns,
     /// One per output, row by row: the reciprocal of its divisor, or 1.
     scales: Vec<f32>,
 }
 
 impl Window {
-    /// Pools each `(plane, out)` of `planes` in three passes: the sums down
-    /// each output row's window into `down`, `[out_h, W]`; the sums of
-    /// every `width` consecutive values of `down` into `across` (those
-    /// that straddle two rows are never read); then each output, which
-    /// reads `across` where its window is wholly in the image and sums its
-    /// part of `down` where it is not. The first two are contiguous passes
-    /// that vectorise.
+    /// Pools each `(plane, out)` of `planes`, output row by output row:
+    /// the sums down the row's windows into a padded row, then across (see
+    /// [`Columns::fold`]), then each output scaled.
     #[inline(always)]
     fn pool_each<'a>(
         &self,
         planes: impl Iterator<Item = (&'a [f32], &'a mut [f32])>,
-        [down, across]: &mut [Vec<f32>; 2],
+        [padded, phased]: &mut [Vec<f32>; 2],
     ) {
-        let w = down.len() / self.rows.len();
-        across.resize((down.len() + 1).saturating_sub(self.width), 0.0);
-        let full = &self.full_columns;
+        let w = self.across.interior(padded).len();
+        let add = |a: f32, b: f32| a + b;
         for (plane, out) in planes {
-            for (row, rows) in down.chunks_exact_mut(w).zip(&self.rows) {
-                row.fill(0.0);
-                for y in rows.clone() {
-                    for (s, &v) in row.iter_mut().zip(&plane[y * w..][..w]) {
-                        *s += v;
-                    }
+            let rows = (out.chunks_exact_mut(self.across.outputs))
+                .zip(self.scales.chunks_exact(self.across.outputs))
+                .zip(&self.rows);
+            for ((out_row, scales), rows) in rows {
+                let down = self.across.interior(padded);
+                match rows.len() {
+                    0 => down.fill(0.0),
+                    n => fold(down, &plane[rows.start * w..], (0..n).map(|k| k * w), add),
                 }
-            }
-            let n = across.len();
-            across.copy_from_slice(&down[..n]);
-            for k in 1..self.width {
-                for (s, &v) in across.iter_mut().zip(&down[k..]) {
-                    *s += v;
-                }
-            }
-            let rows = (out.chunks_exact_mut(self.columns.len()))
-                .zip(self.scales.chunks_exact(self.columns.len()))
-                .zip(down.chunks_exact(w));
-            for (oy, ((out_row, scales), row)) in rows.enumerate() {
-                for ox in (0..full.start).chain(full.end..self.columns.len()) {
-                    out_row[ox] = row[self.columns[ox].clone()].iter().sum::<f32>() * scales[ox];
-                }
-                if let Some(first) = self.columns.get(full.start).filter(|_| !full.is_empty()) {
-                    let sums = across[oy * w + first.start..].iter().step_by(self.stride);
-                    let outputs = out_row[full.clone()].iter_mut().zip(&scales[full.clone()]);
-                    for ((o, &scale), &sum) in outputs.zip(sums) {
-                        *o = sum * scale;
-                    }
+                self.across.fold(padded, phased, out_row, add);
+                for (o, &scale) in out_row.iter_mut().zip(scales) {
+                    *o *= scale;
                 }
             }
         }
@@ -180,15 +154,15 @@ impl EvalOp for PlaneAvgPool {
                 }
             })
             .collect();
-        let is_full = |c: &Range<usize>| c.len() == kernel[1];
-        let first = columns.iter().position(is_full).unwrap_or(0);
-        let count = columns[first..].iter().take_while(|c| is_full(c)).count();
         let window = Window {
+            across: Columns::new(
+                padding[1].pad_before,
+                w,
+                kernel[1],
+                stride[1],
+                columns.len(),
+            ),
             rows,
-            columns,
-            full_columns: first..first + count,
-            width: kernel[1],
-            stride: stride[1],
             scales,
         };
         let output_shape = spec.output_shape(input.shape())?.shape.to_vec();
@@ -200,7 +174,7 @@ impl EvalOp for PlaneAvgPool {
             let mut dst_plain = output.try_as_plain_ram_mut()?;
             let dst = dst_plain.as_slice_mut::<f32>()?;
             let planes = src.chunks_exact(h * w).zip(dst.chunks_exact_mut(out_len));
-            let mut scratch = [vec![0.0; window.rows.len() * w], Vec::new()];
+            let mut scratch = [window.across.padded_row(0.0), Vec::new()];
             #[cfg(target_arch = "x86_64")]
             if is_x86_feature_detected!("avx2") {
                 // SAFETY: the CPU has AVX2.

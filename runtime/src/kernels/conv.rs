@@ -28,11 +28,11 @@ use super::joined::{self, Joinable, Layout};
 use super::patches::{self, is_plain, pack_panels, per_channel, Geometry, Patches, ROWS, VECTOR};
 use super::sparse::{self, Densest, Sparse};
 use super::winograd;
-use super::x86_64::{Bias, Fma, Fma512};
+use super::x86_64::{Activation, Bias, Fma, Fma512};
 
 /// A 2-D, stride-1, undilated, ungrouped f32 convolution over `[N, C, H, W]`
-/// (or `[C, H, W]`), any kernel size and padding, with its bias and an
-/// optional ReLU folded in.
+/// (or `[C, H, W]`), any kernel size and padding, with its bias and the
+/// activation after it folded in.
 #[derive(Clone, PartialEq)]
 pub struct PlaneConv {
     pub pool_spec: PoolSpec,
@@ -40,7 +40,7 @@ pub struct PlaneConv {
     weights: Weights,
     /// One per output channel, zero-padded to whole panels.
     bias: Arc<Vec<f32>>,
-    pub relu: bool,
+    pub activation: Activation,
     /// Whether panels run on 512-bit vectors: the CPU has AVX-512F.
     wide: bool,
 }
@@ -96,13 +96,13 @@ impl fmt::Debug for PlaneConv {
         let layout = self.layout();
         write!(
             f,
-            "PlaneConv({}->{}, {:?}, stride {:?}, {:?}, relu: {}, {layout})",
+            "PlaneConv({}->{}, {:?}, stride {:?}, {:?}, {:?}, {layout})",
             s.input_channels,
             s.output_channels,
             s.kernel_shape,
             s.strides(),
             s.padding,
-            self.relu
+            self.activation
         )
     }
 }
@@ -117,10 +117,10 @@ impl PlaneConv {
         conv: &Conv,
         input: DatumType,
         consts: &[Arc<Tensor>],
-        relu: bool,
+        activation: Activation,
         shape: Option<&[usize]>,
     ) -> TractResult<Option<PlaneConv>> {
-        PlaneConv::with_densest(conv, input, consts, relu, shape, Densest::F32)
+        PlaneConv::with_densest(conv, input, consts, activation, shape, Densest::F32)
     }
 
     /// [`PlaneConv::for_conv`], with sparse weights up to `densest`.
@@ -128,7 +128,7 @@ impl PlaneConv {
         conv: &Conv,
         input: DatumType,
         consts: &[Arc<Tensor>],
-        relu: bool,
+        activation: Activation,
         shape: Option<&[usize]>,
         densest: Densest,
     ) -> TractResult<Option<PlaneConv>> {
@@ -171,7 +171,7 @@ impl PlaneConv {
             pool_spec: spec.clone(),
             weights,
             bias: Arc::new(per_channel(bias, spec.output_channels)?),
-            relu,
+            activation,
             wide: is_x86_feature_detected!("avx512f"),
         }))
     }
@@ -258,7 +258,7 @@ impl PlaneConv {
         let (positions, co) = (g.positions(), self.pool_spec.output_channels);
         let bias = Bias {
             bias: &self.bias,
-            relu: self.relu,
+            activation: self.activation,
         };
         // Whole tiles of output positions; past the last position the tiles
         // read stale patches, whose products they do not write.

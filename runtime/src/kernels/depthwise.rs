@@ -21,11 +21,11 @@ use tract_onnx::tract_core::ops::cnn::{Conv, PoolSpec};
 use super::frame::{MultiplyAdd, Vector};
 use super::joined::{self, Joinable, Layout};
 use super::patches::{is_planar, per_channel, Geometry, Patches, VECTOR};
-use super::x86_64::{Bias, Fma};
+use super::x86_64::{Activation, Bias, Fma};
 
 /// A 2-D, undilated depthwise f32 convolution over `[N, C, H, W]` (or
 /// `[C, H, W]`): one filter per channel, any kernel size, stride and
-/// padding, with its bias and an optional ReLU folded in.
+/// padding, with its bias and the activation after it folded in.
 #[derive(Clone, PartialEq)]
 pub struct PlaneDepthwise {
     pub pool_spec: PoolSpec,
@@ -33,7 +33,7 @@ pub struct PlaneDepthwise {
     weights: Arc<Vec<f32>>,
     /// One per channel, zero-padded to whole panels.
     bias: Arc<Vec<f32>>,
-    pub relu: bool,
+    pub activation: Activation,
 }
 
 /// tract compares ops to merge twins; a NaN weight only makes an op unequal
@@ -45,12 +45,12 @@ impl fmt::Debug for PlaneDepthwise {
         let s = &self.pool_spec;
         write!(
             f,
-            "PlaneDepthwise({} channels, {:?}, stride {:?}, {:?}, relu: {})",
+            "PlaneDepthwise({} channels, {:?}, stride {:?}, {:?}, {:?})",
             s.output_channels,
             s.kernel_shape,
             s.strides(),
             s.padding,
-            self.relu
+            self.activation
         )
     }
 }
@@ -63,7 +63,7 @@ impl PlaneDepthwise {
         conv: &Conv,
         input: DatumType,
         consts: &[Arc<Tensor>],
-        relu: bool,
+        activation: Activation,
     ) -> TractResult<Option<PlaneDepthwise>> {
         let spec = &conv.pool_spec;
         let [kernel, bias] = consts else {
@@ -89,7 +89,7 @@ impl PlaneDepthwise {
             pool_spec: spec.clone(),
             weights: Arc::new(weights.to_vec()),
             bias: Arc::new(per_channel(bias, spec.output_channels)?),
-            relu,
+            activation,
         }))
     }
 
@@ -108,7 +108,7 @@ impl PlaneDepthwise {
         let Patches { padded, matrix, .. } = rows;
         let bias = Bias {
             bias: &self.bias,
-            relu: self.relu,
+            activation: self.activation,
         };
         let (kh, kw) = g.kernel;
         // Channel by channel, so that the padded plane is still in cache
@@ -239,7 +239,7 @@ impl Taps<'_> {
             let taps = self.filter.iter().zip(self.offsets);
             let start = self.bias.bias[self.c];
             let sum = taps.fold(start, |sum, (w, &at)| w.mul_add(under[at + x], sum));
-            *o = if self.bias.relu { sum.max(0.0) } else { sum };
+            *o = self.bias.activation.scalar(sum);
         }
     }
 
@@ -267,7 +267,7 @@ impl Taps<'_> {
                 }
             }
             for (i, sum) in sums.into_iter().enumerate() {
-                self.bias.relu(sum).store(out.add(i * VECTOR));
+                self.bias.activate(sum).store(out.add(i * VECTOR));
             }
         }
     }
@@ -341,8 +341,8 @@ mod tests {
     use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec, PoolSpec};
     use tract_onnx::tract_core::ops::nn::DataFormat;
 
-    use super::PlaneDepthwise;
-    use crate::kernels::tests::{assert_close, run, values};
+    use super::{Activation, PlaneDepthwise};
+    use crate::kernels::tests::{activated, activation, assert_close, run, values};
 
     /// Depthwise convolutions as imported nets have them, and tract's
     /// outputs for them: MobileNet's 3x3 at strides 1 and 2 over planes
@@ -389,13 +389,13 @@ mod tests {
                 .chain(consts.iter().map(|t| t.clone().into_tvalue()))
                 .collect();
             let tracts = conv.eval_out_of_plan(inputs).unwrap().unwrap().remove(0);
-            let floor = if relu { 0.0 } else { f32::NEG_INFINITY };
+            let activation = activation(i, relu);
             let expected: Vec<f32> = (tracts.to_plain_array_view::<f32>().unwrap())
                 .iter()
-                .map(|v| v.max(floor))
+                .map(|&v| activated(activation, v))
                 .collect();
             let expected = Tensor::from_shape(tracts.shape(), &expected).unwrap();
-            let ours = PlaneDepthwise::for_conv(&conv, f32::datum_type(), &consts, relu)
+            let ours = PlaneDepthwise::for_conv(&conv, f32::datum_type(), &consts, activation)
                 .unwrap()
                 .expect("a depthwise f32 conv");
             assert_close(
@@ -429,14 +429,15 @@ mod tests {
             q_params: None,
         };
         let consts = [kernel(8, 2), tensor1(&[0f32; 8])].map(|t| t.into_arc_tensor());
-        let op = PlaneDepthwise::for_conv(&grouped, f32::datum_type(), &consts, false);
+        let op = PlaneDepthwise::for_conv(&grouped, f32::datum_type(), &consts, Activation::NONE);
         assert!(op.unwrap().is_none());
         let multiplied = Conv {
             pool_spec: spec(4, 8),
             group: 4,
             ..grouped
         };
-        let op = PlaneDepthwise::for_conv(&multiplied, f32::datum_type(), &consts, false);
+        let op =
+            PlaneDepthwise::for_conv(&multiplied, f32::datum_type(), &consts, Activation::NONE);
         assert!(op.unwrap().is_none());
     }
 }

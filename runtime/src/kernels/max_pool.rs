@@ -1,8 +1,7 @@
-//! 2-D max pooling over channel planes in passes over whole rows: the
-//! maxima down each window's rows, then the maxima of every kernel-width run
-//! of those, both contiguous so that they vectorise, then one gather of the
-//! outputs. tract's own pool walked a precomputed patch per output element,
-//! and this was a sixth of squeeze1's and alex4's time.
+//! 2-D max pooling over channel planes in passes over whole rows (see
+//! [`pool_rows`](super::pool_rows)): the maxima down each output row's
+//! windows, then across them. tract's own pool walked a precomputed patch
+//! per output element, and this was a sixth of squeeze1's and alex4's time.
 
 #[cfg(target_arch = "x86_64")]
 mod lanes;
@@ -13,6 +12,8 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::PoolSpec;
 use tract_onnx::tract_core::ops::nn::DataFormat;
+
+use super::pool_rows::{fold, spans, Columns};
 
 /// Max pooling of `[N, C, H, W]` (or `[C, H, W]`) tensors, any kernel,
 /// stride and padding, no dilation. Integer and quantized tensors pool their
@@ -69,22 +70,22 @@ impl PlaneMaxPool {
         let padding = self.pool_spec.computed_padding(shape.hw_dims());
         let (kernel, stride) = (&self.pool_spec.kernel_shape, self.pool_spec.strides());
         let (rows, columns) = (&padding[0], &padding[1]);
-        let columns = spans(
-            columns.convoluted,
-            stride[1],
-            kernel[1],
-            columns.pad_before,
-            w,
-        );
-        let is_full = |c: &Range<usize>| c.len() == kernel[1];
-        let first = columns.iter().position(is_full).unwrap_or(0);
-        let count = columns[first..].iter().take_while(|c| is_full(c)).count();
         let window = Window {
             rows: spans(rows.convoluted, stride[0], kernel[0], rows.pad_before, h),
-            full_columns: first..first + count,
-            columns,
-            width: kernel[1],
-            stride: stride[1],
+            columns: spans(
+                columns.convoluted,
+                stride[1],
+                kernel[1],
+                columns.pad_before,
+                w,
+            ),
+            across: Columns::new(
+                columns.pad_before,
+                w,
+                kernel[1],
+                stride[1],
+                columns.convoluted,
+            ),
         };
         let output_shape = self.pool_spec.output_shape(input.shape())?.shape.to_vec();
         let mut output = unsafe { Tensor::uninitialized_dt(input.datum_type(), &output_shape)? };
@@ -94,7 +95,7 @@ impl PlaneMaxPool {
         let dst = dst_plain.as_slice_mut::<T>()?;
         let out_len = window.rows.len() * window.columns.len();
         if out_len > 0 && w > 0 && !in_registers(&window, (h, w), src, dst) {
-            let mut scratch = [vec![T::min_value(); window.rows.len() * w], Vec::new()];
+            let mut scratch = [window.across.padded_row(T::min_value()), Vec::new()];
             let planes = src.chunks_exact(h * w).zip(dst.chunks_exact_mut(out_len));
             window.pool_all(planes, &mut scratch);
         }
@@ -118,37 +119,14 @@ type Pools = (InRegisters<f32>, InRegisters<u8>, InRegisters<i8>);
 #[cfg(any(test, not(target_arch = "x86_64")))]
 const IN_MEMORY: Pools = (declined, declined, declined);
 
-/// For each of `outputs` positions along one axis, the input positions in
-/// bounds under its window: output `o` covers inputs `o * stride - pad` to
-/// `o * stride - pad + kernel`, clipped to `0..size`.
-pub(super) fn spans(
-    outputs: usize,
-    stride: usize,
-    kernel: usize,
-    pad: usize,
-    size: usize,
-) -> Vec<Range<usize>> {
-    (0..outputs)
-        .map(|o| {
-            let lo = (o * stride).max(pad);
-            let hi = (o * stride + kernel).min(pad + size).max(lo);
-            lo - pad..hi - pad
-        })
-        .collect()
-}
-
 /// Where each output row and column reads its input.
 struct Window {
     /// The input rows, in bounds, under each output row.
     rows: Vec<Range<usize>>,
     /// The input columns, in bounds, under each output column.
     columns: Vec<Range<usize>>,
-    /// The kernel's width.
-    width: usize,
-    /// The stride from one output column to the next.
-    stride: usize,
-    /// The output columns whose windows lie wholly in the image.
-    full_columns: Range<usize>,
+    /// How an output row folds a row of maxima across.
+    across: Columns,
 }
 
 impl Window {
@@ -193,93 +171,26 @@ impl Window {
         self.pool_each(planes, scratch)
     }
 
-    /// Pools one `plane` into `out` in three passes, each over whole rows so
-    /// that the first two vectorise: the maxima down each output row's
-    /// window into `down`, `[out_h, W]`; the maxima of every `width`
-    /// consecutive values of `down` into `across` (those that straddle two
-    /// rows are never read); then each output, which reads `across` where
-    /// its window is wholly in bounds and folds its part of `down` where it
-    /// is not. Windows wholly in the padding get `T::min_value()`, as in
-    /// tract's pool.
+    /// Pools one `plane` into `out`, output row by output row: the maxima
+    /// down the row's windows into `down`, then across (see
+    /// [`Columns::fold`]). Windows wholly in the padding get
+    /// `T::min_value()`, as in tract's pool.
     #[inline(always)]
     fn pool<T: Copy + PartialOrd + tract_num_traits::Bounded>(
         &self,
         plane: &[T],
         out: &mut [T],
-        [down, across]: &mut [Vec<T>; 2],
+        [padded, phased]: &mut [Vec<T>; 2],
     ) {
-        let w = down.len() / self.rows.len();
-        for (row, rows) in down.chunks_exact_mut(w).zip(&self.rows) {
+        let w = self.across.interior(padded).len();
+        for (out_row, rows) in out.chunks_exact_mut(self.across.outputs).zip(&self.rows) {
+            let down = self.across.interior(padded);
             match rows.len() {
-                0 => row.fill(T::min_value()),
-                n => maxima(row, &plane[rows.start * w..], (n, w)),
+                0 => down.fill(T::min_value()),
+                n => fold(down, &plane[rows.start * w..], (0..n).map(|k| k * w), max),
             }
+            self.across.fold(padded, phased, out_row, max);
         }
-        let windows = (down.len() + 1).saturating_sub(self.width);
-        across.clear();
-        across.resize(windows, T::min_value());
-        maxima(across, down, (self.width, 1));
-        // The output columns whose windows lie wholly in the image, a run
-        // in the middle, read `across` at a stride; the others fold `down`.
-        let full = &self.full_columns;
-        let rows = out
-            .chunks_exact_mut(self.columns.len())
-            .zip(down.chunks_exact(w));
-        for (oy, (out_row, row)) in rows.enumerate() {
-            for ox in (0..full.start).chain(full.end..self.columns.len()) {
-                out_row[ox] = row[self.columns[ox].clone()]
-                    .iter()
-                    .fold(T::min_value(), |m, &v| max(m, v));
-            }
-            if let Some(first) = self.columns.get(full.start).filter(|_| !full.is_empty()) {
-                let windows = across[oy * w + first.start..].iter().step_by(self.stride);
-                for (o, &m) in out_row[full.clone()].iter_mut().zip(windows) {
-                    *o = m;
-                }
-            }
-        }
-    }
-}
-
-/// `dst[i] = max(src[i], src[i + step], ..)`, `count` values each, for
-/// every `i`.
-#[inline(always)]
-fn maxima<T: Copy + PartialOrd>(dst: &mut [T], src: &[T], window: (usize, usize)) {
-    // Runs of 8 f32 or 16 bytes, whole 128-bit lanes, compile to plain
-    // vector loads, compares and stores; shorter rows of bytes take 8.
-    match size_of::<T>() {
-        1 if dst.len() >= 16 => maxima_in_runs::<T, 16>(dst, src, window),
-        _ => maxima_in_runs::<T, 8>(dst, src, window),
-    }
-}
-
-/// [`maxima`] for `RUN` outputs at a time, whose maxima build up in
-/// registers and are stored once: updated in place in memory, they compile
-/// to masked stores, which are slow.
-#[inline(always)]
-fn maxima_in_runs<T: Copy + PartialOrd, const RUN: usize>(
-    dst: &mut [T],
-    src: &[T],
-    (count, step): (usize, usize),
-) {
-    let n = dst.len();
-    if n < RUN {
-        for (x, d) in dst.iter_mut().enumerate() {
-            let values = (0..count).map(|k| src[k * step + x]);
-            *d = values.reduce(max).expect("count > 0");
-        }
-        return;
-    }
-    // Runs from the start, and a last one that may overlap the one before.
-    for x in (0..n - RUN).step_by(RUN).chain([n - RUN]) {
-        let mut acc: [T; RUN] = src[x..][..RUN].try_into().expect("RUN values");
-        for k in 1..count {
-            let values: &[T; RUN] = src[k * step + x..][..RUN].try_into().expect("RUN values");
-            for (m, &v) in acc.iter_mut().zip(values) {
-                *m = max(*m, v);
-            }
-        }
-        dst[x..][..RUN].copy_from_slice(&acc);
     }
 }
 

@@ -19,6 +19,8 @@ mod max_pool;
 mod mean;
 #[cfg(target_arch = "x86_64")]
 mod patches;
+mod phases;
+mod pool_rows;
 #[cfg(target_arch = "x86_64")]
 mod qconv;
 mod quantize;
@@ -53,6 +55,8 @@ pub use qconv::PlaneQConv;
 pub use quantize::PlaneQuantize;
 pub use softmax::PlaneSoftmax;
 pub use standardise::PlaneStandardise;
+#[cfg(target_arch = "x86_64")]
+pub use x86_64::Activation;
 
 /// `model`, its input of fact `input` (raw pixels of one batch size, or
 /// a foreign model's float planes), typed, optimised and runnable, with
@@ -99,14 +103,13 @@ fn swap_convs(model: &mut TypedModel) -> TractResult<()> {
                 None => continue,
             }
         } else {
-            let relu = relu_after(model, node)?;
-            let fused = relu.unwrap_or(id);
-            if let Some(op) =
-                PlaneConv::for_conv(conv, dt, &consts, relu.is_some(), shape.as_deref())?
+            let (activation, last) =
+                activation_after(model, node)?.unwrap_or((Activation::NONE, id));
+            if let Some(op) = PlaneConv::for_conv(conv, dt, &consts, activation, shape.as_deref())?
             {
-                (Box::new(op), fused)
-            } else if let Some(op) = PlaneDepthwise::for_conv(conv, dt, &consts, relu.is_some())? {
-                (Box::new(op), fused)
+                (Box::new(op), last)
+            } else if let Some(op) = PlaneDepthwise::for_conv(conv, dt, &consts, activation)? {
+                (Box::new(op), last)
             } else {
                 continue;
             }
@@ -169,16 +172,114 @@ fn swap_convs(_: &mut TypedModel) -> TractResult<()> {
     Ok(())
 }
 
-/// The node that applies ReLU (ONNX's Relu is `max(x, 0)` in tract) to
-/// `node`'s output, where nothing else reads that output.
+/// The activation that follows `node` and the last node of it, where
+/// nothing else reads what comes between: ReLU (tract's Max with zero),
+/// a clamp (ONNX's Clip: Max then Min by constants), or HardSwish (ONNX's
+/// HardSigmoid, which tract spells Mul, Add, Min and Max by constants, then
+/// a Mul by `node`'s output).
 #[cfg(target_arch = "x86_64")]
-fn relu_after(model: &TypedModel, node: &TypedNode) -> TractResult<Option<usize>> {
-    use tract_onnx::tract_core::ops::math::Max;
-    let relu = const_operand_after::<Max>(model, node)?.filter(|(_, zero)| {
-        zero.to_plain_array_view::<f32>()
-            .is_ok_and(|v| v.iter().all(|&x| x == 0.0))
-    });
-    Ok(relu.map(|(next, _)| next))
+fn activation_after(
+    model: &TypedModel,
+    node: &TypedNode,
+) -> TractResult<Option<(Activation, usize)>> {
+    use tract_onnx::tract_core::ops::math::{Add, Max, Min, Mul};
+    if let Some((max, lo)) = const_operand_after::<Max>(model, node)? {
+        let Some(lo) = uniform(&lo) else {
+            return Ok(None);
+        };
+        let clip = const_operand_after::<Min>(model, model.node(max))?;
+        return Ok(Some(
+            match clip.and_then(|(min, hi)| Some((min, uniform(&hi)?))) {
+                Some((min, hi)) => (Activation::Clamp { lo, hi }, min),
+                None => (
+                    Activation::Clamp {
+                        lo,
+                        hi: f32::INFINITY,
+                    },
+                    max,
+                ),
+            },
+        ));
+    }
+    // HardSwish: `node`'s output read by the scale and the last Mul alone.
+    let out = OutletId::new(node.id, 0);
+    let readers = &node.outputs[0].successors;
+    if readers.len() != 2 || model.output_outlets()?.contains(&out) {
+        return Ok(None);
+    }
+    let (first, second) = (readers[0].node, readers[1].node);
+    for (scale, product) in [(first, second), (second, first)] {
+        let Some((alpha, add)) = const_of::<Mul>(model, scale, out)? else {
+            continue;
+        };
+        let Some((beta, min)) = next_const::<Add>(model, add)? else {
+            continue;
+        };
+        let Some((one, max)) = next_const::<Min>(model, min)? else {
+            continue;
+        };
+        let Some((zero, last)) = next_const::<Max>(model, max)? else {
+            continue;
+        };
+        let gate = OutletId::new(max, 0);
+        let product_node = model.node(product);
+        let is_mul = product_node
+            .op_as::<TypedBinOp>()
+            .is_some_and(|b| b.0.is::<Mul>());
+        let inputs = &product_node.inputs;
+        let of_both = inputs.len() == 2 && inputs.contains(&out) && inputs.contains(&gate);
+        if (one, zero) == (1.0, 0.0) && last == product && is_mul && of_both {
+            return Ok(Some((Activation::HardSwish { alpha, beta }, product)));
+        }
+    }
+    Ok(None)
+}
+
+/// The one value of a constant whose values are all the same f32.
+#[cfg(target_arch = "x86_64")]
+fn uniform(t: &Tensor) -> Option<f32> {
+    let view = t.to_plain_array_view::<f32>().ok()?;
+    let first = *view.iter().next()?;
+    view.iter().all(|&v| v == first).then_some(first)
+}
+
+/// The uniform constant operand of `id`, a binary op `B` of `from` and a
+/// constant, and the one node that reads it.
+#[cfg(target_arch = "x86_64")]
+fn const_of<B: BinMiniOp>(
+    model: &TypedModel,
+    id: usize,
+    from: OutletId,
+) -> TractResult<Option<(f32, usize)>> {
+    let node = model.node(id);
+    let is_b = node.op_as::<TypedBinOp>().is_some_and(|b| b.0.is::<B>());
+    let other = node.inputs.iter().find(|&&i| i != from);
+    let (true, 2, Some(&other)) = (is_b, node.inputs.len(), other) else {
+        return Ok(None);
+    };
+    let value = model.outlet_fact(other)?.konst.as_deref().and_then(uniform);
+    let next = model.single_succ(id)?.map(|n| n.id);
+    let out = OutletId::new(id, 0);
+    Ok(
+        match (value, next, model.output_outlets()?.contains(&out)) {
+            (Some(v), Some(next), false) => Some((v, next)),
+            _ => None,
+        },
+    )
+}
+
+/// [`const_of`] for the node `id`, reading its one predecessor's output.
+#[cfg(target_arch = "x86_64")]
+fn next_const<B: BinMiniOp>(model: &TypedModel, id: usize) -> TractResult<Option<(f32, usize)>> {
+    let node = model.node(id);
+    let Some(&from) = node
+        .inputs
+        .iter()
+        .find(|i| model.outlet_fact(**i).is_ok_and(|f| f.konst.is_none()))
+    else {
+        return Ok(None);
+    };
+    const_of::<B>(model, id, from)
 }
 
 /// The node and its constant operand, where `node`'s output is read only
@@ -297,6 +398,8 @@ mod tests {
     use tract_onnx::tract_core::ops::nn::DataFormat;
     use tract_onnx_opl::lrn::Lrn;
 
+    #[cfg(target_arch = "x86_64")]
+    use super::Activation;
     use super::{PlaneLrn, PlaneMaxPool, PlaneQuantize, PlaneSoftmax};
 
     /// Deterministic values in [-4, 4): the same every run.
@@ -424,7 +527,7 @@ mod tests {
     /// padding, valid windows, positions that end in a narrower tile, and
     /// strides of 2 and 3.
     #[cfg(target_arch = "x86_64")]
-    pub(super) fn conv_cases() -> Vec<(Conv, [usize; 4], bool)> {
+    pub(super) fn conv_cases() -> Vec<(Conv, [usize; 4], Activation)> {
         let same = |k: usize| PaddingSpec::Explicit(tvec![k / 2, k / 2], tvec![k / 2, k / 2]);
         let cases = [
             (3, 64, 3, [1, 3, 24, 24], same(3), true),
@@ -468,7 +571,8 @@ mod tests {
         let unit =
             cases.map(|(ci, co, k, shape, padding, relu)| (ci, co, k, 1, shape, padding, relu));
         (unit.into_iter().chain(strided))
-            .map(|(ci, co, k, stride, shape, padding, relu)| {
+            .enumerate()
+            .map(|(i, (ci, co, k, stride, shape, padding, relu))| {
                 let strides = Some(tvec![stride, stride]);
                 let pool_spec = PoolSpec::new(
                     DataFormat::NCHW,
@@ -485,9 +589,34 @@ mod tests {
                     group: 1,
                     q_params: None,
                 };
-                (conv, shape, relu)
+                (conv, shape, activation(i, relu))
             })
             .collect()
+    }
+
+    /// The activation of test case `i`, one that ReLU (`relu`) or nothing
+    /// follows in the zoo: every third of each a clamp or HardSwish whose
+    /// bounds the test values reach.
+    #[cfg(target_arch = "x86_64")]
+    pub(super) fn activation(i: usize, relu: bool) -> Activation {
+        match (relu, i % 3) {
+            (true, 1) => Activation::Clamp { lo: 0.0, hi: 0.75 },
+            (true, _) => Activation::RELU,
+            (false, 2) => Activation::HardSwish {
+                alpha: 1.0,
+                beta: 0.5,
+            },
+            (false, _) => Activation::NONE,
+        }
+    }
+
+    /// tract's values of the ops that `activation` stands for, on `v`.
+    #[cfg(target_arch = "x86_64")]
+    pub(super) fn activated(activation: Activation, v: f32) -> f32 {
+        match activation {
+            Activation::Clamp { lo, hi } => v.clamp(lo, hi),
+            Activation::HardSwish { alpha, beta } => v * (alpha * v + beta).clamp(0.0, 1.0),
+        }
     }
 
     /// The kernel's shape, `[O, I, kh, kw]`.
@@ -511,12 +640,12 @@ mod tests {
     }
 
     /// Case `i` of [`conv_cases`] with a kernel of `zeros` zeros: the
-    /// input, the kernel and bias, and tract's output (with ReLU where
-    /// asked).
+    /// input, the kernel and bias, and tract's output through the case's
+    /// activation.
     #[cfg(target_arch = "x86_64")]
     pub(super) fn f32_case(
         i: usize,
-        (conv, shape, relu): &(Conv, [usize; 4], bool),
+        (conv, shape, activation): &(Conv, [usize; 4], Activation),
         zeros: f32,
     ) -> (Tensor, [Arc<Tensor>; 2], Tensor) {
         let ks = kernel_shape(conv);
@@ -535,10 +664,9 @@ mod tests {
             .chain(consts.iter().map(|t| t.clone().into_tvalue()))
             .collect();
         let conv_out = conv.eval_out_of_plan(inputs).unwrap().unwrap().remove(0);
-        let floor = if *relu { 0.0 } else { f32::NEG_INFINITY };
         let expected: Vec<f32> = (conv_out.to_plain_array_view::<f32>().unwrap())
             .iter()
-            .map(|v| v.max(floor))
+            .map(|&v| activated(*activation, v))
             .collect();
         let expected = Tensor::from_shape(conv_out.shape(), &expected).unwrap();
         (input, consts, expected)
@@ -549,13 +677,13 @@ mod tests {
     fn conv_matches_tracts_within_float_rounding() {
         use super::PlaneConv;
         for (i, case) in conv_cases().iter().enumerate() {
-            let (conv, shape, relu) = case;
+            let (conv, shape, activation) = case;
             let (input, consts, expected) = f32_case(i, case, 0.0);
             // Both layouts of the weights: the one for planes of unknown
             // size and the one for planes of this size; each on 512-bit
             // vectors where the CPU has them, and on 256-bit ones.
             let ops = [None, Some(&shape[..])].map(|shape| {
-                PlaneConv::for_conv(conv, f32::datum_type(), &consts, *relu, shape)
+                PlaneConv::for_conv(conv, f32::datum_type(), &consts, *activation, shape)
                     .unwrap()
                     .expect("an f32 conv on an AVX2 machine")
             });
@@ -597,7 +725,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     pub(super) fn int8_case(
         i: usize,
-        (conv, shape, _): &(Conv, [usize; 4], bool),
+        (conv, shape, _): &(Conv, [usize; 4], Activation),
         zeros: f32,
     ) -> (Conv, Tensor, [Arc<Tensor>; 8], Tensor) {
         let middle = |dt: DatumType| if dt == u8::datum_type() { 128 } else { 0 };
@@ -757,9 +885,15 @@ mod tests {
                     kernel.unwrap().into_arc_tensor(),
                     bias.unwrap().into_arc_tensor(),
                 ];
-                PlaneConv::for_conv(&conv, f32::datum_type(), &consts, true, Some(&shape))
-                    .unwrap()
-                    .expect("an f32 conv on an AVX2 machine")
+                PlaneConv::for_conv(
+                    &conv,
+                    f32::datum_type(),
+                    &consts,
+                    Activation::RELU,
+                    Some(&shape),
+                )
+                .unwrap()
+                .expect("an f32 conv on an AVX2 machine")
             });
             assert_joined(&f32_convs, &f32_input);
 

@@ -9,6 +9,8 @@ use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PoolSpec};
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
+use super::phases::split_columns;
+
 /// Outputs per 256-bit vector of f32 or i32.
 pub const VECTOR: usize = 8;
 /// Output channels a micro-kernel computes together: one broadcast weight
@@ -277,42 +279,6 @@ impl Geometry {
 
 /// Elements [`Geometry::im2col`] copies as one move.
 const SPAN: usize = 8;
-
-/// The `sw` column phases of a plane of rows `pw` wide into `phases`:
-/// phase `p` is `[rows][pw.div_ceil(sw)]`, columns `p`, `p + sw`.. of each
-/// row (a shorter phase's last column keeps a stale value). A strided
-/// convolution's taps then read runs: one pass over the plane, where
-/// picking every `sw`-th value for each tap took a pass per tap, one value
-/// at a time; two phases compile to vector shuffles.
-#[inline(always)]
-fn split_columns<T: Copy>(plane: &[T], (pw, sw): (usize, usize), phases: &mut Vec<T>) {
-    let (rows, qw) = (plane.len() / pw, pw.div_ceil(sw));
-    if phases.len() < sw * rows * qw {
-        phases.resize(sw * rows * qw, plane[0]);
-    }
-    let phase_len = rows * qw;
-    if sw == 2 {
-        let (even, odd) = phases.split_at_mut(phase_len);
-        let rows = plane.chunks_exact(pw).zip(even.chunks_exact_mut(qw));
-        for ((row, even), odd) in rows.zip(odd.chunks_exact_mut(qw)) {
-            for ((pair, e), o) in row.chunks_exact(2).zip(even.iter_mut()).zip(odd.iter_mut()) {
-                *e = pair[0];
-                *o = pair[1];
-            }
-            if pw % 2 == 1 {
-                even[qw - 1] = row[pw - 1];
-            }
-        }
-        return;
-    }
-    for (p, phase) in phases.chunks_exact_mut(phase_len).take(sw).enumerate() {
-        for (row, out) in plane.chunks_exact(pw).zip(phase.chunks_exact_mut(qw)) {
-            for (o, &v) in out.iter_mut().zip(row[p..].iter().step_by(sw)) {
-                *o = v;
-            }
-        }
-    }
-}
 
 /// Buffers for [`Geometry::im2col`] and [`winograd`](super::winograd),
 /// kept from one evaluation to the next so that a run does not allocate

@@ -79,7 +79,29 @@ impl PlaneStandardise {
     }
 
     /// Scales one `[H, W, C]` image of `width` columns and `channels`
-    /// channels into `out`, `[C, h, w]`.
+    /// channels into `out`, `[C, h, w]`, in code compiled for AVX2 where
+    /// the CPU has it: LLVM then takes three channels' bytes apart eight
+    /// pixels at a time.
+    fn image_fastest(&self, pixels: &[u8], width: usize, channels: usize, out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2.
+            return unsafe { self.image_avx2(pixels, width, channels, out) };
+        }
+        self.image(pixels, width, channels, out)
+    }
+
+    /// [`PlaneStandardise::image`] compiled for AVX2.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn image_avx2(&self, pixels: &[u8], width: usize, channels: usize, out: &mut [f32]) {
+        self.image(pixels, width, channels, out)
+    }
+
+    #[inline(always)]
     fn image(&self, pixels: &[u8], width: usize, channels: usize, out: &mut [f32]) {
         let window = Window {
             op: self,
@@ -212,7 +234,7 @@ impl EvalOp for PlaneStandardise {
                 .chunks_exact(image_bytes)
                 .zip(out.chunks_exact_mut(image_out))
             {
-                self.image(image, width, channels, out);
+                self.image_fastest(image, width, channels, out);
             }
         }
         Ok(tvec!(output.into_tvalue()))

@@ -372,8 +372,8 @@ impl Epilogue for Bias<'_> {
     ) {
         let b = _mm256_set1_ps(self.bias[k]);
         let (left, right) = (
-            self.relu(_mm256_add_ps(left, b)),
-            self.relu(_mm256_add_ps(right, b)),
+            self.activate(_mm256_add_ps(left, b)),
+            self.activate(_mm256_add_ps(right, b)),
         );
         let (lo, hi) = (
             _mm256_unpacklo_ps(left, right),

@@ -1,7 +1,7 @@
 //! The instructions behind [`frame`](super::frame)'s traits on x86-64:
 //! 256-bit vectors of f32 and of 32-bit words (and 512-bit ones of f32 on
-//! AVX-512), FMA and the integer dot products, and the sinks that finish a kernel's sums (bias and ReLU for
-//! f32, requantization for int8). The ops and Winograd's transforms all
+//! AVX-512), FMA and the integer dot products, and the sinks that finish a kernel's sums (bias and activation
+//! for f32, requantization for int8). The ops and Winograd's transforms all
 //! take them from here, so that no op file imports another's.
 
 use std::arch::x86_64::*;
@@ -43,22 +43,100 @@ impl Vector for __m256i {
     }
 }
 
-/// f32 outputs: from the channel's bias, then ReLU if asked.
+/// [`Activation`] of the vector `x`, in the instruction set whose
+/// broadcast, min, max, mul and add intrinsics are named.
+macro_rules! activated {
+    ($activation:expr, $x:ident, $set1:ident, $min:ident, $max:ident, $mul:ident, $add:ident) => {
+        match $activation {
+            Activation::Clamp { lo, hi } => $min($max($x, $set1(lo)), $set1(hi)),
+            Activation::HardSwish { alpha, beta } => {
+                let t = $add($mul($set1(alpha), $x), $set1(beta));
+                $mul($x, $max($min(t, $set1(1.0)), $set1(0.0)))
+            }
+        }
+    };
+}
+
+/// What an f32 convolution's sums go through before they are stored: the
+/// activation after it in the file, applied in registers so that it costs
+/// no pass of its own over the output. Each is tract's ops in tract's
+/// order, so the values are those of the unfused graph.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Activation {
+    /// `min(max(x, lo), hi)`: none, ReLU, or ReLU6 (ONNX's Clip, which
+    /// tract spells Max then Min).
+    Clamp { lo: f32, hi: f32 },
+    /// `x * max(min(alpha * x + beta, 1), 0)`: HardSwish, as ONNX's
+    /// HardSigmoid then a Mul spell it.
+    HardSwish { alpha: f32, beta: f32 },
+}
+
+impl Activation {
+    pub const NONE: Activation = Activation::Clamp {
+        lo: f32::NEG_INFINITY,
+        hi: f32::INFINITY,
+    };
+    #[cfg(test)]
+    pub const RELU: Activation = Activation::Clamp {
+        lo: 0.0,
+        hi: f32::INFINITY,
+    };
+
+    #[inline(always)]
+    pub(super) fn scalar(self, x: f32) -> f32 {
+        match self {
+            Activation::Clamp { lo, hi } => x.max(lo).min(hi),
+            Activation::HardSwish { alpha, beta } => x * (alpha * x + beta).min(1.0).max(0.0),
+        }
+    }
+
+    /// # Safety
+    /// The CPU must have AVX.
+    #[inline(always)]
+    pub(super) unsafe fn m256(self, x: __m256) -> __m256 {
+        activated!(
+            self,
+            x,
+            _mm256_set1_ps,
+            _mm256_min_ps,
+            _mm256_max_ps,
+            _mm256_mul_ps,
+            _mm256_add_ps
+        )
+    }
+
+    /// # Safety
+    /// The CPU must have AVX-512F.
+    #[inline(always)]
+    pub(super) unsafe fn m512(self, x: __m512) -> __m512 {
+        activated!(
+            self,
+            x,
+            _mm512_set1_ps,
+            _mm512_min_ps,
+            _mm512_max_ps,
+            _mm512_mul_ps,
+            _mm512_add_ps
+        )
+    }
+}
+
+/// tract compares ops to merge twins; the parameters are never NaN, which
+/// would only cost a missed merge.
+impl Eq for Activation {}
+
+/// f32 outputs: from the channel's bias, then the activation.
 pub(super) struct Bias<'a> {
     /// One per output channel, in whole panels.
     pub bias: &'a [f32],
-    pub relu: bool,
+    pub activation: Activation,
 }
 
 impl Bias<'_> {
-    /// `sums`, from the bias already, with ReLU if asked.
+    /// `sums`, from the bias already, through the activation.
     #[inline(always)]
-    pub(super) unsafe fn relu(&self, sums: __m256) -> __m256 {
-        if self.relu {
-            _mm256_max_ps(sums, _mm256_setzero_ps())
-        } else {
-            sums
-        }
+    pub(super) unsafe fn activate(&self, sums: __m256) -> __m256 {
+        self.activation.m256(sums)
     }
 }
 
@@ -70,7 +148,7 @@ impl Across<__m256> for Bias<'_> {
 
     #[inline(always)]
     unsafe fn finish(&self, sums: __m256) -> __m256 {
-        self.relu(sums)
+        self.activate(sums)
     }
 }
 
@@ -84,7 +162,7 @@ impl Sink<__m256> for Bias<'_> {
 
     #[inline(always)]
     unsafe fn store(&self, _: usize, sums: __m256, dst: *mut f32, n: usize) {
-        let v = self.relu(sums);
+        let v = self.activate(sums);
         if n == VECTOR {
             _mm256_storeu_ps(dst, v);
         } else {
@@ -153,11 +231,7 @@ impl Sink<__m512> for Bias<'_> {
 
     #[inline(always)]
     unsafe fn store(&self, _: usize, sums: __m512, dst: *mut f32, n: usize) {
-        let v = if self.relu {
-            _mm512_max_ps(sums, _mm512_setzero_ps())
-        } else {
-            sums
-        };
+        let v = self.activation.m512(sums);
         // A mask of the first `n` lanes: all 16 when the vector is whole.
         let mask = (u32::MAX >> (32 - n)) as __mmask16;
         _mm512_mask_storeu_ps(dst, mask, v);

@@ -413,7 +413,7 @@ impl<I: Registers<T>, T> Picks<I, T> {
         for out in 0..out_w.div_ceil(I::LANES) {
             let outputs = out * I::LANES..((out + 1) * I::LANES).min(out_w);
             let mut out_firsts = Vec::new();
-            for j in 0..window.width {
+            for j in 0..window.across.width {
                 for first in (0..w.div_ceil(group)).map(|g| g * I::SPAN) {
                     // Built in place and dropped if it picks nothing: this
                     // runs on every evaluation, so it allocates no lanes of

@@ -11,7 +11,7 @@ use crate::kernels::dot::Dot;
 use crate::kernels::tests::{
     assert_close, assert_within_one_step, conv_cases, f32_case, int8_case, run,
 };
-use crate::kernels::{PlaneConv, PlaneQConv};
+use crate::kernels::{Activation, PlaneConv, PlaneQConv};
 
 /// Sparse weights however dense the kernel.
 const ALWAYS: Densest = Densest {
@@ -49,10 +49,10 @@ fn sparse_f32_conv_matches_tracts_within_float_rounding() {
         return;
     }
     for (i, case) in conv_cases().iter().enumerate() {
-        let (conv, shape, relu) = case;
+        let (conv, shape, activation) = case;
         let (input, consts, expected) = f32_case(i, case, ZEROS);
         let f32 = f32::datum_type();
-        let op = PlaneConv::with_densest(conv, f32, &consts, *relu, Some(shape), ALWAYS);
+        let op = PlaneConv::with_densest(conv, f32, &consts, *activation, Some(shape), ALWAYS);
         let op = op.unwrap().expect("an f32 conv");
         assert_eq!(is_sparse(&op), !dense_only(conv, shape), "case {i}: {op:?}");
         assert_close(&run(&op, &input), &expected, &format!("case {i}: {op:?}"));
@@ -144,7 +144,7 @@ fn sparse_break_even() {
             group: 1,
             q_params: None,
         };
-        let case = (conv, [1, ci, side, side], true);
+        let case = (conv, [1, ci, side, side], Activation::RELU);
         for zeros in [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9] {
             let mut line = format!("{ci}->{co} {k}x{k} {side}x{side}, {zeros:.1}:");
             let (input, consts, _) = f32_case(0, &case, zeros);
@@ -153,7 +153,7 @@ fn sparse_break_even() {
                     &case.0,
                     f32::datum_type(),
                     &consts,
-                    true,
+                    Activation::RELU,
                     Some(&case.1),
                     densest,
                 );
