@@ -561,10 +561,13 @@ mod tests {
             (3, 1, 1, [1, 3, 1, 1], PaddingSpec::Valid, false),
         ];
         // Strided windows, as imported nets downsample: a stem and a 1x1
-        // shortcut at stride 2, odd planes, one-sided padding, stride 3.
+        // shortcut at stride 2 (or 3), odd planes, one-sided padding,
+        // stride 3.
         let strided = [
             (3, 16, 3, 2, [1, 3, 18, 18], same(3), true),
             (8, 16, 1, 2, [2, 8, 9, 7], PaddingSpec::Valid, false),
+            (6, 12, 1, 2, [1, 6, 8, 10], PaddingSpec::SameUpper, true),
+            (8, 16, 1, 3, [1, 8, 10, 11], PaddingSpec::Valid, false),
             (16, 24, 3, 2, [1, 16, 13, 10], same(3), false),
             (4, 6, 5, 3, [1, 4, 11, 14], PaddingSpec::SameUpper, true),
         ];

@@ -206,6 +206,9 @@ impl Geometry {
         pad: T,
         patches: &'a mut Patches<T>,
     ) -> &'a [T] {
+        if self.is_unpadded_subsample() {
+            return self.subsample(image, width, pad, &mut patches.matrix);
+        }
         let (kh, kw) = self.kernel;
         let (ph, pw) = self.padded_dims();
         let Patches {
@@ -271,6 +274,61 @@ impl Geometry {
                     }
                 }
                 row += width;
+            }
+        }
+        matrix
+    }
+}
+
+impl Geometry {
+    /// Whether the kernel is 1x1 at a stride, over an unpadded image whose
+    /// rows and columns hold every window.
+    fn is_unpadded_subsample(&self) -> bool {
+        let (sh, sw) = self.stride;
+        self.kernel == (1, 1)
+            && !self.is_unit_stride()
+            && (self.top, self.left) == (0, 0)
+            && self.out_h > 0
+            && self.out_w > 0
+            && (self.out_h - 1) * sh < self.h
+            && (self.out_w - 1) * sw < self.w
+    }
+
+    /// The patch matrix of a 1x1 convolution at a stride, unpadded: every
+    /// `sh`-th row of each channel, every `sw`-th value of it. The general
+    /// path padded and split every row into its column phases first, and
+    /// an imported ResNet's 1x1 stride-2 shortcut spent longer on its
+    /// patches than on its products.
+    #[inline(always)]
+    fn subsample<'a, T: Copy>(
+        &self,
+        image: &[T],
+        width: usize,
+        pad: T,
+        matrix: &'a mut Vec<T>,
+    ) -> &'a [T] {
+        let (sh, sw) = self.stride;
+        let (w, out_w) = (self.w, self.out_w);
+        matrix.resize(self.channels * width, pad);
+        let planes = image.chunks_exact(self.h * w).zip(matrix.chunks_exact_mut(width));
+        for (plane, row) in planes {
+            let outs = row.chunks_exact_mut(out_w).take(self.out_h);
+            for (out, src) in outs.zip(plane.chunks(sh * w)) {
+                let src = &src[..w];
+                if sw == 2 {
+                    // Pairs of values, which compile to vector shuffles.
+                    let pairs = (w / 2).min(out_w);
+                    for (o, pair) in out.iter_mut().zip(src.chunks_exact(2)) {
+                        *o = pair[0];
+                    }
+                    for (x, o) in out.iter_mut().enumerate().skip(pairs) {
+                        *o = src[2 * x];
+                    }
+                } else {
+                    for (o, &v) in out.iter_mut().zip(src.iter().step_by(sw)) {
+                        *o = v;
+                    }
+                }
             }
         }
         matrix
