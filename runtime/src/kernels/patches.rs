@@ -9,7 +9,7 @@ use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PoolSpec};
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
-use super::phases::split_columns;
+use super::phases::split_row;
 
 /// Outputs per 256-bit vector of f32 or i32.
 pub const VECTOR: usize = 8;
@@ -217,27 +217,31 @@ impl Geometry {
             phases,
             ..
         } = patches;
-        let padded = self.pad(image, pad, padded);
         let (sh, sw) = self.stride;
         // Phase planes are this wide: phase `p` holds columns `p`, `p + sw`..
         let qw = pw.div_ceil(sw);
+        // A strided convolution reads its planes' column phases; a plane is
+        // `plane_len` long in `padded` (or for strides, `phases`).
+        let (padded, plane_len) = if self.is_unit_stride() {
+            (self.pad(image, pad, padded), ph * pw)
+        } else {
+            self.split_padded(image, pad, padded, phases);
+            (&phases[..], sw * ph * qw)
+        };
         let (positions, out_w) = (self.positions(), self.out_w);
         // Every row's positions are written below; what lies past them may
         // keep old contents. The slack takes the last copy's overrun.
         matrix.resize(self.taps() * width + SPAN, pad);
         let spans = out_w.div_ceil(SPAN);
         let mut row = 0;
-        for plane in (0..self.channels).map(|c| c * ph * pw) {
-            if !self.is_unit_stride() {
-                split_columns(&padded[plane..][..ph * pw], (pw, sw), phases);
-            }
+        for plane in (0..self.channels).map(|c| c * plane_len) {
             for (ky, kx) in (0..kh).flat_map(|ky| (0..kw).map(move |kx| (ky, kx))) {
                 let start = plane + ky * pw + kx;
                 let last = (self.out_h - 1) * pw + spans * SPAN;
                 if !self.is_unit_stride() {
                     // Every `sw`-th column from `kx` on is a run of phase
                     // `kx % sw`; every `sh`-th row from `ky` on.
-                    let phase = &phases[(kx % sw) * ph * qw + ky * qw + kx / sw..];
+                    let phase = &padded[plane + (kx % sw) * ph * qw + ky * qw + kx / sw..];
                     let rows = matrix[row..].chunks_exact_mut(out_w).take(self.out_h);
                     for (out, src) in rows.zip(phase.chunks(sh * qw)) {
                         copy_short(out, &src[..out_w]);
@@ -281,6 +285,39 @@ impl Geometry {
 }
 
 impl Geometry {
+    /// Each channel's padded plane split into its `sw` column phases
+    /// ([`split_columns`](super::phases::split_columns)'s layout), a plane
+    /// after another in `phases`, padded row by row in `row`: the padded
+    /// image is never written whole, which cost a strided stem a pass over
+    /// it.
+    #[inline(always)]
+    fn split_padded<T: Copy>(&self, image: &[T], pad: T, row: &mut Vec<T>, phases: &mut Vec<T>) {
+        let (ph, pw) = self.padded_dims();
+        let sw = self.stride.1;
+        let plane_len = sw * ph * pw.div_ceil(sw);
+        if phases.len() < self.channels * plane_len {
+            phases.resize(self.channels * plane_len, pad);
+        }
+        row.clear();
+        row.resize(pw, pad);
+        let columns = self.w.min(pw.saturating_sub(self.left));
+        let planes = image.chunks_exact(self.h * self.w).zip(phases.chunks_exact_mut(plane_len));
+        for (plane, phases) in planes.take(self.channels) {
+            for r in 0..ph {
+                let y = r.checked_sub(self.top).filter(|&y| y < self.h);
+                match y {
+                    Some(y) => {
+                        row[..self.left].fill(pad);
+                        row[self.left..][..columns].copy_from_slice(&plane[y * self.w..][..columns]);
+                        row[self.left + columns..].fill(pad);
+                    }
+                    None => row.fill(pad),
+                }
+                split_row(row, sw, phases, r * pw.div_ceil(sw));
+            }
+        }
+    }
+
     /// Whether the kernel is 1x1 at a stride, over an unpadded image whose
     /// rows and columns hold every window.
     fn is_unpadded_subsample(&self) -> bool {

@@ -15,26 +15,32 @@ pub(super) fn split_columns<T: Copy>(plane: &[T], (pw, sw): (usize, usize), phas
     if phases.len() < sw * rows * qw {
         phases.resize(sw * rows * qw, plane[0]);
     }
-    let phase_len = rows * qw;
+    for (r, row) in plane.chunks_exact(pw).enumerate() {
+        split_row(row, sw, &mut phases[..sw * rows * qw], r * qw);
+    }
+}
+
+/// One row of [`split_columns`]: its `sw` column phases at `at` in each of
+/// the `sw` equal phase planes of `phases`.
+#[inline(always)]
+pub(super) fn split_row<T: Copy>(row: &[T], sw: usize, phases: &mut [T], at: usize) {
+    let (pw, qw) = (row.len(), row.len().div_ceil(sw));
+    let phase_len = phases.len() / sw;
     if sw == 2 {
         let (even, odd) = phases.split_at_mut(phase_len);
-        let rows = plane.chunks_exact(pw).zip(even.chunks_exact_mut(qw));
-        for ((row, even), odd) in rows.zip(odd.chunks_exact_mut(qw)) {
-            for ((pair, e), o) in row.chunks_exact(2).zip(even.iter_mut()).zip(odd.iter_mut()) {
-                *e = pair[0];
-                *o = pair[1];
-            }
-            if pw % 2 == 1 {
-                even[qw - 1] = row[pw - 1];
-            }
+        let (even, odd) = (&mut even[at..][..qw], &mut odd[at..][..qw]);
+        for ((pair, e), o) in row.chunks_exact(2).zip(even.iter_mut()).zip(odd.iter_mut()) {
+            *e = pair[0];
+            *o = pair[1];
+        }
+        if pw % 2 == 1 {
+            even[qw - 1] = row[pw - 1];
         }
         return;
     }
     for (p, phase) in phases.chunks_exact_mut(phase_len).take(sw).enumerate() {
-        for (row, out) in plane.chunks_exact(pw).zip(phase.chunks_exact_mut(qw)) {
-            for (o, &v) in out.iter_mut().zip(row[p..].iter().step_by(sw)) {
-                *o = v;
-            }
+        for (o, &v) in phase[at..][..qw].iter_mut().zip(row[p..].iter().step_by(sw)) {
+            *o = v;
         }
     }
 }
