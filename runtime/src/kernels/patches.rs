@@ -295,14 +295,18 @@ impl Geometry {
         let (ph, pw) = self.padded_dims();
         let sw = self.stride.1;
         let plane_len = sw * ph * pw.div_ceil(sw);
+        if plane_len == 0 {
+            return;
+        }
         if phases.len() < self.channels * plane_len {
             phases.resize(self.channels * plane_len, pad);
         }
         row.clear();
         row.resize(pw, pad);
         let columns = self.w.min(pw.saturating_sub(self.left));
-        let planes = image.chunks_exact(self.h * self.w).zip(phases.chunks_exact_mut(plane_len));
-        for (plane, phases) in planes.take(self.channels) {
+        let (image_len, phases) = (self.h * self.w, phases.chunks_exact_mut(plane_len));
+        for (c, phases) in phases.take(self.channels).enumerate() {
+            let plane = &image[c * image_len..][..image_len];
             for r in 0..ph {
                 let y = r.checked_sub(self.top).filter(|&y| y < self.h);
                 match y {
