@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 arch=${1:?usage: full-run.sh ARCH}
 case $arch in
 squeeze1) recipe=(--epochs 100 --batch-norm conv --batch 256 --lr 0.4 --warmup-epochs 15) ;;
-alex4) recipe=(--epochs 100 --batch-norm all --batch 256 --lr 0.4 --warmup-epochs 15) ;;
+alex4 | tuto) recipe=(--epochs 100 --batch-norm all --batch 256 --lr 0.4 --warmup-epochs 15) ;;
 *) echo "full-run.sh: no full run is defined for '$arch' yet" >&2; exit 2 ;;
 esac
 trainer=${TRAINER:-target/release/trainer}
