@@ -225,8 +225,8 @@ impl Geometry {
         let (padded, plane_len) = if self.is_unit_stride() {
             (self.pad(image, pad, padded), ph * pw)
         } else {
-            self.split_padded(image, pad, padded, phases);
-            (&phases[..], sw * ph * qw)
+            let plane_len = self.split_padded(image, pad, padded, phases);
+            (&phases[..], plane_len)
         };
         let (positions, out_w) = (self.positions(), self.out_w);
         // Every row's positions are written below; what lies past them may
@@ -289,14 +289,20 @@ impl Geometry {
     /// ([`split_columns`](super::phases::split_columns)'s layout), a plane
     /// after another in `phases`, padded row by row in `row`: the padded
     /// image is never written whole, which cost a strided stem a pass over
-    /// it.
+    /// it. Returns the length of a channel's phases.
     #[inline(always)]
-    fn split_padded<T: Copy>(&self, image: &[T], pad: T, row: &mut Vec<T>, phases: &mut Vec<T>) {
+    fn split_padded<T: Copy>(
+        &self,
+        image: &[T],
+        pad: T,
+        row: &mut Vec<T>,
+        phases: &mut Vec<T>,
+    ) -> usize {
         let (ph, pw) = self.padded_dims();
-        let sw = self.stride.1;
-        let plane_len = sw * ph * pw.div_ceil(sw);
+        let (sw, qw) = (self.stride.1, pw.div_ceil(self.stride.1));
+        let plane_len = sw * ph * qw;
         if plane_len == 0 {
-            return;
+            return plane_len;
         }
         if phases.len() < self.channels * plane_len {
             phases.resize(self.channels * plane_len, pad);
@@ -312,14 +318,16 @@ impl Geometry {
                 match y {
                     Some(y) => {
                         row[..self.left].fill(pad);
-                        row[self.left..][..columns].copy_from_slice(&plane[y * self.w..][..columns]);
+                        row[self.left..][..columns]
+                            .copy_from_slice(&plane[y * self.w..][..columns]);
                         row[self.left + columns..].fill(pad);
                     }
                     None => row.fill(pad),
                 }
-                split_row(row, sw, phases, r * pw.div_ceil(sw));
+                split_row(row, sw, phases, r * qw);
             }
         }
+        plane_len
     }
 
     /// Whether the kernel is 1x1 at a stride, over an unpadded image whose
@@ -351,7 +359,9 @@ impl Geometry {
         let (sh, sw) = self.stride;
         let (w, out_w) = (self.w, self.out_w);
         matrix.resize(self.channels * width, pad);
-        let planes = image.chunks_exact(self.h * w).zip(matrix.chunks_exact_mut(width));
+        let planes = image
+            .chunks_exact(self.h * w)
+            .zip(matrix.chunks_exact_mut(width));
         for (plane, row) in planes {
             let outs = row.chunks_exact_mut(out_w).take(self.out_h);
             for (out, src) in outs.zip(plane.chunks(sh * w)) {

@@ -39,7 +39,10 @@ pub(super) fn split_row<T: Copy>(row: &[T], sw: usize, phases: &mut [T], at: usi
         return;
     }
     for (p, phase) in phases.chunks_exact_mut(phase_len).take(sw).enumerate() {
-        for (o, &v) in phase[at..][..qw].iter_mut().zip(row[p..].iter().step_by(sw)) {
+        for (o, &v) in phase[at..][..qw]
+            .iter_mut()
+            .zip(row[p..].iter().step_by(sw))
+        {
             *o = v;
         }
     }
